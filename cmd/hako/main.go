@@ -1,0 +1,220 @@
+// Command hako is a Linux container runtime with runc's command line.
+//
+// This file holds the global flags, the dispatch to one file per
+// subcommand, and how errors reach the user and the log: engines
+// (containerd's shim, podman, Docker) read the last line of --log in
+// --log-format json to learn why a command failed, as they do with runc.
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hako-runtime/hako/internal/container"
+	"github.com/hako-runtime/hako/internal/initproc"
+	_ "github.com/hako-runtime/hako/internal/nsenter" // the C constructor for container processes
+	"github.com/hako-runtime/hako/internal/state"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+type globals struct {
+	root      string
+	log       string
+	logFormat string
+	debug     bool
+	systemd   bool
+	rootless  string
+	logW      io.Writer
+}
+
+type command struct {
+	usage string
+	run   func(g *globals, args []string) error
+}
+
+var commands = map[string]command{}
+
+func register(name, usage string, run func(g *globals, args []string) error) {
+	commands[name] = command{usage: usage, run: run}
+}
+
+// exitError carries a process's exit code out of run and exec.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func main() {
+	if initproc.IsChild() {
+		initproc.Main()
+		return
+	}
+	os.Exit(realMain(os.Args[1:]))
+}
+
+func realMain(args []string) int {
+	g := &globals{}
+	fs := flag.NewFlagSet("hako", flag.ContinueOnError)
+	fs.StringVar(&g.root, "root", defaultRoot(), "root directory for container state")
+	fs.StringVar(&g.log, "log", "", "log file (default: stderr)")
+	fs.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
+	fs.BoolVar(&g.debug, "debug", false, "debug logging")
+	fs.BoolVar(&g.systemd, "systemd-cgroup", false, "use systemd to manage cgroups")
+	fs.StringVar(&g.rootless, "rootless", "auto", "rootless mode: true, false or auto")
+	showVersion := fs.Bool("version", false, "print the version")
+	fs.BoolVar(showVersion, "v", false, "print the version")
+	fs.Usage = func() { usage(fs) }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 1
+	}
+	if *showVersion {
+		fmt.Printf("hako version %s\nspec: 1.2.0\n", version)
+		return 0
+	}
+	if g.logFormat != "text" && g.logFormat != "json" {
+		fmt.Fprintf(os.Stderr, "hako: --log-format %q: must be text or json\n", g.logFormat)
+		return 1
+	}
+	g.logW = os.Stderr
+	if g.log != "" {
+		f, err := os.OpenFile(g.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_SYNC, 0o644)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "hako: open --log %s: %v\n", g.log, err)
+			return 1
+		}
+		defer f.Close()
+		g.logW = f
+	}
+	if fs.NArg() == 0 {
+		usage(fs)
+		return 1
+	}
+	name := fs.Arg(0)
+	cmd, ok := commands[name]
+	if !ok {
+		g.logError(fmt.Errorf("unknown command %q (see hako --help)", name))
+		return 1
+	}
+	if g.systemd {
+		if _, err := os.Stat("/run/systemd/system"); err != nil {
+			g.logError(errors.New("--systemd-cgroup: systemd is not running on this host (no /run/systemd/system); use the cgroupfs driver (omit the flag)"))
+			return 1
+		}
+		g.logError(errors.New("--systemd-cgroup: the systemd cgroup driver is not supported yet; omit the flag"))
+		return 1
+	}
+	err := cmd.run(g, fs.Args()[1:])
+	var ee exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	if err != nil {
+		g.logError(fmt.Errorf("%s: %w", name, err))
+		return 1
+	}
+	return 0
+}
+
+func defaultRoot() string {
+	if os.Geteuid() != 0 {
+		if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
+			return d + "/hako"
+		}
+	}
+	return "/run/hako"
+}
+
+func usage(fs *flag.FlagSet) {
+	fmt.Fprintf(os.Stderr, "usage: hako [global options] command [options] [args]\n\ncommands:\n")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(os.Stderr, "  %-9s %s\n", n, commands[n].usage)
+	}
+	fmt.Fprintf(os.Stderr, "\nglobal options:\n")
+	fs.PrintDefaults()
+}
+
+// logError writes err to stderr and, with --log, to the log in its format.
+func (g *globals) logError(err error) {
+	msg := err.Error()
+	if g.logW != os.Stderr {
+		g.logLine("error", msg)
+	} else if g.logFormat == "json" {
+		g.logLine("error", msg)
+		return
+	}
+	fmt.Fprintln(os.Stderr, "hako:", msg)
+}
+
+func (g *globals) logLine(level, msg string) {
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	if g.logFormat == "json" {
+		line, _ := json.Marshal(map[string]string{"level": level, "msg": msg, "time": now})
+		fmt.Fprintf(g.logW, "%s\n", line)
+		return
+	}
+	fmt.Fprintf(g.logW, "time=%q level=%s msg=%q\n", now, level, msg)
+}
+
+func (g *globals) warn(msg string) { g.logLine("warning", msg) }
+
+func (g *globals) isRootless() bool {
+	switch g.rootless {
+	case "true":
+		return true
+	case "false":
+		return false
+	}
+	return os.Geteuid() != 0
+}
+
+func (g *globals) runtime() *container.Runtime {
+	return &container.Runtime{Store: &state.Store{Root: g.root}, Rootless: g.isRootless(), Warn: g.warn}
+}
+
+// newFlags makes a subcommand's flag set; errors are returned, not printed
+// twice.
+func newFlags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}
+
+// parse parses a subcommand's flags and checks the number of arguments.
+func parse(fs *flag.FlagSet, args []string, min, max int, argsUsage string) ([]string, error) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(os.Stderr)
+			fmt.Fprintf(os.Stderr, "usage: hako %s [options] %s\n", fs.Name(), argsUsage)
+			fs.PrintDefaults()
+			return nil, exitError{0}
+		}
+		return nil, err
+	}
+	rest := fs.Args()
+	if len(rest) < min || (max >= 0 && len(rest) > max) {
+		return nil, fmt.Errorf("usage: hako %s [options] %s", fs.Name(), argsUsage)
+	}
+	return rest, nil
+}
+
+// stringList is a repeatable string flag (--env, --cap, ...).
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }

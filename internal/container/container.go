@@ -1,0 +1,210 @@
+// Package container is the lifecycle: create, start, kill, delete and exec
+// as operations on a container in the state store, the hooks around them,
+// and the parent's side of the conversation with the container's processes.
+package container
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/hako-runtime/hako/internal/linux/cgroups"
+	"github.com/hako-runtime/hako/internal/state"
+)
+
+// Status is a container's runtime-spec status (plus runc's "paused").
+type Status string
+
+// Statuses.
+const (
+	Creating Status = "creating"
+	Created  Status = "created"
+	Running  Status = "running"
+	Paused   Status = "paused"
+	Stopped  Status = "stopped"
+)
+
+// Sentinel errors for callers.
+var (
+	ErrNotRunning = errors.New("container is not running")
+	ErrWrongState = errors.New("container is in the wrong state")
+)
+
+// Runtime is the set of global options every command shares.
+type Runtime struct {
+	Store    *state.Store
+	Rootless bool
+	// Warn receives non-fatal problems (failing poststart/poststop hooks).
+	Warn func(string)
+}
+
+func (r *Runtime) warn(format string, args ...any) {
+	if r.Warn != nil {
+		r.Warn(fmt.Sprintf(format, args...))
+	}
+}
+
+// Container is a loaded container.
+type Container struct {
+	rt    *Runtime
+	State *state.State
+}
+
+// Load reads a container from the store.
+func (r *Runtime) Load(id string) (*Container, error) {
+	st, err := r.Store.Load(id)
+	if err != nil {
+		return nil, err
+	}
+	return &Container{rt: r, State: st}, nil
+}
+
+// Config reads the config the container was created from.
+func (c *Container) Config() (*specs.Spec, error) {
+	data, err := os.ReadFile(filepath.Join(c.rt.Store.Dir(c.State.ID), state.ConfigName))
+	if err != nil {
+		return nil, fmt.Errorf("container %q: read saved config: %w", c.State.ID, err)
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("container %q: saved config: %w", c.State.ID, err)
+	}
+	return &s, nil
+}
+
+// Status works out the container's status from the kernel, not from what
+// was last written: the init may have died since.
+func (c *Container) Status() Status {
+	if !alive(c.State.InitPid, c.State.InitStart) {
+		return Stopped
+	}
+	if _, err := os.Lstat(filepath.Join(c.rt.Store.Dir(c.State.ID), state.FifoName)); err == nil {
+		return Created
+	}
+	if len(c.State.CgroupPaths) > 0 {
+		if cm, err := cgroups.Load(c.State.CgroupPaths, c.State.Rootless); err == nil {
+			if p, _ := cm.Paused(); p {
+				return Paused
+			}
+		}
+	}
+	return Running
+}
+
+// alive reports whether pid is still the process started at start (pids
+// are reused) and not a zombie.
+func alive(pid int, start uint64) bool {
+	if pid <= 0 {
+		return false
+	}
+	st, zombie, err := procStart(pid)
+	return err == nil && !zombie && (start == 0 || st == start)
+}
+
+// procStart reads a process's start time (field 22 of /proc/<pid>/stat)
+// and whether it is a zombie.
+func procStart(pid int) (uint64, bool, error) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, false, err
+	}
+	// The command name may hold spaces and parentheses: parse after the last ')'.
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, false, fmt.Errorf("parse /proc/%d/stat", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return 0, false, fmt.Errorf("parse /proc/%d/stat", pid)
+	}
+	v, err := strconv.ParseUint(f[19], 10, 64)
+	return v, f[0] == "Z" || f[0] == "X", err
+}
+
+// OCIState is the state JSON of `state`, `list --format json` and hooks:
+// the runtime-spec's fields plus runc's rootfs, created and owner.
+type OCIState struct {
+	Version     string            `json:"ociVersion"`
+	ID          string            `json:"id"`
+	Pid         int               `json:"pid"`
+	Status      Status            `json:"status"`
+	Bundle      string            `json:"bundle"`
+	Rootfs      string            `json:"rootfs"`
+	Created     time.Time         `json:"created"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	Owner       string            `json:"owner"`
+}
+
+// OCIState reports the container's state.
+func (c *Container) OCIState() OCIState {
+	return c.ociState(c.Status())
+}
+
+func (c *Container) ociState(s Status) OCIState {
+	pid := c.State.InitPid
+	if s == Stopped {
+		pid = 0
+	}
+	return OCIState{
+		Version: specs.Version, ID: c.State.ID, Pid: pid, Status: s,
+		Bundle: c.State.Bundle, Rootfs: c.State.Rootfs, Created: c.State.Created,
+		Annotations: c.State.Annotations, Owner: c.State.Owner,
+	}
+}
+
+func (c *Container) stateJSON(s Status) []byte {
+	data, _ := json.Marshal(c.ociState(s))
+	return data
+}
+
+// waitGone waits until pid has exited, up to timeout.
+func waitGone(pid int, timeout time.Duration) error {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		if errors.Is(err, unix.ESRCH) {
+			return nil
+		}
+		return fmt.Errorf("pidfd_open %d: %w", pid, err)
+	}
+	defer unix.Close(fd)
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(fds, int(timeout/time.Millisecond))
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("process %d did not exit within %s", pid, timeout)
+		}
+		return nil
+	}
+}
+
+// signalInit sends sig to the init through a pidfd, so a recycled pid can
+// never receive it.
+func (c *Container) signalInit(sig unix.Signal) error {
+	fd, err := unix.PidfdOpen(c.State.InitPid, 0)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrNotRunning, err)
+	}
+	defer unix.Close(fd)
+	if !alive(c.State.InitPid, c.State.InitStart) {
+		return ErrNotRunning
+	}
+	if err := unix.PidfdSendSignal(fd, sig, nil, 0); err != nil {
+		return fmt.Errorf("signal %d to init %d: %w", sig, c.State.InitPid, err)
+	}
+	return nil
+}

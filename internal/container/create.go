@@ -1,0 +1,262 @@
+package container
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/hako-runtime/hako/internal/hooks"
+	"github.com/hako-runtime/hako/internal/initproc"
+	"github.com/hako-runtime/hako/internal/linux/cgroups"
+	"github.com/hako-runtime/hako/internal/linux/ns"
+	"github.com/hako-runtime/hako/internal/linux/rootfs"
+	"github.com/hako-runtime/hako/internal/nsenter"
+	"github.com/hako-runtime/hako/internal/spec"
+	"github.com/hako-runtime/hako/internal/state"
+)
+
+// CreateOpts are create's flags.
+type CreateOpts struct {
+	ID            string
+	Bundle        string
+	PidFile       string
+	ConsoleSocket string
+	NoPivot       bool
+	NoNewKeyring  bool
+	PreserveFds   int
+	// ListenFds are systemd socket-activation fds passed on before the
+	// preserved ones (LISTEN_FDS).
+	ListenFds int
+	// ConsoleFile, when set, is used instead of dialling ConsoleSocket
+	// (run in the foreground with a terminal makes its own socket).
+	ConsoleFile *os.File
+	Stdin       *os.File
+	Stdout      *os.File
+	Stderr      *os.File
+}
+
+// Create builds the container and leaves its init waiting for start. On
+// failure nothing is left: no process, cgroup, mount or state directory.
+func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
+	bundle, err := filepath.Abs(o.Bundle)
+	if err != nil {
+		return nil, err
+	}
+	s, err := spec.Load(bundle)
+	if err != nil {
+		return nil, err
+	}
+	rootfsPath, err := spec.RootfsPath(s, bundle)
+	if err != nil {
+		return nil, err
+	}
+	if s.Process.Terminal && o.ConsoleSocket == "" && o.ConsoleFile == nil {
+		return nil, errors.New("process.terminal is true: use --console-socket to receive the pty master (or run in the foreground)")
+	}
+	if !s.Process.Terminal && (o.ConsoleSocket != "" || o.ConsoleFile != nil) {
+		return nil, errors.New("--console-socket given but process.terminal is false")
+	}
+	lock, err := r.Store.Create(o.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Unlock()
+
+	var cleanups []func()
+	defer func() {
+		if err != nil {
+			for i := len(cleanups) - 1; i >= 0; i-- {
+				cleanups[i]()
+			}
+		}
+	}()
+	dir := r.Store.Dir(o.ID)
+	cleanups = append(cleanups, func() { r.Store.Remove(o.ID) })
+
+	cfgData, err := json.Marshal(s)
+	if err != nil {
+		return nil, err
+	}
+	if err := state.WriteAtomic(filepath.Join(dir, state.ConfigName), cfgData, 0o600); err != nil {
+		return nil, err
+	}
+	lx := s.Linux
+	if lx == nil {
+		lx = &specs.Linux{}
+	}
+	cm, err := cgroups.New(cgroups.Config{ID: o.ID, CgroupsPath: lx.CgroupsPath, Resources: lx.Resources, Rootless: r.Rootless})
+	if err != nil {
+		return nil, err
+	}
+	if err := cm.Create(); err != nil {
+		return nil, err
+	}
+	cleanups = append(cleanups, func() { cm.Destroy() })
+
+	st := &state.State{
+		ID: o.ID, Bundle: bundle, Rootfs: rootfsPath, Created: time.Now().UTC(),
+		Annotations: s.Annotations, CgroupPaths: cm.Paths(), Rootless: r.Rootless,
+	}
+	c = &Container{rt: r, State: st}
+	// Saved before any process exists: a hako killed from here on leaves
+	// a state that `delete --force` can clean up.
+	if err := r.Store.Save(st); err != nil {
+		return nil, err
+	}
+
+	if err := unix.Mkfifo(filepath.Join(dir, state.FifoName), 0o600); err != nil {
+		return nil, fmt.Errorf("create exec fifo: %w", err)
+	}
+	fifoDir, err := os.OpenFile(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer fifoDir.Close()
+
+	consoleSock := o.ConsoleFile
+	if o.ConsoleSocket != "" {
+		if consoleSock, err = dialConsole(o.ConsoleSocket); err != nil {
+			return nil, err
+		}
+		defer consoleSock.Close()
+	}
+
+	unshare, join, err := ns.Split(lx.Namespaces)
+	if err != nil {
+		return nil, err
+	}
+	req := nsenter.Request{CgroupTasks: cm.JoinFiles(), Join: join, Unshare: unshare}
+	for clock, off := range lx.TimeOffsets {
+		req.TimeOffsets = append(req.TimeOffsets, nsenter.TimeOffset{Clock: clock, Secs: off.Secs, Nanos: off.Nanosecs})
+	}
+	var cgMounts []rootfs.CgroupMount
+	for _, m := range cm.Mounts() {
+		cgMounts = append(cgMounts, rootfs.CgroupMount{Dir: m.Dir, HostPath: m.HostPath, Symlinks: m.Symlinks})
+	}
+	hasRuntimeHooks := s.Hooks != nil && (len(s.Hooks.Prestart) > 0 || len(s.Hooks.CreateRuntime) > 0) //nolint:staticcheck // prestart is deprecated but still honoured
+	plan := &initproc.Plan{
+		Kind: initproc.KindInit, Spec: s, Process: s.Process, Rootfs: rootfsPath, Bundle: bundle,
+		NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring, Cgroups: cgMounts, RuntimeHooks: hasRuntimeHooks,
+	}
+	preserved, err := preservedFiles(o.ListenFds + o.PreserveFds)
+	if err != nil {
+		return nil, err
+	}
+	if o.ListenFds > 0 {
+		env := append([]string{}, s.Process.Env...)
+		plan.Process = copyProcess(s.Process)
+		plan.Process.Env = append(env, "LISTEN_FDS="+strconv.Itoa(o.ListenFds), "LISTEN_PID=1")
+	}
+	so := &spawnOpts{
+		req: req, cgroup2Dir: cm.UnifiedPath(), plan: plan, preserved: preserved,
+		fifoDir: fifoDir, console: consoleSock, uidMaps: lx.UIDMappings, gidMaps: lx.GIDMappings,
+		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr,
+		onPid: func(pid int) error {
+			start, _, err := procStart(pid)
+			if err != nil {
+				return fmt.Errorf("read start time of %d: %w", pid, err)
+			}
+			st.InitPid, st.InitStart = pid, start
+			if err := r.Store.Save(st); err != nil {
+				return err
+			}
+			if s.Process.OOMScoreAdj != nil {
+				p := fmt.Sprintf("/proc/%d/oom_score_adj", pid)
+				if err := os.WriteFile(p, []byte(strconv.Itoa(*s.Process.OOMScoreAdj)), 0); err != nil {
+					return fmt.Errorf("write %s: %w", p, err)
+				}
+			}
+			plan.State = c.stateJSON(Creating)
+			return nil
+		},
+	}
+	p, err := spawn(so)
+	if err != nil {
+		return nil, err
+	}
+	cleanups = append(cleanups, p.kill)
+	for {
+		m, err := p.next()
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%w: exited during create", ErrProcess)
+		}
+		if err != nil {
+			return nil, err
+		}
+		switch m.Type {
+		case initproc.MsgHooks:
+			if err := hooks.Run("prestart", s.Hooks.Prestart, c.stateJSON(Created)); err != nil { //nolint:staticcheck
+				return nil, err
+			}
+			if err := hooks.Run("createRuntime", s.Hooks.CreateRuntime, c.stateJSON(Created)); err != nil {
+				return nil, err
+			}
+			if err := p.send(initproc.Message{Type: initproc.MsgHooksDone}); err != nil {
+				return nil, err
+			}
+			continue
+		case initproc.MsgReady:
+		default:
+			return nil, fmt.Errorf("%w: unexpected message %q", ErrProcess, m.Type)
+		}
+		break
+	}
+	p.conn.Close()
+	if o.PidFile != "" {
+		if err := writePidFile(o.PidFile, st.InitPid); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func copyProcess(p *specs.Process) *specs.Process {
+	cp := *p
+	return &cp
+}
+
+// preservedFiles wraps fds 3..3+n-1 of this process.
+func preservedFiles(n int) ([]*os.File, error) {
+	var fs []*os.File
+	for i := 0; i < n; i++ {
+		fd := 3 + i
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+			return nil, fmt.Errorf("--preserve-fds: fd %d is not open", fd)
+		}
+		fs = append(fs, os.NewFile(uintptr(fd), "preserved-"+strconv.Itoa(fd)))
+	}
+	return fs, nil
+}
+
+// writePidFile writes atomically: engines poll for the file and must never
+// read it half written.
+func writePidFile(path string, pid int) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return err
+	}
+	if err := state.WriteAtomic(abs, []byte(strconv.Itoa(pid)), 0o644); err != nil {
+		return fmt.Errorf("write pid file %s: %w", path, err)
+	}
+	return nil
+}
+
+func dialConsole(path string) (*os.File, error) {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Connect(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("connect to --console-socket %s: %w", path, err)
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}

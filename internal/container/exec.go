@@ -1,0 +1,110 @@
+package container
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/hako-runtime/hako/internal/initproc"
+	"github.com/hako-runtime/hako/internal/linux/cgroups"
+	"github.com/hako-runtime/hako/internal/linux/ns"
+	"github.com/hako-runtime/hako/internal/nsenter"
+)
+
+// ExecOpts are exec's inputs once the CLI has built the process.
+type ExecOpts struct {
+	Process       *specs.Process
+	ConsoleSocket string
+	ConsoleFile   *os.File
+	PidFile       string
+	PreserveFds   int
+	Stdin         *os.File
+	Stdout        *os.File
+	Stderr        *os.File
+}
+
+// Exec starts a process beside the init: in exactly the namespaces the
+// container's config lists, taken from the init (the user namespace
+// included), and in its cgroups. It returns the new process's pid, which is
+// a child of the caller.
+func (c *Container) Exec(o *ExecOpts) (int, error) {
+	switch s := c.Status(); s {
+	case Running, Created:
+	case Paused:
+		return 0, fmt.Errorf("%w: cannot exec in a paused container", ErrWrongState)
+	default:
+		return 0, fmt.Errorf("%w: cannot exec in a stopped container", ErrNotRunning)
+	}
+	cfg, err := c.Config()
+	if err != nil {
+		return 0, err
+	}
+	if o.Process.Terminal && o.ConsoleSocket == "" && o.ConsoleFile == nil {
+		return 0, errors.New("process.terminal is true: use --console-socket (or exec in the foreground)")
+	}
+	lx := cfg.Linux
+	if lx == nil {
+		lx = &specs.Linux{}
+	}
+	req := nsenter.Request{Join: ns.PathsOf(c.State.InitPid, lx.Namespaces)}
+	cgroup2 := ""
+	if len(c.State.CgroupPaths) > 0 {
+		cm, err := cgroups.Load(c.State.CgroupPaths, c.State.Rootless)
+		if err != nil {
+			return 0, err
+		}
+		req.CgroupTasks = cm.JoinFiles()
+		cgroup2 = cm.UnifiedPath()
+	}
+	console := o.ConsoleFile
+	if o.ConsoleSocket != "" {
+		if console, err = dialConsole(o.ConsoleSocket); err != nil {
+			return 0, err
+		}
+		defer console.Close()
+	}
+	preserved, err := preservedFiles(o.PreserveFds)
+	if err != nil {
+		return 0, err
+	}
+	plan := &initproc.Plan{Kind: initproc.KindExec, Spec: cfg, Process: o.Process}
+	so := &spawnOpts{
+		req: req, cgroup2Dir: cgroup2, plan: plan, preserved: preserved, console: console,
+		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr,
+	}
+	// The pid must stay the init's while we join its namespaces.
+	if !alive(c.State.InitPid, c.State.InitStart) {
+		return 0, ErrNotRunning
+	}
+	p, err := spawn(so)
+	if err != nil {
+		return 0, err
+	}
+	m, err := p.next()
+	if err == nil && m.Type != initproc.MsgReady {
+		err = fmt.Errorf("%w: unexpected message %q", ErrProcess, m.Type)
+	}
+	if errors.Is(err, io.EOF) {
+		err = fmt.Errorf("%w: exited before exec", ErrProcess)
+	}
+	if err != nil {
+		p.kill()
+		return 0, err
+	}
+	// After "ready" the socket closes at exec; an error line means
+	// execve itself failed.
+	if _, err := p.next(); err != nil && !errors.Is(err, io.EOF) {
+		p.kill()
+		return 0, err
+	}
+	p.conn.Close()
+	if o.PidFile != "" {
+		if err := writePidFile(o.PidFile, p.pid); err != nil {
+			return 0, err
+		}
+	}
+	return p.pid, nil
+}

@@ -1,0 +1,245 @@
+package container
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hako-runtime/hako/internal/hooks"
+	"github.com/hako-runtime/hako/internal/linux/cgroups"
+	"github.com/hako-runtime/hako/internal/state"
+)
+
+// Start releases a created container's init to exec the user's program.
+func (r *Runtime) Start(id string) error {
+	lock, err := r.Store.Lock(id)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	c, err := r.Load(id)
+	if err != nil {
+		return err
+	}
+	switch s := c.Status(); s {
+	case Created:
+	case Stopped:
+		return fmt.Errorf("%w: cannot start a container that has stopped", ErrWrongState)
+	default:
+		return fmt.Errorf("%w: cannot start an already %s container", ErrWrongState, s)
+	}
+	fifo := filepath.Join(r.Store.Dir(id), state.FifoName)
+	// Non-blocking open: a blocking one would hang forever on an init
+	// that died; instead wait for its byte while watching the init.
+	fd, err := unix.Open(fifo, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open exec fifo: %w", err)
+	}
+	defer unix.Close(fd)
+	if err := awaitFifo(fd, c); err != nil {
+		return err
+	}
+	os.Remove(fifo)
+	c.State.Started = true
+	if err := r.Store.Save(c.State); err != nil {
+		return err
+	}
+	if cfg, err := c.Config(); err == nil && cfg.Hooks != nil {
+		if err := hooks.RunAll("poststart", cfg.Hooks.Poststart, c.stateJSON(Running)); err != nil {
+			r.warn("%v", err)
+		}
+	}
+	return nil
+}
+
+func awaitFifo(fd int, c *Container) error {
+	buf := make([]byte, 1)
+	for {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		_, err := unix.Poll(fds, 100)
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			return err
+		}
+		n, err := unix.Read(fd, buf)
+		if n == 1 {
+			return nil
+		}
+		if err != nil && !errors.Is(err, unix.EAGAIN) {
+			return fmt.Errorf("read exec fifo: %w", err)
+		}
+		if !alive(c.State.InitPid, c.State.InitStart) {
+			return fmt.Errorf("%w: container init exited before start", ErrNotRunning)
+		}
+	}
+}
+
+// Kill sends sig to the init, or with all to every process in the
+// container's cgroup.
+func (r *Runtime) Kill(id string, sig unix.Signal, all bool) error {
+	lock, err := r.Store.Lock(id)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	c, err := r.Load(id)
+	if err != nil {
+		return err
+	}
+	if c.Status() == Stopped {
+		return fmt.Errorf("%w: container %q", ErrNotRunning, id)
+	}
+	if all {
+		return c.signalAll(sig)
+	}
+	return c.signalInit(sig)
+}
+
+// signalAll signals every process of the container. The cgroup is frozen
+// meanwhile so that nothing forks a process that escapes the signal.
+func (c *Container) signalAll(sig unix.Signal) error {
+	cm, err := cgroups.Load(c.State.CgroupPaths, c.State.Rootless)
+	if err != nil {
+		return c.signalInit(sig)
+	}
+	wasPaused, _ := cm.Paused()
+	if !wasPaused {
+		_ = cm.Freeze()
+	}
+	pids, err := cm.Pids()
+	for _, pid := range pids {
+		_ = unix.Kill(pid, sig)
+	}
+	if !wasPaused || sig == unix.SIGKILL {
+		_ = cm.Thaw()
+	}
+	if err != nil {
+		return fmt.Errorf("list container processes: %w", err)
+	}
+	return nil
+}
+
+// Delete removes a container. A running one needs force (runc's rule), a
+// created one is killed, a stopped one is cleaned up.
+func (r *Runtime) Delete(id string, force bool) error {
+	lock, err := r.Store.Lock(id)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	c, err := r.Load(id)
+	if err != nil {
+		if errors.Is(err, state.ErrNotExist) {
+			return err
+		}
+		// A state that cannot be read (a crash mid-write) must still be
+		// removable.
+		if force {
+			return r.Store.Remove(id)
+		}
+		return err
+	}
+	switch s := c.Status(); s {
+	case Stopped:
+	case Created:
+		if err := c.killAndWait(); err != nil {
+			return err
+		}
+	default:
+		if !force {
+			return fmt.Errorf("%w: cannot delete container %s that is not stopped: %s", ErrWrongState, id, s)
+		}
+		if err := c.killAndWait(); err != nil {
+			return err
+		}
+	}
+	return c.destroy()
+}
+
+func (c *Container) killAndWait() error {
+	if len(c.State.CgroupPaths) > 0 {
+		_ = c.signalAll(unix.SIGKILL)
+	}
+	_ = c.signalInit(unix.SIGKILL)
+	if err := waitGone(c.State.InitPid, 10*time.Second); err != nil {
+		return err
+	}
+	return nil
+}
+
+// destroy removes what the container owns: its cgroups (after every
+// process in them is gone), the state directory, then poststop hooks.
+func (c *Container) destroy() error {
+	cfg, cfgErr := c.Config()
+	if len(c.State.CgroupPaths) > 0 {
+		cm, err := cgroups.Load(c.State.CgroupPaths, c.State.Rootless)
+		if err == nil {
+			if pids, _ := cm.Pids(); len(pids) > 0 {
+				_ = c.signalAll(unix.SIGKILL)
+			}
+			err = cm.Destroy()
+		}
+		if err != nil {
+			return fmt.Errorf("remove cgroups of %s: %w", c.State.ID, err)
+		}
+	}
+	st := c.stateJSON(Stopped)
+	if err := c.rt.Store.Remove(c.State.ID); err != nil {
+		return err
+	}
+	if cfgErr == nil && cfg.Hooks != nil {
+		if err := hooks.RunAll("poststop", cfg.Hooks.Poststop, st); err != nil {
+			c.rt.warn("%v", err)
+		}
+	}
+	return nil
+}
+
+// Pids lists the container's processes.
+func (c *Container) Pids() ([]int, error) {
+	cm, err := cgroups.Load(c.State.CgroupPaths, c.State.Rootless)
+	if err != nil {
+		return nil, err
+	}
+	return cm.Pids()
+}
+
+// Pause freezes the container's cgroup.
+func (r *Runtime) Pause(id string) error {
+	return r.freeze(id, true)
+}
+
+// Resume thaws it.
+func (r *Runtime) Resume(id string) error {
+	return r.freeze(id, false)
+}
+
+func (r *Runtime) freeze(id string, freeze bool) error {
+	lock, err := r.Store.Lock(id)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	c, err := r.Load(id)
+	if err != nil {
+		return err
+	}
+	s := c.Status()
+	if freeze && s != Running {
+		return fmt.Errorf("%w: cannot pause a %s container", ErrWrongState, s)
+	}
+	if !freeze && s != Paused {
+		return fmt.Errorf("%w: container %s is not paused (%s)", ErrWrongState, id, s)
+	}
+	cm, err := cgroups.Load(c.State.CgroupPaths, c.State.Rootless)
+	if err != nil {
+		return err
+	}
+	if freeze {
+		return cm.Freeze()
+	}
+	return cm.Thaw()
+}

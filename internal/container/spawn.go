@@ -1,0 +1,176 @@
+package container
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/hako-runtime/hako/internal/initproc"
+	"github.com/hako-runtime/hako/internal/linux/idmap"
+	"github.com/hako-runtime/hako/internal/nsenter"
+)
+
+// spawnOpts describes a container process to start.
+type spawnOpts struct {
+	req        nsenter.Request
+	cgroup2Dir string // joined at birth with clone3(CLONE_INTO_CGROUP)
+	plan       *initproc.Plan
+	preserved  []*os.File // become fds 3, 4, ... in the container
+	fifoDir    *os.File
+	console    *os.File
+	uidMaps    []specs.LinuxIDMapping
+	gidMaps    []specs.LinuxIDMapping
+	// onPid runs once the container process's pid is known and before
+	// the plan is sent: the state must name it before anything can fail.
+	onPid                 func(pid int) error
+	stdin, stdout, stderr *os.File
+}
+
+// proc is a started container process and the parent's end of its socket.
+type proc struct {
+	pid  int
+	conn *os.File
+	dec  *json.Decoder
+}
+
+// ErrProcess is wrapped by errors the container process reported.
+var ErrProcess = errors.New("container process")
+
+// spawn re-executes hako; nsexec.c does the namespace work before Go starts
+// there and reports the pid of the process that goes on (a child of ours,
+// thanks to CLONE_PARENT). That process then receives the plan.
+func spawn(o *spawnOpts) (*proc, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("socketpair: %w", err)
+	}
+	parent := os.NewFile(uintptr(fds[0]), "sync-parent")
+	childEnd := os.NewFile(uintptr(fds[1]), "sync-child")
+	defer childEnd.Close()
+
+	extra := append([]*os.File{}, o.preserved...)
+	next := func(f *os.File) int {
+		if f == nil {
+			return -1
+		}
+		extra = append(extra, f)
+		return 2 + len(extra)
+	}
+	syncFd := next(childEnd)
+	o.plan.FifoDirFd = next(o.fifoDir)
+	o.plan.ConsoleFd = next(o.console)
+	o.plan.PreserveFds = len(o.preserved)
+
+	self, err := os.Executable()
+	if err != nil {
+		self = "/proc/self/exe"
+	}
+	cmd := &exec.Cmd{
+		Path:       "/proc/self/exe",
+		Args:       []string{self, "init"},
+		Env:        []string{nsenter.EnvSync + "=" + strconv.Itoa(syncFd)},
+		Stdin:      o.stdin,
+		Stdout:     o.stdout,
+		Stderr:     o.stderr,
+		ExtraFiles: extra,
+		SysProcAttr: &syscall.SysProcAttr{
+			// If we die before it has reported, it must not linger.
+			Pdeathsig: syscall.SIGKILL,
+		},
+	}
+	if o.cgroup2Dir != "" {
+		cg, err := os.OpenFile(o.cgroup2Dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			parent.Close()
+			return nil, fmt.Errorf("open cgroup %s: %w", o.cgroup2Dir, err)
+		}
+		defer cg.Close()
+		cmd.SysProcAttr.UseCgroupFD = true
+		cmd.SysProcAttr.CgroupFD = int(cg.Fd())
+	}
+	req, err := o.req.Encode()
+	if err != nil {
+		parent.Close()
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		parent.Close()
+		return nil, fmt.Errorf("start container process: %w", err)
+	}
+	childEnd.Close()
+	p := &proc{pid: -1, conn: parent}
+	fail := func(err error) (*proc, error) {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if p.pid > 0 {
+			unix.Kill(p.pid, unix.SIGKILL)
+			var ws unix.WaitStatus
+			unix.Wait4(p.pid, &ws, 0, nil)
+		}
+		parent.Close()
+		return nil, err
+	}
+	if _, err := parent.Write(req); err != nil {
+		return fail(fmt.Errorf("send namespace request: %w", err))
+	}
+	r := bufio.NewReader(parent)
+	pid, err := nsenter.Wait(r, parent, func() error {
+		return idmap.NewWriter().Write(cmd.Process.Pid, o.uidMaps, o.gidMaps)
+	})
+	if err != nil {
+		return fail(err)
+	}
+	p.pid = pid
+	if err := cmd.Wait(); err != nil {
+		return fail(fmt.Errorf("namespace setup process: %w", err))
+	}
+	p.dec = json.NewDecoder(r)
+	if o.onPid != nil {
+		if err := o.onPid(pid); err != nil {
+			return fail(err)
+		}
+	}
+	if err := json.NewEncoder(parent).Encode(o.plan); err != nil {
+		return fail(fmt.Errorf("send plan: %w", err))
+	}
+	return p, nil
+}
+
+// next reads the next message from the container process. An error message
+// becomes an error; EOF means the process died or exec'd.
+func (p *proc) next() (initproc.Message, error) {
+	var m initproc.Message
+	if err := p.dec.Decode(&m); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return m, io.EOF
+		}
+		return m, fmt.Errorf("read from container process: %w", err)
+	}
+	if m.Type == initproc.MsgError {
+		return m, fmt.Errorf("%w: %s", ErrProcess, m.Error)
+	}
+	return m, nil
+}
+
+func (p *proc) send(m initproc.Message) error {
+	return json.NewEncoder(p.conn).Encode(m)
+}
+
+// kill stops and reaps the process; used on failure paths.
+func (p *proc) kill() {
+	if p.pid > 0 {
+		unix.Kill(p.pid, unix.SIGKILL)
+		var ws unix.WaitStatus
+		unix.Wait4(p.pid, &ws, 0, nil)
+	}
+	p.conn.Close()
+}

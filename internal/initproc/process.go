@@ -1,0 +1,231 @@
+package initproc
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/hako-runtime/hako/internal/linux/security"
+)
+
+// Rlimits maps the spec's names to resource numbers.
+var Rlimits = map[string]int{
+	"RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3,
+	"RLIMIT_CORE": 4, "RLIMIT_RSS": 5, "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7,
+	"RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9, "RLIMIT_LOCKS": 10, "RLIMIT_SIGPENDING": 11,
+	"RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13, "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
+}
+
+// prepared is a process ready for execve: everything that may fail has.
+type prepared struct {
+	path        string
+	args, env   []string
+	lateSeccomp *specs.LinuxSeccomp
+	preserveFds int
+}
+
+// prepare applies the process's properties in runc's order (its
+// finalizeNamespace): rlimits and no_new_privs while still root, an early
+// seccomp filter when no_new_privs is off (loading one then needs
+// CAP_SYS_ADMIN), the bounding set, the user with PR_SET_KEEPCAPS, the other
+// capability sets, the working directory, then the executable lookup so a
+// missing binary fails `create`, not `start`.
+func prepare(p *Plan, s *specs.Spec) (*prepared, error) {
+	proc := p.Process
+	for _, r := range proc.Rlimits {
+		res, ok := Rlimits[r.Type]
+		if !ok {
+			return nil, fmt.Errorf("process.rlimits: unknown type %q", r.Type)
+		}
+		// syscall.Setrlimit (not x/sys) so that the Go runtime does not
+		// restore its own start-up RLIMIT_NOFILE at exec.
+		if err := syscall.Setrlimit(res, &syscall.Rlimit{Cur: r.Soft, Max: r.Hard}); err != nil {
+			hint := ""
+			if errors.Is(err, unix.EPERM) {
+				hint = " (raising a hard limit needs CAP_SYS_RESOURCE, which this host's bounding set may lack)"
+			}
+			return nil, fmt.Errorf("setrlimit %s soft=%d hard=%d: %w%s", r.Type, r.Soft, r.Hard, err, hint)
+		}
+	}
+	if proc.NoNewPrivileges {
+		if err := security.SetNoNewPrivileges(); err != nil {
+			return nil, err
+		}
+	}
+	if err := security.ApplyAppArmor(proc.ApparmorProfile); err != nil {
+		return nil, err
+	}
+	if err := security.ApplySELinux(proc.SelinuxLabel); err != nil {
+		return nil, err
+	}
+	var sc *specs.LinuxSeccomp
+	if s != nil && s.Linux != nil {
+		sc = s.Linux.Seccomp
+	}
+	pr := &prepared{args: proc.Args, preserveFds: p.PreserveFds}
+	if sc != nil {
+		if proc.NoNewPrivileges {
+			pr.lateSeccomp = sc
+		} else if err := loadSeccomp(sc); err != nil {
+			return nil, err
+		}
+	}
+	if err := security.DropBounding(proc.Capabilities); err != nil {
+		return nil, err
+	}
+	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
+		return nil, fmt.Errorf("prctl PR_SET_KEEPCAPS: %w", err)
+	}
+	if err := setUser(proc.User); err != nil {
+		return nil, err
+	}
+	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0); err != nil {
+		return nil, fmt.Errorf("prctl PR_SET_KEEPCAPS: %w", err)
+	}
+	if err := security.ApplyCaps(proc.Capabilities); err != nil {
+		return nil, err
+	}
+	if proc.Cwd != "" {
+		if err := unix.Chdir(proc.Cwd); err != nil {
+			return nil, fmt.Errorf("chdir to process.cwd %s: %w", proc.Cwd, err)
+		}
+	}
+	umask := 0o022
+	if proc.User.Umask != nil {
+		umask = int(*proc.User.Umask)
+	}
+	unix.Umask(umask)
+	pr.env = withHome(proc.Env, proc.User.UID)
+	path, err := lookPath(proc.Args[0], pr.env)
+	if err != nil {
+		return nil, err
+	}
+	pr.path = path
+	return pr, nil
+}
+
+func loadSeccomp(sc *specs.LinuxSeccomp) error {
+	fd, err := security.LoadSeccomp(sc)
+	if err != nil {
+		return err
+	}
+	if fd >= 0 {
+		// TODO(hardening issue): hand the notify fd to listenerPath.
+		unix.Close(fd)
+	}
+	return nil
+}
+
+func (pr *prepared) exec() error {
+	if pr.lateSeccomp != nil {
+		if err := loadSeccomp(pr.lateSeccomp); err != nil {
+			return err
+		}
+	}
+	// No fd of hako's may reach the container (CVE-2024-21626): every fd
+	// above the preserved ones closes at exec.
+	if err := unix.CloseRange(uint(3+pr.preserveFds), math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return fmt.Errorf("close_range: %w", err)
+	}
+	err := unix.Exec(pr.path, pr.args, pr.env)
+	return fmt.Errorf("exec %s: %w", pr.path, err)
+}
+
+func setUser(u specs.User) error {
+	if allowed, _ := os.ReadFile("/proc/self/setgroups"); !strings.HasPrefix(string(allowed), "deny") {
+		gids := make([]int, len(u.AdditionalGids))
+		for i, g := range u.AdditionalGids {
+			gids[i] = int(g)
+		}
+		if err := unix.Setgroups(gids); err != nil {
+			return fmt.Errorf("setgroups %v: %w", u.AdditionalGids, err)
+		}
+	} else if len(u.AdditionalGids) > 0 {
+		return fmt.Errorf("process.user.additionalGids: setgroups is denied in this user namespace (seed 002: /proc/self/setgroups is \"deny\")")
+	}
+	if err := unix.Setresgid(int(u.GID), int(u.GID), int(u.GID)); err != nil {
+		return fmt.Errorf("setgid %d: %w%s", u.GID, err, unmappedHint(err))
+	}
+	if err := unix.Setresuid(int(u.UID), int(u.UID), int(u.UID)); err != nil {
+		return fmt.Errorf("setuid %d: %w%s", u.UID, err, unmappedHint(err))
+	}
+	return nil
+}
+
+func unmappedHint(err error) string {
+	if errors.Is(err, unix.EINVAL) {
+		return " (the id is not mapped in the container's user namespace)"
+	}
+	return ""
+}
+
+// withHome adds HOME from the container's /etc/passwd, as runc does.
+func withHome(env []string, uid uint32) []string {
+	for _, e := range env {
+		if strings.HasPrefix(e, "HOME=") {
+			return env
+		}
+	}
+	home := "/"
+	if f, err := os.Open("/etc/passwd"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			fs := strings.Split(sc.Text(), ":")
+			if len(fs) >= 6 && fs[2] == strconv.FormatUint(uint64(uid), 10) && fs[5] != "" {
+				home = fs[5]
+				break
+			}
+		}
+		f.Close()
+	}
+	return append(env[:len(env):len(env)], "HOME="+home)
+}
+
+// lookPath finds the executable with the container's PATH, not hako's.
+func lookPath(name string, env []string) (string, error) {
+	if strings.Contains(name, "/") {
+		if err := checkExec(name); err != nil {
+			return "", fmt.Errorf("exec %q: %w", name, err)
+		}
+		return name, nil
+	}
+	path := ""
+	for _, e := range env {
+		if v, ok := strings.CutPrefix(e, "PATH="); ok {
+			path = v
+		}
+	}
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, name)
+		if checkExec(p) == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("exec %q: executable file not found in $PATH", name)
+}
+
+func checkExec(p string) error {
+	st, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	if st.IsDir() {
+		return fmt.Errorf("is a directory")
+	}
+	if st.Mode()&0o111 == 0 {
+		return os.ErrPermission
+	}
+	return nil
+}

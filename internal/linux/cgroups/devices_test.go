@@ -1,0 +1,181 @@
+package cgroups
+
+import (
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	devices "github.com/opencontainers/cgroups/devices/config"
+	"golang.org/x/sys/unix"
+)
+
+func rule(allow bool, typ devices.Type, major, minor int64, perms string) *devices.Rule {
+	return &devices.Rule{Type: typ, Major: major, Minor: minor, Permissions: devices.Permissions(perms), Allow: allow}
+}
+
+// runProgram interprets the instruction subset program() emits, so the
+// generated filter can be checked without loading it into a kernel.
+func runProgram(t *testing.T, p []bpfInsn, typ, access, major, minor uint32) bool {
+	t.Helper()
+	ctx := [3]uint32{typ | access<<16, major, minor}
+	var reg [11]uint64
+	for pc := 0; pc < len(p); pc++ {
+		in := p[pc]
+		dst, src := in.regs&0xf, in.regs>>4
+		switch in.code {
+		case unix.BPF_LDX | unix.BPF_MEM | unix.BPF_W:
+			if src != r1 || in.off%4 != 0 {
+				t.Fatalf("pc %d: unexpected load", pc)
+			}
+			reg[dst] = uint64(ctx[in.off/4])
+		case unix.BPF_ALU | unix.BPF_AND | unix.BPF_K:
+			reg[dst] = uint64(uint32(reg[dst]) & uint32(in.imm))
+		case unix.BPF_ALU | unix.BPF_RSH | unix.BPF_K:
+			reg[dst] = uint64(uint32(reg[dst]) >> uint32(in.imm))
+		case unix.BPF_ALU | unix.BPF_MOV | unix.BPF_K:
+			reg[dst] = uint64(uint32(in.imm))
+		case unix.BPF_ALU | unix.BPF_MOV | unix.BPF_X:
+			reg[dst] = uint64(uint32(reg[src]))
+		case unix.BPF_JMP | unix.BPF_JNE | unix.BPF_K:
+			if reg[dst] != uint64(int64(in.imm)) {
+				pc += int(in.off)
+			}
+		case unix.BPF_JMP | bpfJEQ | unix.BPF_K:
+			if reg[dst] == uint64(int64(in.imm)) {
+				pc += int(in.off)
+			}
+		case unix.BPF_JMP | unix.BPF_JNE | unix.BPF_X:
+			if reg[dst] != reg[src] {
+				pc += int(in.off)
+			}
+		case unix.BPF_JMP | unix.BPF_EXIT:
+			return reg[r0] == 1
+		default:
+			t.Fatalf("pc %d: unknown opcode %#x", pc, in.code)
+		}
+	}
+	t.Fatal("program ran off the end")
+	return false
+}
+
+const (
+	accR   = unix.BPF_DEVCG_ACC_READ
+	accW   = unix.BPF_DEVCG_ACC_WRITE
+	accM   = unix.BPF_DEVCG_ACC_MKNOD
+	chr    = unix.BPF_DEVCG_DEV_CHAR
+	blk    = unix.BPF_DEVCG_DEV_BLOCK
+	accRW  = accR | accW
+	accRWM = accR | accW | accM
+)
+
+func TestDeviceFilterProgram(t *testing.T) {
+	defaults := defaultDeviceRules(nil)
+	type check struct {
+		typ, access, major, minor uint32
+		want                      bool
+	}
+	for name, tc := range map[string]struct {
+		rules  []*devices.Rule
+		checks []check
+	}{
+		"empty denies all": {nil, []check{{chr, accR, 1, 3, false}, {blk, accM, 8, 0, false}}},
+		"container defaults": {
+			append([]*devices.Rule{rule(false, devices.WildcardDevice, -1, -1, "rwm")}, defaults...),
+			[]check{
+				{chr, accRW, 1, 3, true}, {chr, accR, 1, 5, true}, {chr, accRW, 136, 7, true},
+				{chr, accR, 10, 200, false}, {chr, accM, 10, 200, true}, {blk, accM, 8, 0, true},
+				{blk, accR, 8, 0, false}, {chr, accRWM, 5, 2, true},
+			},
+		},
+		"partial allow must cover request": {
+			[]*devices.Rule{rule(true, devices.CharDevice, 1, 3, "r")},
+			[]check{{chr, accR, 1, 3, true}, {chr, accRW, 1, 3, false}, {blk, accR, 1, 3, false}},
+		},
+		"allows for one node merge": {
+			[]*devices.Rule{rule(true, devices.CharDevice, 1, 3, "r"), rule(true, devices.CharDevice, 1, 3, "w")},
+			[]check{{chr, accRW, 1, 3, true}, {chr, accM, 1, 3, false}},
+		},
+		"deny narrows exact match": {
+			[]*devices.Rule{rule(true, devices.CharDevice, 1, 3, "rwm"), rule(false, devices.CharDevice, 1, 3, "w")},
+			[]check{{chr, accR, 1, 3, true}, {chr, accW, 1, 3, false}},
+		},
+		"allow all then deny overlapping": {
+			[]*devices.Rule{rule(true, devices.WildcardDevice, -1, -1, "rwm"), rule(false, devices.CharDevice, 1, -1, "w")},
+			[]check{{chr, accR, 1, 3, true}, {chr, accRW, 1, 3, false}, {chr, accW, 2, 3, true}, {blk, accW, 1, 3, true}},
+		},
+		"later wildcard resets": {
+			[]*devices.Rule{rule(true, devices.CharDevice, 1, 3, "rwm"), rule(false, devices.WildcardDevice, -1, -1, "rwm")},
+			[]check{{chr, accR, 1, 3, false}},
+		},
+	} {
+		s, err := buildDevState(tc.rules)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		p, err := s.program()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for _, c := range tc.checks {
+			if got := runProgram(t, p, c.typ, c.access, c.major, c.minor); got != c.want {
+				t.Errorf("%s: type %d access %#x %d:%d = %v, want %v", name, c.typ, c.access, c.major, c.minor, got, c.want)
+			}
+		}
+	}
+}
+
+func TestDevStateRejectsBadRules(t *testing.T) {
+	for _, r := range []*devices.Rule{
+		rule(true, devices.FifoDevice, 1, 1, "r"),
+		rule(true, devices.CharDevice, 1, 1, "rx"),
+	} {
+		if _, err := buildDevState([]*devices.Rule{r}); err == nil {
+			t.Errorf("rule %+v accepted", r)
+		}
+	}
+}
+
+func TestErrorFormat(t *testing.T) {
+	pe := &os.PathError{Op: "write", Path: "/sys/fs/cgroup/memory/x/memory.limit_in_bytes", Err: unix.EINVAL}
+	lib := errors.Join(errors.New(`failed to write "1"`), pe) // any wrapping the library might do
+	err := wrapErr("memory", lib)
+	want := "cgroup memory: write /sys/fs/cgroup/memory/x/memory.limit_in_bytes: invalid argument"
+	if err.Error() != want {
+		t.Errorf("got %q, want %q", err, want)
+	}
+	if !errors.Is(err, unix.EINVAL) {
+		t.Error("errno lost")
+	}
+	if again := wrapErr("cpu", err); again != err {
+		t.Error("re-wrapping replaced the controller")
+	}
+	v2 := wrapV2Err(&os.PathError{Op: "write", Path: "/sys/fs/cgroup/x/pids.max", Err: unix.EINVAL})
+	if !strings.HasPrefix(v2.Error(), "cgroup pids: ") {
+		t.Errorf("v2 label: %q", v2)
+	}
+	for file, want := range map[string]string{"cgroup.freeze": "freezer", "cpu.max": "cpu", "io.weight": "io", "weird": ""} {
+		if got := controllerOfFile(file); got != want {
+			t.Errorf("controllerOfFile(%q) = %q, want %q", file, got, want)
+		}
+	}
+	if !errors.Is(&Error{Controller: "hugetlb", Err: ErrNotMounted}, ErrNotMounted) {
+		t.Error("ErrNotMounted not matched")
+	}
+}
+
+func TestNewRejectsSharedPaths(t *testing.T) {
+	for _, cfg := range []Config{{}, {ID: ".."}, {CgroupsPath: "/"}, {CgroupsPath: "/../.."}} {
+		if _, err := New(cfg); err == nil {
+			t.Errorf("New(%+v) accepted", cfg)
+		}
+	}
+}
+
+func TestLoadRejectsForeignPaths(t *testing.T) {
+	for _, p := range []string{"/tmp/x", "/sys/fs/cgroup/../../tmp", "relative"} {
+		if _, err := Load(map[string]string{"memory": p, "": p}, false); err == nil {
+			t.Errorf("Load accepted %q", p)
+		}
+	}
+}

@@ -1,0 +1,22 @@
+// Package cgroups owns the container's control groups: the per-container
+// directories in the cgroup filesystems, the resource limits written into
+// them, and the cgroup-based operations later commands need (listing,
+// freezing and removing the container's processes).
+//
+// It is a thin layer over github.com/opencontainers/cgroups (fs for cgroup
+// v1, fs2 for the unified hierarchy, devices for the v1 device emulator and
+// the v2 eBPF device filter) so that limits behave exactly as they do under
+// runc's cgroupfs driver. What it adds is a create-without-join lifecycle:
+// Create builds and configures the directories with no process in them, and
+// the container process joins by itself (JoinFiles for v1, UnifiedPath as a
+// clone3 CLONE_INTO_CGROUP target for cgroup2), so no pid is ever written on
+// the container's behalf.
+//
+// Hybrid caveat: on hosts that mount the v1 controllers plus a cgroup2 tree
+// at /sys/fs/cgroup/unified, the container gets a directory in both. The v1
+// hierarchies carry almost all limits, while the unified directory is used
+// for process tracking and for controllers that exist only there (typically
+// hugetlb, whose limits then go to hugetlb.<size>.max). A process placed
+// only in one of the two trees is invisible to the other, which is why Pids
+// looks at both.
+package cgroups

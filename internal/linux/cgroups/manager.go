@@ -1,0 +1,257 @@
+package cgroups
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/opencontainers/cgroups"
+	"github.com/opencontainers/cgroups/fs"
+	"github.com/opencontainers/cgroups/fs2"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+const (
+	cgroupRoot    = "/sys/fs/cgroup"
+	hybridRoot    = "/sys/fs/cgroup/unified"
+	unifiedKey    = ""
+	tasksFile     = "tasks"
+	unifiedDirKey = "unified"
+)
+
+// Config describes the cgroup of one container.
+type Config struct {
+	ID          string                // container id; names the cgroup when CgroupsPath is empty
+	CgroupsPath string                // linux.cgroupsPath: "", absolute, or relative to our own cgroup
+	Resources   *specs.LinuxResources // may be nil
+	Rootless    bool
+	// Devices is linux.devices. Optional: only used to drop runc's default
+	// device rule for a node the spec lists itself, as runc does.
+	Devices []specs.LinuxDevice
+}
+
+// Manager handles one container's cgroup directories. It is safe for
+// concurrent use.
+type Manager struct {
+	mu sync.Mutex
+
+	v2       bool // pure cgroup2 host
+	rootless bool
+	// explicitPath records a user-chosen cgroupsPath: like runc, permission
+	// problems are only forgiven for rootless containers on the default path.
+	explicitPath bool
+	res          *cgroups.Resources
+
+	v1      map[string]string // v1 hierarchy name ("memory", "name=systemd", ...) -> dir
+	unified string            // cgroup2 dir: the whole cgroup on v2, the unified tree on hybrid
+}
+
+// MountSource describes one filesystem a "cgroup" mount inside the
+// container must show.
+type MountSource struct {
+	Dir      string   // sub-directory of the cgroup mount; "" for a pure v2 host
+	HostPath string   // the container's own cgroup dir on the host, to bind-mount
+	Type     string   // "cgroup" or "cgroup2"
+	Symlinks []string // names (siblings of Dir) to link to Dir for co-mounted controllers
+}
+
+// New computes the container's cgroup paths; it creates nothing.
+func New(cfg Config) (*Manager, error) {
+	inner := cfg.CgroupsPath
+	if inner == "" {
+		inner = cfg.ID
+	}
+	// A path resolving to a hierarchy root, or to our own cgroup, would
+	// make the container share (and later remove limits from) a cgroup it
+	// does not own.
+	if c := cleanPath(inner); c == "" || c == "/" || c == "." {
+		return nil, fmt.Errorf("cgroup: invalid cgroup path %q (id %q)", cfg.CgroupsPath, cfg.ID)
+	}
+	res, err := ToLibResourcesWithDevices(cfg.Resources, cfg.Devices)
+	if err != nil {
+		return nil, err
+	}
+	cg := &cgroups.Cgroup{Rootless: cfg.Rootless, Resources: &cgroups.Resources{}}
+	// runc's cgroupfs driver: the id is a name relative to our own cgroup,
+	// an explicit path is used as is (absolute = from the hierarchy root).
+	if cfg.CgroupsPath == "" {
+		cg.Name = cfg.ID
+	} else {
+		cg.Path = cfg.CgroupsPath
+	}
+	m := &Manager{
+		v2:           cgroups.IsCgroup2UnifiedMode(),
+		rootless:     cfg.Rootless,
+		explicitPath: cfg.CgroupsPath != "",
+		res:          res,
+		v1:           map[string]string{},
+	}
+	if m.v2 {
+		fm, err := fs2.NewManager(cg, "")
+		if err != nil {
+			return nil, fmt.Errorf("cgroup: %w", err)
+		}
+		m.unified = fm.Path("")
+	} else {
+		// The fs manager is only used for its path computation, which
+		// also knows which hierarchies are mounted and the hybrid tree.
+		fm, err := fs.NewManager(cg, nil)
+		if err != nil {
+			return nil, fmt.Errorf("cgroup: %w", err)
+		}
+		for k, v := range fm.GetPaths() {
+			if k == unifiedKey {
+				m.unified = v
+			} else {
+				m.v1[k] = v
+			}
+		}
+	}
+	if err := m.checkPaths(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Load rebuilds a manager from Paths() persisted by an earlier command.
+func Load(paths map[string]string, rootless bool) (*Manager, error) {
+	m := &Manager{
+		v2:       cgroups.IsCgroup2UnifiedMode(),
+		rootless: rootless,
+		// Later commands never re-apply the device list, so start empty.
+		res: &cgroups.Resources{SkipDevices: true},
+		v1:  map[string]string{},
+	}
+	for k, v := range paths {
+		switch {
+		case k == unifiedKey:
+			m.unified = v
+		case m.v2:
+			return nil, fmt.Errorf("cgroup: state has v1 controller %q but the host is cgroup v2", k)
+		default:
+			m.v1[k] = v
+		}
+	}
+	if err := m.checkPaths(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// checkPaths refuses directories outside the cgroup filesystems: Destroy
+// removes them, so a tampered state file must not point anywhere else.
+func (m *Manager) checkPaths() error {
+	for _, p := range m.allDirs() {
+		if p != filepath.Clean(p) || !strings.HasPrefix(p, cgroupRoot+"/") {
+			return fmt.Errorf("cgroup: refusing path %q outside %s", p, cgroupRoot)
+		}
+	}
+	return nil
+}
+
+// allDirs lists every directory the manager owns, de-duplicated because
+// co-mounted controllers share one directory.
+func (m *Manager) allDirs() []string {
+	dirs := slices.Collect(maps.Values(m.v1))
+	if m.unified != "" {
+		dirs = append(dirs, m.unified)
+	}
+	slices.Sort(dirs)
+	return slices.Compact(dirs)
+}
+
+// Paths returns controller name -> directory, with key "" for the cgroup2
+// directory; this is what the state store persists.
+func (m *Manager) Paths() map[string]string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p := maps.Clone(m.v1)
+	if m.unified != "" {
+		p[unifiedKey] = m.unified
+	}
+	return p
+}
+
+// JoinFiles returns the "tasks" file of every v1 directory. A thread
+// writing "0" there moves itself, avoiding the synchronize_rcu() stall a
+// cgroup.procs write by another process costs.
+func (m *Manager) JoinFiles() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	dirs := slices.Collect(maps.Values(m.v1))
+	slices.Sort(dirs)
+	dirs = slices.Compact(dirs)
+	files := make([]string, 0, len(dirs))
+	for _, d := range dirs {
+		files = append(files, filepath.Join(d, tasksFile))
+	}
+	return files
+}
+
+// UnifiedPath is the container's cgroup2 directory, or "" if there is none.
+func (m *Manager) UnifiedPath() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.unified
+}
+
+// Mounts describes what the container's cgroup mount must contain.
+func (m *Manager) Mounts() []MountSource {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.v2 {
+		if m.unified == "" {
+			return nil
+		}
+		return []MountSource{{HostPath: m.unified, Type: "cgroup2"}}
+	}
+	var out []MountSource
+	// Only the host's mount table knows which controllers share a
+	// hierarchy, and so which symlinks the container expects.
+	mounts, err := cgroups.GetCgroupMounts(false)
+	if err == nil {
+		for _, mnt := range mounts {
+			src := MountSource{Dir: filepath.Base(mnt.Mountpoint), Type: "cgroup"}
+			for _, ss := range mnt.Subsystems {
+				if src.HostPath == "" {
+					src.HostPath = m.v1[ss]
+					if src.HostPath == "" {
+						src.HostPath = m.v1[cgroups.CgroupNamePrefix+ss]
+					}
+				}
+				if len(mnt.Subsystems) > 1 && ss != src.Dir {
+					src.Symlinks = append(src.Symlinks, ss)
+				}
+			}
+			if src.HostPath != "" {
+				out = append(out, src)
+			}
+		}
+	}
+	if m.unified != "" {
+		out = append(out, MountSource{Dir: unifiedDirKey, HostPath: m.unified, Type: "cgroup2"})
+	}
+	return out
+}
+
+// cleanPath is the library's (and runc's) path sanitiser, repeated here
+// only to validate the result before the library uses it.
+func cleanPath(p string) string {
+	if p == "" {
+		return ""
+	}
+	if filepath.IsAbs(p) {
+		return filepath.Clean(p)
+	}
+	p = filepath.Clean("/" + p)
+	rel, _ := filepath.Rel("/", p)
+	return rel
+}
+
+// errNoCgroup is returned by operations on a manager without directories
+// (a rootless container that could not get a cgroup).
+var errNoCgroup = errors.New("container has no cgroup")

@@ -1,0 +1,169 @@
+package cgroups
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/opencontainers/cgroups"
+	"github.com/opencontainers/cgroups/fs"
+	"github.com/opencontainers/cgroups/fs2"
+)
+
+// pidSources lists the directories Pids reads: the cgroup2 one, which
+// CLONE_INTO_CGROUP fills, plus one v1 hierarchy, because on hybrid hosts a
+// process that joined only via the tasks files is invisible in cgroup2.
+func (m *Manager) pidSources() []string {
+	var dirs []string
+	if m.unified != "" {
+		dirs = append(dirs, m.unified)
+	}
+	for _, name := range []string{"pids", "freezer", "memory", "devices"} {
+		if p := m.v1[name]; p != "" {
+			dirs = append(dirs, p)
+			break
+		}
+	}
+	return dirs
+}
+
+// Pids returns every process in the container's cgroup, sub-cgroups
+// included, sorted. A cgroup that no longer exists has no processes.
+func (m *Manager) Pids() ([]int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var all []int
+	for _, dir := range m.pidSources() {
+		pids, err := cgroups.GetAllPids(dir)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			return nil, wrapErr("", err)
+		}
+		all = append(all, pids...)
+	}
+	slices.Sort(all)
+	return slices.Compact(all), nil
+}
+
+// Freeze stops every process in the container (v1 freezer, or cgroup.freeze
+// in the cgroup2 directory, which also works on the hybrid tree when the v1
+// freezer is missing).
+func (m *Manager) Freeze() error { return m.setFrozen(cgroups.Frozen) }
+
+// Thaw resumes a frozen container.
+func (m *Manager) Thaw() error { return m.setFrozen(cgroups.Thawed) }
+
+func (m *Manager) setFrozen(state cgroups.FreezerState) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if p := m.v1["freezer"]; p != "" {
+		return wrapErr("freezer", (&fs.FreezerGroup{}).Set(p, &cgroups.Resources{Freezer: state}))
+	}
+	fm, err := m.v2Manager()
+	if err != nil {
+		return err
+	}
+	if err := fm.Freeze(state); err != nil {
+		return wrapErr("freezer", err)
+	}
+	return nil
+}
+
+// Paused reports whether the container itself (not an ancestor) is frozen.
+func (m *Manager) Paused() (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var (
+		state cgroups.FreezerState
+		err   error
+	)
+	if p := m.v1["freezer"]; p != "" {
+		state, err = (&fs.FreezerGroup{}).GetState(p)
+	} else {
+		fm, ferr := m.v2Manager()
+		if ferr != nil {
+			return false, ferr
+		}
+		state, err = fm.GetFreezerState()
+	}
+	if err != nil {
+		return false, wrapErr("freezer", err)
+	}
+	return state == cgroups.Frozen, nil
+}
+
+func (m *Manager) v2Manager() (*fs2.Manager, error) {
+	if m.unified == "" {
+		return nil, &Error{Controller: "freezer", Err: ErrNotMounted}
+	}
+	fm, err := fs2.NewManager(&cgroups.Cgroup{Resources: &cgroups.Resources{}, Rootless: m.rootless}, m.unified)
+	if err != nil {
+		return nil, wrapErr("freezer", err)
+	}
+	return fm, nil
+}
+
+// Destroy removes the container's directories, sub-cgroups first. Killed
+// processes get about a second to finish leaving (and rmdir's EBUSY is
+// retried as long again); processes still present after that are an error
+// and nothing is removed. Directories that are already gone are fine.
+func (m *Manager) Destroy() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	dirs := m.allDirs()
+	// Deepest first, in case one owned directory is nested in another.
+	slices.SortStableFunc(dirs, func(a, b string) int {
+		return strings.Count(b, "/") - strings.Count(a, "/")
+	})
+	if pids := waitEmpty(dirs, time.Second); len(pids) > 0 {
+		// rmdir would retry EBUSY per directory for nothing.
+		return &Error{Err: fmt.Errorf("cannot remove cgroup: still has processes %v", pids)}
+	}
+	var errs []error
+	for _, d := range dirs {
+		if err := cgroups.RemovePath(d); err != nil {
+			errs = append(errs, wrapErr(m.controllerOfDir(d), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// waitEmpty gives just-killed processes up to timeout to leave dirs and
+// returns those still there.
+func waitEmpty(dirs []string, timeout time.Duration) []int {
+	deadline := time.Now().Add(timeout)
+	delay := time.Millisecond
+	for {
+		var pids []int
+		for _, d := range dirs {
+			p, _ := cgroups.GetAllPids(d) // a missing dir has no processes
+			pids = append(pids, p...)
+		}
+		if len(pids) == 0 || time.Now().After(deadline) {
+			slices.Sort(pids)
+			return slices.Compact(pids)
+		}
+		time.Sleep(delay)
+		delay = min(2*delay, 100*time.Millisecond)
+	}
+}
+
+// controllerOfDir names the hierarchy a directory belongs to, for errors.
+func (m *Manager) controllerOfDir(dir string) string {
+	var names []string
+	for k, v := range m.v1 {
+		if v == dir {
+			names = append(names, k)
+		}
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	slices.Sort(names)
+	return strings.Join(names, ",")
+}

@@ -1,0 +1,328 @@
+package rootfs
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/moby/sys/mountinfo"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+type mounter struct {
+	root *os.File
+	cfg  *Config
+}
+
+func (m *mounter) mount(mnt specs.Mount) error {
+	o := ParseOptions(mnt.Options)
+	if o.IDMap {
+		return fmt.Errorf("idmap/ridmap mounts: %w", errors.ErrUnsupported)
+	}
+	switch {
+	case o.Bind || mnt.Type == "bind":
+		return m.bind(mnt, o)
+	case mnt.Type == "cgroup":
+		return m.cgroup(mnt, o)
+	default:
+		return m.fs(mnt, o)
+	}
+}
+
+// target opens (creating if needed) the mount point: a directory, or a file
+// when the bind source is not a directory.
+func (m *mounter) target(dest string, dir bool) (*os.File, error) {
+	switch dest = filepath.Clean(dest); dest {
+	case "/proc", "/sys":
+		// CVE-2019-19921 class: /proc or /sys as a symlink in the image
+		// would land procfs (and later LSM writes) somewhere else.
+		if err := refuseSymlink(m.root, dest); err != nil {
+			return nil, err
+		}
+	}
+	if dir {
+		return mkdirInRoot(m.root, dest, 0o755)
+	}
+	if f, err := openInRoot(m.root, dest); err == nil {
+		return f, nil
+	}
+	parent, err := mkdirInRoot(m.root, filepath.Dir(dest), 0o755)
+	if err != nil {
+		return nil, err
+	}
+	defer parent.Close()
+	fd, err := unix.Openat(int(parent.Fd()), filepath.Base(dest), unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
+	if err != nil && !errors.Is(err, unix.EEXIST) {
+		return nil, fmt.Errorf("create mount point file %s: %w", dest, err)
+	}
+	if err == nil {
+		unix.Close(fd)
+	}
+	return openInRoot(m.root, dest)
+}
+
+func refuseSymlink(root *os.File, dest string) error {
+	var st unix.Stat_t
+	err := unix.Fstatat(int(root.Fd()), strings.TrimPrefix(dest, "/"), &st, unix.AT_SYMLINK_NOFOLLOW)
+	if err == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return fmt.Errorf("%w: %s is a symlink in the rootfs; it must be a directory", ErrUnsafePath, dest)
+	}
+	return nil
+}
+
+func (m *mounter) bind(mnt specs.Mount, o Options) error {
+	src := mnt.Source
+	if !filepath.IsAbs(src) {
+		src = filepath.Join(m.cfg.Bundle, src)
+	}
+	st, err := os.Stat(src)
+	if err != nil {
+		return fmt.Errorf("bind source: %w", err)
+	}
+	dst, err := m.target(mnt.Destination, st.IsDir())
+	if err != nil {
+		return err
+	}
+	defer dst.Close()
+	flags := uint(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC)
+	if o.Recursive {
+		flags |= unix.AT_RECURSIVE
+	}
+	tree, err := unix.OpenTree(unix.AT_FDCWD, src, flags)
+	if err != nil {
+		return fmt.Errorf("open_tree %s: %w", src, err)
+	}
+	defer unix.Close(tree)
+	if err := setAttrs(tree, o); err != nil {
+		return err
+	}
+	return m.attach(tree, dst, mnt.Destination, o)
+}
+
+func setAttrs(tree int, o Options) error {
+	if o.RAttr != 0 || o.RAttrClr != 0 {
+		a := unix.MountAttr{Attr_set: o.RAttr, Attr_clr: o.RAttrClr}
+		if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &a); err != nil {
+			return fmt.Errorf("mount_setattr (recursive): %w", err)
+		}
+	}
+	if o.Attr != 0 || o.AttrClr != 0 {
+		a := unix.MountAttr{Attr_set: o.Attr, Attr_clr: o.AttrClr}
+		if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH, &a); err != nil {
+			return fmt.Errorf("mount_setattr: %w", err)
+		}
+	}
+	return nil
+}
+
+// attach moves a detached mount onto the opened destination and applies
+// propagation, which the kernel only takes on an attached mount.
+func (m *mounter) attach(tree int, dst *os.File, dest string, o Options) error {
+	if err := unix.MoveMount(tree, "", int(dst.Fd()), "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
+		return fmt.Errorf("move_mount: %w", err)
+	}
+	if o.Propagation == 0 {
+		return nil
+	}
+	top, err := openInRoot(m.root, dest)
+	if err != nil {
+		return err
+	}
+	defer top.Close()
+	if err := unix.Mount("", fdPath(top), "", o.Propagation, ""); err != nil {
+		return fmt.Errorf("set propagation %s: %w", propName(o.Propagation), err)
+	}
+	return nil
+}
+
+func fdPath(f *os.File) string { return fmt.Sprintf("/proc/self/fd/%d", f.Fd()) }
+
+// newFS makes a detached mount of a new filesystem instance.
+func newFS(fstype, source string, o Options, dropLabels bool) (int, error) {
+	fsfd, err := unix.Fsopen(fstype, unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return -1, fmt.Errorf("fsopen %s: %w", fstype, err)
+	}
+	defer unix.Close(fsfd)
+	fail := func(what string, err error) (int, error) {
+		if msg := fsLog(fsfd); msg != "" {
+			return -1, fmt.Errorf("%s: %w (kernel: %s)", what, err, msg)
+		}
+		return -1, fmt.Errorf("%s: %w", what, err)
+	}
+	if source != "" {
+		if err := unix.FsconfigSetString(fsfd, "source", source); err != nil {
+			return fail("fsconfig source="+source, err)
+		}
+	}
+	for _, f := range o.SbFlags {
+		if err := unix.FsconfigSetFlag(fsfd, f); err != nil {
+			return fail("fsconfig "+f, err)
+		}
+	}
+	for _, d := range o.Data {
+		k, v, hasValue := splitData(d)
+		if dropLabels && isLabelOption(k) {
+			continue
+		}
+		if hasValue {
+			err = unix.FsconfigSetString(fsfd, k, v)
+		} else {
+			err = unix.FsconfigSetFlag(fsfd, k)
+		}
+		if err != nil {
+			return fail("fsconfig "+d, err)
+		}
+	}
+	if err := unix.FsconfigCreate(fsfd); err != nil {
+		return fail("create "+fstype+" filesystem", err)
+	}
+	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, 0)
+	if err != nil {
+		return fail("fsmount", err)
+	}
+	return mfd, nil
+}
+
+// fsLog reads the messages the filesystem left in its fs_context, which
+// usually say exactly which option it did not like.
+func fsLog(fsfd int) string {
+	var msgs []string
+	buf := make([]byte, 1024)
+	for i := 0; i < 8; i++ {
+		n, err := unix.Read(fsfd, buf)
+		if err != nil || n <= 0 {
+			break
+		}
+		msgs = append(msgs, string(bytes.TrimSpace(buf[:n])))
+	}
+	return strings.Join(msgs, "; ")
+}
+
+func isLabelOption(k string) bool {
+	switch k {
+	case "context", "fscontext", "defcontext", "rootcontext":
+		return true
+	}
+	return false
+}
+
+func selinuxEnabled() bool {
+	_, err := os.Stat("/sys/fs/selinux/enforce")
+	return err == nil
+}
+
+func (m *mounter) fs(mnt specs.Mount, o Options) error {
+	dst, err := m.target(mnt.Destination, true)
+	if err != nil {
+		return err
+	}
+	defer dst.Close()
+	if err := checkTarget(dst, mnt.Destination); err != nil {
+		return err
+	}
+	// Without SELinux a context= option can only fail; crun drops it too.
+	tree, err := newFS(mnt.Type, mnt.Source, o, !selinuxEnabled())
+	if err != nil {
+		return err
+	}
+	defer unix.Close(tree)
+	if err := setAttrs(tree, o); err != nil {
+		return err
+	}
+	return m.attach(tree, dst, mnt.Destination, o)
+}
+
+// checkTarget refuses to mount over something that resolved outside the
+// place asked for (e.g. /proc resolving through a symlink to /).
+func checkTarget(dst *os.File, dest string) error {
+	if filepath.Clean(dest) == "/" {
+		return fmt.Errorf("%w: cannot mount over the container's /", ErrUnsafePath)
+	}
+	return nil
+}
+
+// cgroup makes /sys/fs/cgroup inside the container: on v1 and hybrid hosts a
+// tmpfs holding a bind of the container's own directory of each hierarchy;
+// on v2 a bind of its one directory.
+func (m *mounter) cgroup(mnt specs.Mount, o Options) error {
+	if len(m.cfg.Cgroups) == 1 && m.cfg.Cgroups[0].Dir == "" {
+		b := mnt
+		b.Source = m.cfg.Cgroups[0].HostPath
+		o.Bind, o.Recursive = true, false
+		return m.bind(b, o)
+	}
+	dst, err := m.target(mnt.Destination, true)
+	if err != nil {
+		return err
+	}
+	defer dst.Close()
+	tmpfsOpts := o
+	tmpfsOpts.Data = []string{"mode=755"}
+	tmpfsOpts.Attr &^= unix.MOUNT_ATTR_RDONLY
+	tree, err := newFS("tmpfs", "tmpfs", tmpfsOpts, true)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(tree)
+	if err := setAttrs(tree, tmpfsOpts); err != nil {
+		return err
+	}
+	if err := m.attach(tree, dst, mnt.Destination, Options{}); err != nil {
+		return err
+	}
+	for _, cg := range m.cfg.Cgroups {
+		sub := filepath.Join(mnt.Destination, cg.Dir)
+		b := specs.Mount{Destination: sub, Source: cg.HostPath, Type: "bind"}
+		bo := o
+		bo.Bind, bo.Recursive, bo.Propagation = true, false, 0
+		if err := m.bind(b, bo); err != nil {
+			return fmt.Errorf("cgroup %s: %w", cg.Dir, err)
+		}
+		for _, l := range cg.Symlinks {
+			dir, err := openInRoot(m.root, mnt.Destination)
+			if err != nil {
+				return err
+			}
+			err = unix.Symlinkat(cg.Dir, int(dir.Fd()), l)
+			dir.Close()
+			if err != nil && !errors.Is(err, unix.EEXIST) {
+				return fmt.Errorf("symlink %s -> %s: %w", l, cg.Dir, err)
+			}
+		}
+	}
+	if o.Attr&unix.MOUNT_ATTR_RDONLY != 0 {
+		top, err := openInRoot(m.root, mnt.Destination)
+		if err != nil {
+			return err
+		}
+		defer top.Close()
+		a := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
+		if err := unix.MountSetattr(int(top.Fd()), "", unix.AT_EMPTY_PATH, &a); err != nil {
+			return fmt.Errorf("make %s read-only: %w", mnt.Destination, err)
+		}
+	}
+	return nil
+}
+
+// mountPointOf finds the mount holding path and whether it is shared.
+func mountPointOf(path string) (string, bool, error) {
+	infos, err := mountinfo.GetMounts(mountinfo.ParentsFilter(path))
+	if err != nil {
+		return "", false, fmt.Errorf("read mountinfo: %w", err)
+	}
+	var best *mountinfo.Info
+	for _, i := range infos {
+		if best == nil || len(i.Mountpoint) >= len(best.Mountpoint) {
+			best = i
+		}
+	}
+	if best == nil {
+		return "/", false, nil
+	}
+	return best.Mountpoint, strings.Contains(best.Optional, "shared:"), nil
+}

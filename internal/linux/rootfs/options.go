@@ -1,0 +1,151 @@
+package rootfs
+
+import (
+	"sort"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Options is a mount's option list from config.json, sorted into what the
+// new mount API needs: mount attributes (per mount), superblock flags and
+// filesystem data (per filesystem instance, through fsconfig), bind and
+// propagation.
+type Options struct {
+	Bind, Recursive bool
+	Attr, AttrClr   uint64 // MOUNT_ATTR_* for the top mount
+	RAttr, RAttrClr uint64 // the r-prefixed variants, applied recursively
+	Propagation     uintptr
+	SbFlags         []string // fsconfig flags of the superblock ("sync", ...)
+	Data            []string // "key" or "key=value", passed to the filesystem
+	IDMap           bool     // idmap or ridmap
+	RIDMap          bool
+}
+
+type attrOpt struct {
+	set, clr uint64
+}
+
+var attrOpts = map[string]attrOpt{
+	"ro":            {unix.MOUNT_ATTR_RDONLY, 0},
+	"rw":            {0, unix.MOUNT_ATTR_RDONLY},
+	"nosuid":        {unix.MOUNT_ATTR_NOSUID, 0},
+	"suid":          {0, unix.MOUNT_ATTR_NOSUID},
+	"nodev":         {unix.MOUNT_ATTR_NODEV, 0},
+	"dev":           {0, unix.MOUNT_ATTR_NODEV},
+	"noexec":        {unix.MOUNT_ATTR_NOEXEC, 0},
+	"exec":          {0, unix.MOUNT_ATTR_NOEXEC},
+	"nosymfollow":   {unix.MOUNT_ATTR_NOSYMFOLLOW, 0},
+	"symfollow":     {0, unix.MOUNT_ATTR_NOSYMFOLLOW},
+	"nodiratime":    {unix.MOUNT_ATTR_NODIRATIME, 0},
+	"diratime":      {0, unix.MOUNT_ATTR_NODIRATIME},
+	"noatime":       {unix.MOUNT_ATTR_NOATIME, unix.MOUNT_ATTR__ATIME},
+	"atime":         {unix.MOUNT_ATTR_RELATIME, unix.MOUNT_ATTR__ATIME},
+	"relatime":      {unix.MOUNT_ATTR_RELATIME, unix.MOUNT_ATTR__ATIME},
+	"norelatime":    {unix.MOUNT_ATTR_RELATIME, unix.MOUNT_ATTR__ATIME},
+	"strictatime":   {unix.MOUNT_ATTR_STRICTATIME, unix.MOUNT_ATTR__ATIME},
+	"nostrictatime": {unix.MOUNT_ATTR_RELATIME, unix.MOUNT_ATTR__ATIME},
+}
+
+var propagationOpts = map[string]uintptr{
+	"private":     unix.MS_PRIVATE,
+	"rprivate":    unix.MS_PRIVATE | unix.MS_REC,
+	"shared":      unix.MS_SHARED,
+	"rshared":     unix.MS_SHARED | unix.MS_REC,
+	"slave":       unix.MS_SLAVE,
+	"rslave":      unix.MS_SLAVE | unix.MS_REC,
+	"unbindable":  unix.MS_UNBINDABLE,
+	"runbindable": unix.MS_UNBINDABLE | unix.MS_REC,
+}
+
+var sbFlagOpts = map[string]bool{"sync": true, "dirsync": true, "lazytime": true, "mand": true}
+
+// ignoredOpts are accepted for compatibility and mean nothing here:
+// "defaults" and "async"/"nolazytime" are the kernel's defaults, and
+// "remount" makes no sense for a mount that does not exist yet.
+var ignoredOpts = map[string]bool{"defaults": true, "async": true, "nomand": true, "nolazytime": true, "remount": true, "loud": true, "tmpcopyup": true}
+
+// ParseOptions sorts a config.json option list. Unknown options are
+// filesystem data, as runc passes them to mount(2).
+func ParseOptions(opts []string) Options {
+	var o Options
+	for _, opt := range opts {
+		switch opt {
+		case "bind":
+			o.Bind = true
+			continue
+		case "rbind":
+			o.Bind, o.Recursive = true, true
+			continue
+		case "idmap":
+			o.IDMap = true
+			continue
+		case "ridmap":
+			o.IDMap, o.RIDMap = true, true
+			continue
+		}
+		if a, ok := attrOpts[opt]; ok {
+			o.Attr = o.Attr&^a.clr | a.set
+			o.AttrClr = o.AttrClr&^a.set | a.clr
+			continue
+		}
+		if len(opt) > 1 && opt[0] == 'r' {
+			if a, ok := attrOpts[opt[1:]]; ok && opt != "relatime" {
+				o.RAttr = o.RAttr&^a.clr | a.set
+				o.RAttrClr = o.RAttrClr&^a.set | a.clr
+				continue
+			}
+		}
+		if p, ok := propagationOpts[opt]; ok {
+			o.Propagation = p
+			continue
+		}
+		if sbFlagOpts[opt] {
+			o.SbFlags = append(o.SbFlags, opt)
+			continue
+		}
+		if ignoredOpts[opt] || opt == "" {
+			continue
+		}
+		o.Data = append(o.Data, opt)
+	}
+	// A clear that is also a set only means "reset the atime family".
+	o.AttrClr &^= o.Attr &^ unix.MOUNT_ATTR__ATIME
+	o.RAttrClr &^= o.RAttr &^ unix.MOUNT_ATTR__ATIME
+	return o
+}
+
+// ParsePropagation maps linux.rootfsPropagation to mount flags.
+func ParsePropagation(s string) (uintptr, bool) {
+	if s == "" {
+		return 0, true
+	}
+	p, ok := propagationOpts[s]
+	return p, ok
+}
+
+// splitData splits "key=value" for fsconfig.
+func splitData(d string) (key, value string, hasValue bool) {
+	return strings.Cut(d, "=")
+}
+
+// KnownOptions lists every option with a meaning of its own here, for
+// `features`; anything else is passed to the filesystem.
+func KnownOptions() []string {
+	var out []string
+	for k := range attrOpts {
+		out = append(out, k, "r"+k)
+	}
+	for k := range propagationOpts {
+		out = append(out, k)
+	}
+	for k := range sbFlagOpts {
+		out = append(out, k)
+	}
+	for k := range ignoredOpts {
+		out = append(out, k)
+	}
+	out = append(out, "bind", "rbind")
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,51 @@
+// Package signals parses signal names and numbers as `kill` takes them:
+// "KILL", "SIGKILL", "kill" and "9" all name SIGKILL, as in runc.
+package signals
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Parse returns the signal s names.
+func Parse(s string) (unix.Signal, error) {
+	if n, err := strconv.Atoi(s); err == nil {
+		if n <= 0 || n > 64 {
+			return 0, fmt.Errorf("signal %d: out of range 1-64", n)
+		}
+		return unix.Signal(n), nil
+	}
+	name := strings.ToUpper(s)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	if sig := unix.SignalNum(name); sig != 0 {
+		return sig, nil
+	}
+	// Real-time signals: SIGRTMIN+N, SIGRTMAX-N.
+	if rest, ok := strings.CutPrefix(name, "SIGRTMIN"); ok {
+		return rt(34, rest, s)
+	}
+	if rest, ok := strings.CutPrefix(name, "SIGRTMAX"); ok {
+		return rt(64, rest, s)
+	}
+	return 0, fmt.Errorf("unknown signal %q", s)
+}
+
+func rt(base int, rest, orig string) (unix.Signal, error) {
+	n := base
+	if rest != "" {
+		off, err := strconv.Atoi(rest)
+		if err != nil {
+			return 0, fmt.Errorf("unknown signal %q", orig)
+		}
+		n += off
+	}
+	if n < 34 || n > 64 {
+		return 0, fmt.Errorf("signal %q: out of range", orig)
+	}
+	return unix.Signal(n), nil
+}

@@ -1,0 +1,217 @@
+// Package state owns the --root store: one directory per container holding
+// state.json (written atomically: temp file, fsync, rename), the validated
+// config the container was created from, the exec fifo while the container
+// waits for start, and a lock file so that concurrent hako commands on one
+// container are serialised.
+package state
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Sentinel errors for callers.
+var (
+	ErrNotExist = errors.New("container does not exist")
+	ErrExist    = errors.New("container already exists")
+	ErrBadID    = errors.New("invalid container id")
+)
+
+const (
+	stateFile = "state.json"
+	lockFile  = ".lock"
+	// FifoName is the exec fifo: the init blocks opening it for writing
+	// until `start` opens it for reading.
+	FifoName = "exec.fifo"
+	// ConfigName is the validated config.json the container was created
+	// from; exec and delete read it, not the bundle, which may change.
+	ConfigName = "config.json"
+)
+
+// State is what hako remembers about a container between commands.
+type State struct {
+	ID          string            `json:"id"`
+	InitPid     int               `json:"init_pid"`
+	InitStart   uint64            `json:"init_start_time"`
+	Bundle      string            `json:"bundle"`
+	Rootfs      string            `json:"rootfs"`
+	Created     time.Time         `json:"created"`
+	Owner       string            `json:"owner"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	CgroupPaths map[string]string `json:"cgroup_paths,omitempty"`
+	Rootless    bool              `json:"rootless,omitempty"`
+	// Started is set once `start` has released the init.
+	Started bool `json:"started,omitempty"`
+}
+
+// Store is a --root directory.
+type Store struct {
+	Root string
+}
+
+var validID = regexp.MustCompile(`^[\w+\-.]+$`)
+
+// CheckID applies runc's rule for container ids, which keeps an id usable
+// as a single path component.
+func CheckID(id string) error {
+	if id == "" {
+		return fmt.Errorf("%w: must not be empty", ErrBadID)
+	}
+	if id == "." || id == ".." || !validID.MatchString(id) || len(id) > 1024 {
+		return fmt.Errorf("%w %q: use letters, digits and + - . _ only", ErrBadID, id)
+	}
+	return nil
+}
+
+// Dir is the container's directory.
+func (s *Store) Dir(id string) string { return filepath.Join(s.Root, id) }
+
+// Lock is a held per-container lock.
+type Lock struct{ f *os.File }
+
+// Unlock releases the lock.
+func (l *Lock) Unlock() {
+	if l != nil && l.f != nil {
+		l.f.Close()
+	}
+}
+
+func lockAt(dir string) (*Lock, error) {
+	f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	return &Lock{f: f}, nil
+}
+
+// Create makes the container's directory, failing with ErrExist if it is
+// there, and returns it locked.
+func (s *Store) Create(id string) (*Lock, error) {
+	if err := CheckID(id); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(s.Root, 0o711); err != nil {
+		return nil, fmt.Errorf("create state root %s: %w", s.Root, err)
+	}
+	dir := s.Dir(id)
+	if err := os.Mkdir(dir, 0o711); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("container %q: %w", id, ErrExist)
+		}
+		return nil, fmt.Errorf("create state dir: %w", err)
+	}
+	return lockAt(dir)
+}
+
+// Lock takes the container's lock, failing with ErrNotExist.
+func (s *Store) Lock(id string) (*Lock, error) {
+	if err := CheckID(id); err != nil {
+		return nil, err
+	}
+	l, err := lockAt(s.Dir(id))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("container %q: %w", id, ErrNotExist)
+	}
+	if err != nil {
+		return nil, err
+	}
+	// Deleted while we waited for the lock.
+	if _, err := os.Stat(s.Dir(id)); err != nil {
+		l.Unlock()
+		return nil, fmt.Errorf("container %q: %w", id, ErrNotExist)
+	}
+	return l, nil
+}
+
+// Load reads the container's state.
+func (s *Store) Load(id string) (*State, error) {
+	if err := CheckID(id); err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(filepath.Join(s.Dir(id), stateFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("container %q: %w", id, ErrNotExist)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var st State
+	if err := json.Unmarshal(data, &st); err != nil {
+		return nil, fmt.Errorf("container %q: corrupt %s: %w", id, stateFile, err)
+	}
+	return &st, nil
+}
+
+// Save writes state atomically: a reader sees the old or the new file, and
+// a crash leaves one of them.
+func (s *Store) Save(st *State) error {
+	data, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	return WriteAtomic(filepath.Join(s.Dir(st.ID), stateFile), data, 0o600)
+}
+
+// WriteAtomic writes data to path through a temporary file and rename.
+func WriteAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// Remove deletes the container's directory.
+func (s *Store) Remove(id string) error {
+	if err := CheckID(id); err != nil {
+		return err
+	}
+	return os.RemoveAll(s.Dir(id))
+}
+
+// List returns the ids of every container in the store, sorted.
+func (s *Store) List() ([]string, error) {
+	ents, err := os.ReadDir(s.Root)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, e := range ents {
+		if e.IsDir() && CheckID(e.Name()) == nil {
+			ids = append(ids, e.Name())
+		}
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
