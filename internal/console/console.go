@@ -29,14 +29,13 @@ func NewPty(ptmx string) (master, slave *os.File, err error) {
 		master.Close()
 		return nil, nil, fmt.Errorf("unlock pty: %w", err)
 	}
-	sfd, err := unix.IoctlRetInt(fd, unix.TIOCGPTPEER)
-	if err != nil {
+	// TIOCGPTPEER's argument is the open flags of the new fd.
+	r, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TIOCGPTPEER, uintptr(unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC))
+	if errno != 0 {
 		master.Close()
-		return nil, nil, fmt.Errorf("open pty peer (TIOCGPTPEER): %w", err)
+		return nil, nil, fmt.Errorf("open pty peer (TIOCGPTPEER): %w", errno)
 	}
-	// TIOCGPTPEER takes open flags as its argument; IoctlRetInt passes 0,
-	// so reopen-free flags are set here.
-	unix.CloseOnExec(sfd)
+	sfd := int(r)
 	n, _ := unix.IoctlGetInt(fd, unix.TIOCGPTN)
 	return master, os.NewFile(uintptr(sfd), fmt.Sprintf("/dev/pts/%d", n)), nil
 }

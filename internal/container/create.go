@@ -15,6 +15,7 @@ import (
 
 	"github.com/hako-runtime/hako/internal/hooks"
 	"github.com/hako-runtime/hako/internal/initproc"
+	"github.com/hako-runtime/hako/internal/linux/idmap"
 	"github.com/hako-runtime/hako/internal/linux/cgroups"
 	"github.com/hako-runtime/hako/internal/linux/ns"
 	"github.com/hako-runtime/hako/internal/linux/rootfs"
@@ -112,8 +113,16 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 		return nil, err
 	}
 
-	if err := unix.Mkfifo(filepath.Join(dir, state.FifoName), 0o600); err != nil {
+	fifo := filepath.Join(dir, state.FifoName)
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
 		return nil, fmt.Errorf("create exec fifo: %w", err)
+	}
+	// The init opens it as the container's root, which a user namespace
+	// maps to some other host uid.
+	if uid, gid := rootIDs(lx); uid != 0 || gid != 0 {
+		if err := os.Chown(fifo, int(uid), int(gid)); err != nil {
+			return nil, fmt.Errorf("chown exec fifo: %w", err)
+		}
 	}
 	fifoDir, err := os.OpenFile(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -204,6 +213,9 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 			}
 			continue
 		case initproc.MsgReady:
+			if err := p.release(plan.Process.Rlimits); err != nil {
+				return nil, err
+			}
 		default:
 			return nil, fmt.Errorf("%w: unexpected message %q", ErrProcess, m.Type)
 		}
@@ -259,4 +271,17 @@ func dialConsole(path string) (*os.File, error) {
 		return nil, fmt.Errorf("connect to --console-socket %s: %w", path, err)
 	}
 	return os.NewFile(uintptr(fd), path), nil
+}
+
+// rootIDs is the host uid and gid of the container's root.
+func rootIDs(lx *specs.Linux) (uint32, uint32) {
+	uid, ok := idmap.ToHost(lx.UIDMappings, 0)
+	if !ok {
+		uid = uint32(os.Geteuid())
+	}
+	gid, ok := idmap.ToHost(lx.GIDMappings, 0)
+	if !ok {
+		gid = uint32(os.Getegid())
+	}
+	return uid, gid
 }

@@ -64,8 +64,22 @@ func (c *child) fail(err error) {
 	if err == nil {
 		err = errors.New("container process returned without exec")
 	}
-	c.send(Message{Type: MsgError, Error: err.Error()})
+	// After "ready" nobody listens on the socket any more (the parent of
+	// a created container is gone): stderr is the container's, and the
+	// only place left to say why it died.
+	if c.send(Message{Type: MsgError, Error: err.Error()}) != nil {
+		fmt.Fprintf(os.Stderr, "hako init: %v\n", err)
+	}
 	os.Exit(1)
+}
+
+// ready reports that everything that can fail has, and waits while the
+// parent sets our rlimits.
+func (c *child) ready() error {
+	if err := c.send(Message{Type: MsgReady}); err != nil {
+		return err
+	}
+	return c.await(MsgGo)
 }
 
 func (c *child) await(want string) error {
@@ -157,7 +171,7 @@ func (c *child) runInit(p *Plan) error {
 	if err != nil {
 		return err
 	}
-	if err := c.send(Message{Type: MsgReady}); err != nil {
+	if err := c.ready(); err != nil {
 		return err
 	}
 	if err := waitStart(p.FifoDirFd); err != nil {
@@ -201,7 +215,7 @@ func (c *child) runExec(p *Plan) error {
 	if err != nil {
 		return err
 	}
-	if err := c.send(Message{Type: MsgReady}); err != nil {
+	if err := c.ready(); err != nil {
 		return err
 	}
 	return pr.exec()

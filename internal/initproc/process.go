@@ -29,8 +29,8 @@ var Rlimits = map[string]int{
 type prepared struct {
 	path        string
 	args, env   []string
-	lateSeccomp *specs.LinuxSeccomp
-	preserveFds int
+	lateSeccomp *security.Seccomp
+	nofile      bool
 }
 
 // prepare applies the process's properties in runc's order (its
@@ -41,21 +41,16 @@ type prepared struct {
 // missing binary fails `create`, not `start`.
 func prepare(p *Plan, s *specs.Spec) (*prepared, error) {
 	proc := p.Process
-	for _, r := range proc.Rlimits {
-		res, ok := Rlimits[r.Type]
-		if !ok {
-			return nil, fmt.Errorf("process.rlimits: unknown type %q", r.Type)
-		}
-		// syscall.Setrlimit (not x/sys) so that the Go runtime does not
-		// restore its own start-up RLIMIT_NOFILE at exec.
-		if err := syscall.Setrlimit(res, &syscall.Rlimit{Cur: r.Soft, Max: r.Hard}); err != nil {
-			hint := ""
-			if errors.Is(err, unix.EPERM) {
-				hint = " (raising a hard limit needs CAP_SYS_RESOURCE, which this host's bounding set may lack)"
-			}
-			return nil, fmt.Errorf("setrlimit %s soft=%d hard=%d: %w%s", r.Type, r.Soft, r.Hard, err, hint)
-		}
+	// No fd of hako's may reach the container (CVE-2024-21626): every fd
+	// above the preserved ones closes at exec. Done before a seccomp
+	// profile may forbid close_range; every fd opened after this is
+	// O_CLOEXEC already.
+	if err := unix.CloseRange(uint(3+p.PreserveFds), math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return nil, fmt.Errorf("close_range: %w", err)
 	}
+	// Rlimits are set by the parent with prlimit once we report ready
+	// (as runc does): from inside, a user namespace would forbid raising
+	// them, and a small RLIMIT_AS would starve this Go runtime.
 	if proc.NoNewPrivileges {
 		if err := security.SetNoNewPrivileges(); err != nil {
 			return nil, err
@@ -71,11 +66,18 @@ func prepare(p *Plan, s *specs.Spec) (*prepared, error) {
 	if s != nil && s.Linux != nil {
 		sc = s.Linux.Seccomp
 	}
-	pr := &prepared{args: proc.Args, preserveFds: p.PreserveFds}
-	if sc != nil {
+	pr := &prepared{args: proc.Args}
+	for _, r := range proc.Rlimits {
+		pr.nofile = pr.nofile || r.Type == "RLIMIT_NOFILE"
+	}
+	filter, err := security.BuildSeccomp(sc)
+	if err != nil {
+		return nil, err
+	}
+	if filter != nil {
 		if proc.NoNewPrivileges {
-			pr.lateSeccomp = sc
-		} else if err := loadSeccomp(sc); err != nil {
+			pr.lateSeccomp = filter
+		} else if err := loadSeccomp(filter); err != nil {
 			return nil, err
 		}
 	}
@@ -113,8 +115,8 @@ func prepare(p *Plan, s *specs.Spec) (*prepared, error) {
 	return pr, nil
 }
 
-func loadSeccomp(sc *specs.LinuxSeccomp) error {
-	fd, err := security.LoadSeccomp(sc)
+func loadSeccomp(sc *security.Seccomp) error {
+	fd, err := sc.Load()
 	if err != nil {
 		return err
 	}
@@ -131,10 +133,14 @@ func (pr *prepared) exec() error {
 			return err
 		}
 	}
-	// No fd of hako's may reach the container (CVE-2024-21626): every fd
-	// above the preserved ones closes at exec.
-	if err := unix.CloseRange(uint(3+pr.preserveFds), math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC); err != nil {
-		return fmt.Errorf("close_range: %w", err)
+	if pr.nofile {
+		// The Go runtime restores its start-up RLIMIT_NOFILE at exec
+		// unless the limit was set through package syscall; re-set the
+		// one the parent gave us that way.
+		var l syscall.Rlimit
+		if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err == nil {
+			_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
+		}
 	}
 	err := unix.Exec(pr.path, pr.args, pr.env)
 	return fmt.Errorf("exec %s: %w", pr.path, err)
@@ -226,6 +232,25 @@ func checkExec(p string) error {
 	}
 	if st.Mode()&0o111 == 0 {
 		return os.ErrPermission
+	}
+	return nil
+}
+
+// SetRlimits applies the process's rlimits to pid from outside (prlimit).
+func SetRlimits(pid int, rl []specs.POSIXRlimit) error {
+	for _, r := range rl {
+		res, ok := Rlimits[r.Type]
+		if !ok {
+			return fmt.Errorf("process.rlimits: unknown type %q", r.Type)
+		}
+		lim := unix.Rlimit{Cur: r.Soft, Max: r.Hard}
+		if err := unix.Prlimit(pid, res, &lim, nil); err != nil {
+			hint := ""
+			if errors.Is(err, unix.EPERM) {
+				hint = " (raising a hard limit needs CAP_SYS_RESOURCE, which this host's bounding set may lack)"
+			}
+			return fmt.Errorf("prlimit %s soft=%d hard=%d: %w%s", r.Type, r.Soft, r.Hard, err, hint)
+		}
 	}
 	return nil
 }

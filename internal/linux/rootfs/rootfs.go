@@ -48,8 +48,10 @@ var ErrUnsafePath = errors.New("unsafe path in rootfs")
 // Setup does everything before pivot_root: propagation, the rootfs bind, the
 // spec's mounts and /dev. The caller is in the container's new mount namespace.
 func Setup(c *Config) error {
+	// An unbindable / would refuse the rootfs bind below; it is applied
+	// to the new / after pivot_root, like every configured propagation.
 	prop := c.Propagation
-	if prop == 0 {
+	if prop == 0 || prop&unix.MS_UNBINDABLE != 0 {
 		prop = unix.MS_PRIVATE | unix.MS_REC
 	}
 	if err := unix.Mount("", "/", "", prop, ""); err != nil {

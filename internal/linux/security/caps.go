@@ -281,11 +281,15 @@ func ApplyCaps(caps *specs.LinuxCapabilities) error {
 		return fmt.Errorf("clearing ambient capabilities: %w", err)
 	}
 	for _, c := range set.Ambient {
-		if !supported.has(c) {
-			continue
-		}
-		if err := capability.SetAmbient(true, c); err != nil {
-			warnf("cannot raise ambient capability %s: %v", capName(c), err)
+		switch {
+		case !supported.has(c):
+			// warned about above
+		case !perm.has(c) || !inh.has(c):
+			warnf("ambient capability %s not raised: it must be both permitted and inheritable", capName(c))
+		default:
+			if err := capability.SetAmbient(true, c); err != nil {
+				warnf("cannot raise ambient capability %s: %v", capName(c), err)
+			}
 		}
 	}
 	return nil

@@ -51,7 +51,7 @@ func needRoot(t *testing.T) {
 func runHelper(t *testing.T, name string, env ...string) string {
 	t.Helper()
 	needRoot(t)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1", "-test.timeout=60s")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1", "-test.timeout=30s")
 	cmd.Env = append(append(os.Environ(), helperEnv+"="+name), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -33,8 +33,11 @@ import (
 
 const procRootIno = 1
 
+// openTree is a variable so tests can take the fallback path.
+var openTree = unix.OpenTree
+
 func procRoot(procPath string) (int, error) {
-	fd, err := unix.OpenTree(unix.AT_FDCWD, procPath, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_SYMLINK_NOFOLLOW)
+	fd, err := openTree(unix.AT_FDCWD, procPath, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_SYMLINK_NOFOLLOW)
 	if err != nil {
 		// EPERM without CAP_SYS_ADMIN over the mount namespace, EINVAL
 		// when /proc has mounts locked in by a more privileged namespace,

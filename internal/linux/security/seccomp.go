@@ -101,6 +101,23 @@ func SeccompSupported() bool {
 	return major > 2 || major == 2 && (minor > 3 || minor == 3 && micro >= 1)
 }
 
+// SupportedSeccompFlags lists the flag names LoadSeccomp accepts that the
+// running kernel also has, for `features`.
+func SupportedSeccompFlags() []string {
+	var out []string
+	for _, f := range []specs.LinuxSeccompFlag{flagTsync, specs.LinuxSeccompFlagSpecAllow,
+		specs.LinuxSeccompFlagLog, specs.LinuxSeccompFlagWaitKillableRecv} {
+		probe := seccompFlags[f]
+		if f == specs.LinuxSeccompFlagWaitKillableRecv {
+			probe |= unix.SECCOMP_FILTER_FLAG_NEW_LISTENER
+		}
+		if kernelHasFlag(probe) {
+			out = append(out, string(f))
+		}
+	}
+	return out
+}
+
 // seccompPlan is a built but not yet loaded filter.
 type seccompPlan struct {
 	filter *libseccomp.ScmpFilter
@@ -242,12 +259,10 @@ func buildSeccomp(cfg *specs.LinuxSeccomp) (plan *seccompPlan, err error) {
 	for i := range cfg.Syscalls {
 		nrules += len(cfg.Syscalls[i].Names)
 	}
-	// runc's threshold: a binary tree pays off on long lists, and
-	// libseccomp <= 2.5.4 misbehaves with it on empty ones. Old libraries
-	// lack the attribute, which only costs speed.
-	if nrules > 32 {
-		_ = filter.SetOptimize(2)
-	}
+	// No SetOptimize(2): libseccomp 2.5.4's binary tree fails with ENOMEM
+	// on multi-architecture profiles (seen with the runtime-tools suite's
+	// x86_64+x86+x32 profile); a linear filter is only slower.
+	_ = nrules
 	for i, sc := range cfg.Syscalls {
 		field := fmt.Sprintf("syscalls[%d]", i)
 		act, err := parseAction(field+".action", sc.Action, sc.ErrnoRet)
@@ -256,8 +271,9 @@ func buildSeccomp(cfg *specs.LinuxSeccomp) (plan *seccompPlan, err error) {
 		}
 		if act == libseccomp.ActNotify {
 			notify = true
-			// The init process writes to its parent after loading the
-			// filter and before anyone can answer notifications.
+			// As in runc: the loading process still has to pass the listener
+			// fd on, which may take a write(2), before anyone can answer a
+			// notification; a notified write would hang it.
 			for _, n := range sc.Names {
 				if n == "write" {
 					return nil, fieldErr(field+".action", "SCMP_ACT_NOTIFY cannot be used for the write syscall")
@@ -273,7 +289,8 @@ func buildSeccomp(cfg *specs.LinuxSeccomp) (plan *seccompPlan, err error) {
 				return nil, fieldErr(fmt.Sprintf("%s.names[%d]", field, j), "empty syscall name")
 			}
 			names = append(names, name)
-			// The kernel rejects a rule that restates the default action.
+			// libseccomp rejects a rule that restates the default action;
+			// runc drops it, and so does the filter's meaning.
 			if act == defAct {
 				continue
 			}
@@ -284,6 +301,12 @@ func buildSeccomp(cfg *specs.LinuxSeccomp) (plan *seccompPlan, err error) {
 				continue
 			}
 			if err := addRule(filter, nr, act, conds); err != nil {
+				// A negative number is libseccomp's pseudo-syscall for a
+				// name that exists only on another architecture (e.g.
+				// getegid32 on x86_64); such a rule can never match here.
+				if nr < 0 {
+					continue
+				}
 				return nil, fieldErr(field, "adding rule for %q: %v", name, err)
 			}
 		}
@@ -411,20 +434,43 @@ func (p *seccompPlan) program() ([]unix.SockFilter, error) {
 // TSYNC is used only when cfg.Flags names it. no_new_privs is left alone
 // (see SetNoNewPrivileges); without it the thread needs CAP_SYS_ADMIN.
 func LoadSeccomp(cfg *specs.LinuxSeccomp) (notifyFd int, err error) {
+	p, err := BuildSeccomp(cfg)
+	if err != nil || p == nil {
+		return -1, err
+	}
+	return p.Load()
+}
+
+// Seccomp is a compiled filter, ready to load.
+type Seccomp struct {
+	prog  []unix.SockFilter
+	flags uintptr
+}
+
+// BuildSeccomp compiles the filter without loading it. The init compiles
+// early and loads late: between the two, rlimits such as a small RLIMIT_AS
+// may already forbid the allocations libseccomp needs. nil means no filter.
+func BuildSeccomp(cfg *specs.LinuxSeccomp) (*Seccomp, error) {
 	if cfg == nil || cfg.DefaultAction == "" && len(cfg.Syscalls) == 0 {
-		return -1, nil
+		return nil, nil
 	}
 	plan, err := buildSeccomp(cfg)
 	if err != nil {
-		return -1, err
+		return nil, err
 	}
 	defer plan.release()
 	prog, err := plan.program()
 	if err != nil {
-		return -1, err
+		return nil, err
 	}
+	return &Seccomp{prog: prog, flags: plan.flags}, nil
+}
+
+// Load loads the filter on the calling thread and returns the notify fd,
+// or -1.
+func (s *Seccomp) Load() (int, error) {
 	runtime.LockOSThread()
-	return loadProgram(prog, plan.flags)
+	return loadProgram(s.prog, s.flags)
 }
 
 func loadProgram(prog []unix.SockFilter, flags uintptr) (int, error) {

@@ -1,0 +1,144 @@
+package integration
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRunOutputAndExitCodes(t *testing.T) {
+	e := newEnv(t)
+	if out := e.run("echo", "hello"); out != "hello\n" {
+		t.Fatalf("output %q", out)
+	}
+	e.spec.Process.Args = []string{"sh", "-c", "exit 3"}
+	e.write()
+	if _, _, code := e.hako("run", "x1"); code != 3 {
+		t.Fatalf("exit code %d, want 3", code)
+	}
+	e.spec.Process.Args = []string{"sh", "-c", "kill -9 $$"}
+	e.write()
+	if _, _, code := e.hako("run", "x2"); code != 128+9 {
+		t.Fatalf("exit code %d, want 137 (128+SIGKILL)", code)
+	}
+	if ids, _ := os.ReadDir(e.root); len(ids) != 0 {
+		t.Fatalf("run left state behind: %v", ids)
+	}
+}
+
+func TestLifecycleStates(t *testing.T) {
+	e := newEnv(t)
+	e.spec.Process.Args = []string{"sleep", "1000"}
+	e.write()
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	e.hakoOK("create", "--pid-file", pidFile, "life")
+	status := func() (string, int) {
+		var st struct {
+			Status string
+			Pid    int
+		}
+		if err := json.Unmarshal([]byte(e.hakoOK("state", "life")), &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Status, st.Pid
+	}
+	s, pid := status()
+	if s != "created" || pid <= 0 {
+		t.Fatalf("after create: %s %d", s, pid)
+	}
+	if strings.TrimSpace(readFile(t, pidFile)) != itoa(pid) {
+		t.Fatalf("pid file %q, state pid %d", readFile(t, pidFile), pid)
+	}
+	// The init waits in hako, not in the user's program, until start.
+	if comm := readFile(t, "/proc/"+itoa(pid)+"/comm"); strings.TrimSpace(comm) == "sleep" {
+		t.Fatal("user process running before start")
+	}
+	e.hakoOK("start", "life")
+	if s, _ := status(); s != "running" {
+		t.Fatalf("after start: %s", s)
+	}
+	if _, _, code := e.hako("start", "life"); code == 0 {
+		t.Fatal("second start succeeded")
+	}
+	if _, _, code := e.hako("delete", "life"); code == 0 {
+		t.Fatal("delete of a running container without --force succeeded")
+	}
+	e.hakoOK("kill", "life", "KILL")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if s, _ := status(); s == "stopped" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("not stopped after SIGKILL")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, _, code := e.hako("kill", "life", "TERM"); code == 0 {
+		t.Fatal("kill of a stopped container succeeded")
+	}
+	e.hakoOK("delete", "life")
+	if _, _, code := e.hako("state", "life"); code == 0 {
+		t.Fatal("state after delete succeeded")
+	}
+}
+
+func TestDeleteCreatedAndForce(t *testing.T) {
+	e := newEnv(t)
+	e.spec.Process.Args = []string{"sleep", "1000"}
+	e.write()
+	e.hakoOK("create", "c1")
+	e.hakoOK("delete", "c1")
+	pid := e.background("c2")
+	e.hakoOK("delete", "--force", "c2")
+	if _, err := os.Stat("/proc/" + itoa(pid)); err == nil {
+		if s := readFile(t, "/proc/"+itoa(pid)+"/stat"); !strings.Contains(s, ") Z") {
+			t.Fatalf("init %d still alive after delete --force", pid)
+		}
+	}
+}
+
+// A hako killed mid-way, or an init killed with SIGKILL, leaves a state
+// that delete --force removes completely, cgroups included.
+func TestDeleteForceAfterInitKilled(t *testing.T) {
+	e := newEnv(t)
+	e.spec.Process.Args = []string{"sleep", "1000"}
+	e.write()
+	e.hakoOK("create", "k1")
+	var st struct{ Pid int }
+	json.Unmarshal([]byte(e.hakoOK("state", "k1")), &st)
+	cg := ownCgroupDir(t, st.Pid, "pids")
+	if err := killPid(st.Pid); err != nil {
+		t.Fatal(err)
+	}
+	e.hakoOK("delete", "--force", "k1")
+	if _, err := os.Stat(cg); err == nil {
+		t.Fatalf("cgroup %s left behind", cg)
+	}
+	if _, err := os.Stat(filepath.Join(e.root, "k1")); err == nil {
+		t.Fatal("state dir left behind")
+	}
+}
+
+func TestListAndPs(t *testing.T) {
+	e := newEnv(t)
+	pid := e.background("l1")
+	out := e.hakoOK("list")
+	if !strings.HasPrefix(out, "ID") || !strings.Contains(out, "l1") || !strings.Contains(out, "running") {
+		t.Fatalf("list:\n%s", out)
+	}
+	if q := e.hakoOK("list", "-q"); q != "l1\n" {
+		t.Fatalf("list -q: %q", q)
+	}
+	var states []map[string]any
+	if err := json.Unmarshal([]byte(e.hakoOK("list", "--format", "json")), &states); err != nil || len(states) != 1 || states[0]["id"] != "l1" {
+		t.Fatalf("list json: %v %v", states, err)
+	}
+	var pids []int
+	if err := json.Unmarshal([]byte(e.hakoOK("ps", "--format", "json", "l1")), &pids); err != nil || len(pids) != 1 || pids[0] != pid {
+		t.Fatalf("ps json: %v %v (init %d)", pids, err, pid)
+	}
+}

@@ -1,0 +1,44 @@
+package integration
+
+import (
+	"bufio"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+func killPid(pid int) error { return syscall.Kill(pid, syscall.SIGKILL) }
+
+// ownCgroupDir is the v1 directory of pid in the named hierarchy.
+func ownCgroupDir(t *testing.T, pid int, controller string) string {
+	t.Helper()
+	f, err := os.Open("/proc/" + itoa(pid) + "/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		parts := strings.SplitN(sc.Text(), ":", 3)
+		if len(parts) == 3 && (parts[1] == controller || (controller == "" && parts[1] == "")) {
+			if parts[1] == "" {
+				if _, err := os.Stat("/sys/fs/cgroup/unified"); err == nil {
+					return "/sys/fs/cgroup/unified" + parts[2]
+				}
+				return "/sys/fs/cgroup" + parts[2]
+			}
+			return "/sys/fs/cgroup/" + controller + parts[2]
+		}
+	}
+	t.Skipf("no %s cgroup for %d", controller, pid)
+	return ""
+}
+
+func hostMounts(t *testing.T) string {
+	t.Helper()
+	return readFile(t, "/proc/self/mountinfo")
+}
