@@ -15,8 +15,8 @@ import (
 
 	"github.com/hako-runtime/hako/internal/hooks"
 	"github.com/hako-runtime/hako/internal/initproc"
-	"github.com/hako-runtime/hako/internal/linux/idmap"
 	"github.com/hako-runtime/hako/internal/linux/cgroups"
+	"github.com/hako-runtime/hako/internal/linux/idmap"
 	"github.com/hako-runtime/hako/internal/linux/ns"
 	"github.com/hako-runtime/hako/internal/linux/rootfs"
 	"github.com/hako-runtime/hako/internal/nsenter"

@@ -3,6 +3,7 @@ package integration
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,9 +20,26 @@ func TestRunOutputAndExitCodes(t *testing.T) {
 	if _, _, code := e.hako("run", "x1"); code != 3 {
 		t.Fatalf("exit code %d, want 3", code)
 	}
-	e.spec.Process.Args = []string{"sh", "-c", "kill -9 $$"}
+	// A signal from outside: the PID namespace's init ignores SIGKILL
+	// sent from inside it.
+	e.spec.Process.Args = []string{"sleep", "1000"}
 	e.write()
-	if _, _, code := e.hako("run", "x2"); code != 128+9 {
+	cmd := exec.Command(hakoBin, "--root", e.root, "run", "--bundle", e.bundle, "x2")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		if so, _, _ := e.hako("state", "x2"); strings.Contains(so, "running") {
+			break
+		}
+		if i > 200 {
+			t.Fatal("x2 never ran")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	e.hakoOK("kill", "x2", "KILL")
+	cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != 128+9 {
 		t.Fatalf("exit code %d, want 137 (128+SIGKILL)", code)
 	}
 	if ids, _ := os.ReadDir(e.root); len(ids) != 0 {

@@ -42,6 +42,7 @@ func TestSeedMountDoesNotLeakFromSharedMount(t *testing.T) {
 	}
 	e.bundle = filepath.Join(shared, "bundle")
 	e.spec.Root.Readonly = false
+	addCaps(e.spec, "CAP_SYS_ADMIN")
 	marker := "hako-leak-" + sanitize(t.Name())
 	e.run("sh", "-c", "mount -t tmpfs "+marker+" /mnt && grep -q "+marker+" /proc/self/mountinfo && echo mounted")
 	if strings.Contains(hostMounts(t), marker) {
@@ -80,6 +81,9 @@ func TestSeedUserNamespaceMaps(t *testing.T) {
 	e.addNS(specs.UserNamespace)
 	e.spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 200000, Size: 65536}}
 	e.spec.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 200000, Size: 65536}}
+	// The container's root is host uid 200000: it must be able to reach
+	// the rootfs through the test's private temporary directories.
+	openUp(t, e.bundle)
 	shared := t.TempDir()
 	os.Chown(shared, 200000, 200000)
 	e.spec.Mounts = append(e.spec.Mounts, specs.Mount{Destination: "/mnt", Type: "bind", Source: shared, Options: []string{"rbind", "rw"}})

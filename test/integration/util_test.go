@@ -3,6 +3,9 @@ package integration
 import (
 	"bufio"
 	"os"
+	"path/filepath"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"strconv"
 	"strings"
 	"syscall"
@@ -41,4 +44,23 @@ func ownCgroupDir(t *testing.T, pid int, controller string) string {
 func hostMounts(t *testing.T) string {
 	t.Helper()
 	return readFile(t, "/proc/self/mountinfo")
+}
+
+func addCaps(s *specs.Spec, caps ...string) {
+	c := s.Process.Capabilities
+	c.Bounding = append(c.Bounding, caps...)
+	c.Effective = append(c.Effective, caps...)
+	c.Permitted = append(c.Permitted, caps...)
+}
+
+// openUp makes every directory above p traversable by others.
+func openUp(t *testing.T, p string) {
+	t.Helper()
+	for d := p; d != "/" && d != "."; d = filepath.Dir(d) {
+		st, err := os.Stat(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(d, st.Mode().Perm()|0o011)
+	}
 }

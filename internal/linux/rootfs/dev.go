@@ -10,7 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func u32(v uint32) *uint32 { return &v }
+func u32(v uint32) *uint32          { return &v }
 func fm(v os.FileMode) *os.FileMode { return &v }
 
 // DefaultDevices are the nodes every container gets in a fresh /dev, as runc

@@ -111,4 +111,3 @@ func readonlyPath(p string) error {
 	}
 	return nil
 }
-
