@@ -114,8 +114,14 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 	}
 
 	fifo := filepath.Join(dir, state.FifoName)
-	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+	// 0622 as runc: the init opens it after switching to the process's
+	// user, and the state dir (0711, root's) keeps others from finding it
+	// by listing.
+	if err := unix.Mkfifo(fifo, 0o622); err != nil {
 		return nil, fmt.Errorf("create exec fifo: %w", err)
+	}
+	if err := os.Chmod(fifo, 0o622); err != nil {
+		return nil, err
 	}
 	// The init opens it as the container's root, which a user namespace
 	// maps to some other host uid.
@@ -213,9 +219,6 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 			}
 			continue
 		case initproc.MsgReady:
-			if err := p.release(plan.Process.Rlimits); err != nil {
-				return nil, err
-			}
 		default:
 			return nil, fmt.Errorf("%w: unexpected message %q", ErrProcess, m.Type)
 		}

@@ -90,9 +90,6 @@ func (c *Container) Exec(o *ExecOpts) (int, error) {
 	if errors.Is(err, io.EOF) {
 		err = fmt.Errorf("%w: exited before exec", ErrProcess)
 	}
-	if err == nil {
-		err = p.release(o.Process.Rlimits)
-	}
 	if err != nil {
 		p.kill()
 		return 0, err

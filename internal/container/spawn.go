@@ -161,15 +161,6 @@ func (p *proc) next() (initproc.Message, error) {
 	return m, nil
 }
 
-// release answers the child's "ready": its rlimits are set from here, with
-// this process's privileges, then it may go on.
-func (p *proc) release(rl []specs.POSIXRlimit) error {
-	if err := initproc.SetRlimits(p.pid, rl); err != nil {
-		return err
-	}
-	return p.send(initproc.Message{Type: initproc.MsgGo})
-}
-
 func (p *proc) send(m initproc.Message) error {
 	return json.NewEncoder(p.conn).Encode(m)
 }

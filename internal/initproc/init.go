@@ -73,13 +73,9 @@ func (c *child) fail(err error) {
 	os.Exit(1)
 }
 
-// ready reports that everything that can fail has, and waits while the
-// parent sets our rlimits.
+// ready reports that everything that can fail has.
 func (c *child) ready() error {
-	if err := c.send(Message{Type: MsgReady}); err != nil {
-		return err
-	}
-	return c.await(MsgGo)
+	return c.send(Message{Type: MsgReady})
 }
 
 func (c *child) await(want string) error {

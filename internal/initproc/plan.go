@@ -54,7 +54,6 @@ type Message struct {
 const (
 	MsgHooks     = "hooks"      // child: run prestart/createRuntime now
 	MsgHooksDone = "hooks-done" // parent: done, go on
-	MsgReady     = "ready"      // child: set up; waits for MsgGo
-	MsgGo        = "go"         // parent: rlimits are set, go on to start/exec
+	MsgReady     = "ready"      // child: about to wait for start (init) or exec
 	MsgError     = "error"      // child: failed, Error says why
 )

@@ -30,7 +30,6 @@ type prepared struct {
 	path        string
 	args, env   []string
 	lateSeccomp *security.Seccomp
-	nofile      bool
 }
 
 // prepare applies the process's properties in runc's order (its
@@ -48,9 +47,6 @@ func prepare(p *Plan, s *specs.Spec) (*prepared, error) {
 	if err := unix.CloseRange(uint(3+p.PreserveFds), math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC); err != nil {
 		return nil, fmt.Errorf("close_range: %w", err)
 	}
-	// Rlimits are set by the parent with prlimit once we report ready
-	// (as runc does): from inside, a user namespace would forbid raising
-	// them, and a small RLIMIT_AS would starve this Go runtime.
 	if proc.NoNewPrivileges {
 		if err := security.SetNoNewPrivileges(); err != nil {
 			return nil, err
@@ -67,11 +63,14 @@ func prepare(p *Plan, s *specs.Spec) (*prepared, error) {
 		sc = s.Linux.Seccomp
 	}
 	pr := &prepared{args: proc.Args}
-	for _, r := range proc.Rlimits {
-		pr.nofile = pr.nofile || r.Type == "RLIMIT_NOFILE"
-	}
 	filter, err := security.BuildSeccomp(sc)
 	if err != nil {
+		return nil, err
+	}
+	// After the filter is compiled: libseccomp's allocations would fail
+	// under a small RLIMIT_AS. Before the user switch: a non-root process
+	// may no longer raise its hard limits.
+	if err := setRlimits(proc.Rlimits); err != nil {
 		return nil, err
 	}
 	if filter != nil {
@@ -131,15 +130,6 @@ func (pr *prepared) exec() error {
 	if pr.lateSeccomp != nil {
 		if err := loadSeccomp(pr.lateSeccomp); err != nil {
 			return err
-		}
-	}
-	if pr.nofile {
-		// The Go runtime restores its start-up RLIMIT_NOFILE at exec
-		// unless the limit was set through package syscall; re-set the
-		// one the parent gave us that way.
-		var l syscall.Rlimit
-		if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err == nil {
-			_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
 		}
 	}
 	err := unix.Exec(pr.path, pr.args, pr.env)
@@ -236,20 +226,20 @@ func checkExec(p string) error {
 	return nil
 }
 
-// SetRlimits applies the process's rlimits to pid from outside (prlimit).
-func SetRlimits(pid int, rl []specs.POSIXRlimit) error {
+func setRlimits(rl []specs.POSIXRlimit) error {
 	for _, r := range rl {
 		res, ok := Rlimits[r.Type]
 		if !ok {
 			return fmt.Errorf("process.rlimits: unknown type %q", r.Type)
 		}
-		lim := unix.Rlimit{Cur: r.Soft, Max: r.Hard}
-		if err := unix.Prlimit(pid, res, &lim, nil); err != nil {
+		// syscall (not x/sys) so that the Go runtime forgets its own
+		// start-up RLIMIT_NOFILE and does not restore it at exec.
+		if err := syscall.Setrlimit(res, &syscall.Rlimit{Cur: r.Soft, Max: r.Hard}); err != nil {
 			hint := ""
 			if errors.Is(err, unix.EPERM) {
 				hint = " (raising a hard limit needs CAP_SYS_RESOURCE, which this host's bounding set may lack)"
 			}
-			return fmt.Errorf("prlimit %s soft=%d hard=%d: %w%s", r.Type, r.Soft, r.Hard, err, hint)
+			return fmt.Errorf("setrlimit %s soft=%d hard=%d: %w%s", r.Type, r.Soft, r.Hard, err, hint)
 		}
 	}
 	return nil

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs the OCI runtime-tools validation suite against hako and fails if a
+# program listed in test/conformance/expected-pass-<version>.txt fails.
+# The suite harness (run-suite) is not part of hako: set CONFORMANCE_SUITE
+# to it, or keep the workspace's ../shared/tools checkout beside the repo.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+suite=${CONFORMANCE_SUITE:-../shared/tools/conformance/run-suite}
+if [ ! -x "$suite" ]; then
+	echo "conformance: $suite not found; skipped (set CONFORMANCE_SUITE)"
+	exit 0
+fi
+. hack/deps.sh
+go build -o hako ./cmd/hako
+status=0
+for v in v0.9.1-0.20250303011046-260e151b8552 v0.9.1-0.20251205004911-5e639034dcdc; do
+	out=$(mktemp)
+	"$suite" --version "$v" -o "$out" ./hako | tail -1 || true
+	while read -r t; do
+		[ -z "$t" ] && continue
+		st=$(awk -F'\t' -v t="$t" '$1==t{print $2}' "$out")
+		if [ "$st" != pass ]; then
+			echo "conformance $v: $t: ${st:-missing} (expected pass)"
+			status=1
+		fi
+	done < "test/conformance/expected-pass-$v.txt"
+	rm -f "$out"
+done
+exit $status

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs what building and testing hako needs on Debian 12, as root.
+# Go itself (1.26) is expected on PATH or at /usr/local/go/bin.
+set -euo pipefail
+pkgs=(gcc libseccomp-dev busybox-static uidmap iproute2 procps file)
+missing=()
+for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+command -v go >/dev/null || export PATH=$PATH:/usr/local/go/bin
+command -v go >/dev/null || { echo "hako: Go 1.26 is needed (https://go.dev/dl/)" >&2; exit 1; }

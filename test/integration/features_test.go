@@ -1,0 +1,357 @@
+package integration
+
+import (
+	"encoding/json"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+func TestHooksAllSixKinds(t *testing.T) {
+	e := newEnv(t)
+	out := t.TempDir()
+	openUp(t, out)
+	hook := func(kind string) specs.Hook {
+		// The hook binary and output dir are host paths; startContainer
+		// runs inside the container, so it gets its own path there.
+		return specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c", "cat > " + filepath.Join(out, kind)}}
+	}
+	e.spec.Hooks = &specs.Hooks{
+		Prestart:        []specs.Hook{hook("prestart")}, //nolint:staticcheck
+		CreateRuntime:   []specs.Hook{hook("createRuntime")},
+		CreateContainer: []specs.Hook{hook("createContainer")},
+		StartContainer:  []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "cat > /tmp/startContainer"}}},
+		Poststart:       []specs.Hook{hook("poststart")},
+		Poststop:        []specs.Hook{hook("poststop")},
+	}
+	e.spec.Root.Readonly = false
+	e.spec.Process.Args = []string{"sh", "-c", "cat /tmp/startContainer; sleep 1000"}
+	e.write()
+	e.hakoOK("create", "h1")
+	for _, k := range []string{"prestart", "createRuntime", "createContainer"} {
+		var st map[string]any
+		if err := json.Unmarshal([]byte(readFile(t, filepath.Join(out, k))), &st); err != nil || st["id"] != "h1" {
+			t.Fatalf("%s hook state: %v %v", k, st, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, "poststart")); err == nil {
+		t.Fatal("poststart ran before start")
+	}
+	e.hakoOK("start", "h1")
+	if !strings.Contains(readFile(t, filepath.Join(out, "poststart")), `"status":"running"`) {
+		t.Fatal("poststart state is not running")
+	}
+	if !strings.Contains(readFile(t, filepath.Join(e.bundle, "rootfs/tmp/startContainer")), `"id":"h1"`) {
+		t.Fatal("startContainer hook did not run in the container")
+	}
+	e.hakoOK("delete", "--force", "h1")
+	if !strings.Contains(readFile(t, filepath.Join(out, "poststop")), `"status":"stopped"`) {
+		t.Fatal("poststop state is not stopped")
+	}
+}
+
+func TestFailingCreateRuntimeHookLeavesNothing(t *testing.T) {
+	e := newEnv(t)
+	e.spec.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/false"}}}
+	e.write()
+	_, se, code := e.hako("create", "hf")
+	if code == 0 || !strings.Contains(se, "createRuntime") {
+		t.Fatalf("create with a failing hook: exit %d, %q", code, se)
+	}
+	assertNothingLeft(t, e, "hf")
+}
+
+// assertNothingLeft checks that no state, cgroup, mount or process of the
+// container id remains.
+func assertNothingLeft(t *testing.T, e *env, id string) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(e.root, id)); err == nil {
+		t.Errorf("state dir of %s left behind", id)
+	}
+	for _, c := range []string{"pids", "memory", "cpu", "devices", "freezer"} {
+		matches, _ := filepath.Glob("/sys/fs/cgroup/" + c + "/**/" + id)
+		direct, _ := filepath.Glob("/sys/fs/cgroup/" + c + "/" + id)
+		if len(matches)+len(direct) > 0 {
+			t.Errorf("cgroup of %s left behind: %v %v", id, matches, direct)
+		}
+	}
+	if strings.Contains(hostMounts(t), e.bundle) {
+		t.Errorf("mounts under the bundle left behind")
+	}
+}
+
+func TestBadInputLeavesNothing(t *testing.T) {
+	cases := []struct {
+		name  string
+		edit  func(s *specs.Spec)
+		field string
+	}{
+		{"no-args", func(s *specs.Spec) { s.Process.Args = nil }, "process.args"},
+		{"bad-cap", func(s *specs.Spec) { s.Process.Capabilities.Bounding = append(s.Process.Capabilities.Bounding, "CAP_TEST") }, "CAP_TEST"},
+		{"missing-binary", func(s *specs.Spec) { s.Process.Args = []string{"/nope"} }, "/nope"},
+		{"bad-uidmap", func(s *specs.Spec) {
+			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: "user"})
+			s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 1000, Size: 0}}
+			s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 1000, Size: 1}}
+		}, "uidMappings"},
+		{"bad-ns-path", func(s *specs.Spec) {
+			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: "cgroup", Path: "/tmp"})
+		}, "/tmp"},
+		{"proc-symlink", nil, "symlink"},
+		{"bad-memory", func(s *specs.Spec) {
+			l := int64(-5)
+			s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &l}
+		}, "memory"},
+		{"bad-bind-source", func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/mnt", Type: "bind", Source: "/does/not/exist", Options: []string{"bind"}})
+		}, "/does/not/exist"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			if tc.edit != nil {
+				tc.edit(e.spec)
+			} else {
+				os.Remove(filepath.Join(e.bundle, "rootfs/proc"))
+				os.Symlink("/", filepath.Join(e.bundle, "rootfs/proc"))
+			}
+			e.write()
+			_, se, code := e.hako("create", "bad")
+			if code == 0 {
+				t.Fatal("create succeeded")
+			}
+			if strings.Count(strings.TrimSpace(se), "\n") != 0 || !strings.Contains(se, tc.field) {
+				t.Errorf("error is not one line naming %q: %q", tc.field, se)
+			}
+			if strings.Contains(se, "panic") || strings.Contains(se, "goroutine") {
+				t.Fatalf("panic: %s", se)
+			}
+			assertNothingLeft(t, e, "bad")
+		})
+	}
+	e := newEnv(t)
+	os.WriteFile(filepath.Join(e.bundle, "config.json"), []byte(`{"ociVersion": "1.0.0", "process": {"args": "sh"}}`), 0o644)
+	if _, se, code := e.hako("create", "bad"); code == 0 || !strings.Contains(se, "process.args") {
+		t.Fatalf("malformed JSON: %d %q", code, se)
+	}
+}
+
+func TestProcessProperties(t *testing.T) {
+	e := newEnv(t)
+	e.spec.Hostname = "box"
+	e.spec.Process.Env = append(e.spec.Process.Env, "FOO=bar")
+	e.spec.Process.Cwd = "/tmp"
+	e.spec.Process.User = specs.User{UID: 1000, GID: 1000, AdditionalGids: []uint32{2000}}
+	e.spec.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 123, Hard: 456}}
+	adj := 500
+	e.spec.Process.OOMScoreAdj = &adj
+	e.spec.Linux.Sysctl = map[string]string{"net.ipv4.ip_forward": "1"}
+	out := e.run("sh", "-c", "hostname; echo $FOO; pwd; id; ulimit -n; ulimit -Hn; cat /proc/self/oom_score_adj; cat /proc/sys/net/ipv4/ip_forward; grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb)' /proc/self/status; grep NoNewPrivs /proc/self/status")
+	for _, want := range []string{"box\n", "bar\n", "/tmp\n", "uid=1000 gid=1000 groups=2000", "\n123\n456\n", "500\n1\n", "CapInh:\t0000000000000000", "CapBnd:\t00000000200000a0"[:7], "NoNewPrivs:\t1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in:\n%s", want, out)
+		}
+	}
+	// Host namespaces untouched.
+	if v := readFile(t, "/proc/sys/net/ipv4/ip_forward"); strings.TrimSpace(v) == "1" && !strings.Contains(out, "1\n") {
+		t.Log("host ip_forward is 1 already")
+	}
+	if h, _ := os.Hostname(); h == "box" {
+		t.Fatal("hostname leaked to the host")
+	}
+}
+
+func TestReadonlyRootMaskedAndReadonlyPaths(t *testing.T) {
+	e := newEnv(t)
+	out := e.run("sh", "-c", "touch /x 2>&1; cat /proc/kcore 2>&1 | wc -c; ls /proc/acpi | wc -l; echo 1 > /proc/sysrq-trigger 2>&1; grep ' /proc/sys ' /proc/self/mountinfo")
+	if !strings.Contains(out, "Read-only file system") {
+		t.Errorf("root not read-only:\n%s", out)
+	}
+	if !strings.Contains(out, " /proc/sys ro,") {
+		t.Errorf("/proc/sys not read-only:\n%s", out)
+	}
+}
+
+func TestNoHostFdLeaksAndPreserveFds(t *testing.T) {
+	e := newEnv(t)
+	e.spec.Process.Args = []string{"ls", "/proc/self/fd"}
+	e.write()
+	f, err := os.Open("/etc/hostname")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd := exec.Command(hakoBin, "--root", e.root, "run", "--preserve-fds", "1", "--bundle", e.bundle, "fd1")
+	cmd.ExtraFiles = []*os.File{f}
+	leak, _ := os.Open("/etc/passwd") // not passed: must not appear
+	defer leak.Close()
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 0 1 2, the preserved 3, and ls's own directory fd.
+	fds := strings.Fields(string(out))
+	if len(fds) != 5 || fds[3] != "3" {
+		t.Fatalf("fds in the container: %q (want 0 1 2 3 + ls's own)", fds)
+	}
+}
+
+// The pty master arrives over --console-socket as runc sends it.
+func TestConsoleSocket(t *testing.T) {
+	e := newEnv(t)
+	e.spec.Process.Terminal = true
+	e.spec.Process.Args = []string{"sh", "-c", "tty; readlink /proc/self/fd/0"}
+	e.write()
+	sock := filepath.Join(t.TempDir(), "console.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	got := make(chan string, 1)
+	go func() {
+		c, err := l.AcceptUnix()
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		defer c.Close()
+		buf, oob := make([]byte, 256), make([]byte, 64)
+		_, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
+		fds, _ := unix.ParseUnixRights(&msgs[0])
+		master := os.NewFile(uintptr(fds[0]), "master")
+		defer master.Close()
+		var all []byte
+		master.SetReadDeadline(time.Now().Add(5 * time.Second))
+		b := make([]byte, 1024)
+		for {
+			n, err := master.Read(b)
+			all = append(all, b[:n]...)
+			if err != nil || strings.Count(string(all), "\n") >= 2 {
+				break
+			}
+		}
+		got <- string(all)
+	}()
+	e.hakoOK("create", "--console-socket", sock, "tty1")
+	e.hakoOK("start", "tty1")
+	out := <-got
+	if !strings.Contains(out, "/dev/pts/0") {
+		t.Fatalf("pty output %q", out)
+	}
+}
+
+func TestExecFlags(t *testing.T) {
+	e := newEnv(t)
+	e.background("ex1")
+	out := e.hakoOK("exec", "--user", "1000:1000", "--additional-gids", "33", "--env", "A=b", "--cwd", "/tmp", "ex1", "sh", "-c", "id; echo $A; pwd")
+	for _, want := range []string{"uid=1000 gid=1000 groups=33", "b\n", "/tmp\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %q in %q", want, out)
+		}
+	}
+	out = e.hakoOK("exec", "--cap", "CAP_SYS_ADMIN", "ex1", "grep", "Cap", "/proc/self/status")
+	if !strings.Contains(out, "CapInh:\t0000000000000000") {
+		t.Errorf("exec --cap reached the inheritable set (CVE-2022-29162):\n%s", out)
+	}
+	if _, _, code := e.hako("exec", "--cap", "CAP_NOPE", "ex1", "true"); code == 0 {
+		t.Error("unknown capability accepted")
+	}
+	if _, _, code := e.hako("exec", "ex1", "sh", "-c", "exit 42"); code != 42 {
+		t.Errorf("exec exit code %d, want 42", code)
+	}
+	if _, se, code := e.hako("exec", "ex1", "/no/such"); code == 0 || !strings.Contains(se, "/no/such") {
+		t.Errorf("exec of a missing binary: %d %q", code, se)
+	}
+}
+
+// exec joins the init's user namespace too (a multithreaded Go process
+// cannot: the constructor in nsexec.c does it before the runtime starts).
+func TestExecJoinsUserNamespace(t *testing.T) {
+	e := newEnv(t)
+	openUp(t, e.bundle)
+	e.addNS(specs.UserNamespace)
+	e.spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 300000, Size: 65536}}
+	e.spec.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 300000, Size: 65536}}
+	pid := e.background("un1")
+	want, _ := os.Readlink("/proc/" + itoa(pid) + "/ns/user")
+	out := e.hakoOK("exec", "un1", "sh", "-c", "readlink /proc/self/ns/user; cat /proc/self/uid_map")
+	if !strings.Contains(out, want) || !strings.Contains(out, "300000") {
+		t.Fatalf("exec user ns %q, init's %s", out, want)
+	}
+}
+
+func TestJoinNamespaceByPath(t *testing.T) {
+	e := newEnv(t)
+	pid := e.background("owner")
+	e2 := newEnv(t)
+	e2.root = e.root
+	for i, n := range e2.spec.Linux.Namespaces {
+		if n.Type == specs.NetworkNamespace || n.Type == specs.UTSNamespace {
+			e2.spec.Linux.Namespaces[i].Path = "/proc/" + itoa(pid) + "/ns/" + map[specs.LinuxNamespaceType]string{"network": "net", "uts": "uts"}[n.Type]
+		}
+	}
+	e2.spec.Hostname = ""
+	out := e2.run("sh", "-c", "readlink /proc/self/ns/net; hostname")
+	want, _ := os.Readlink("/proc/" + itoa(pid) + "/ns/net")
+	if !strings.Contains(out, want) || !strings.Contains(out, "runc") {
+		t.Fatalf("joined %q, want %s and the owner's hostname", out, want)
+	}
+}
+
+func TestNoPivot(t *testing.T) {
+	e := newEnv(t)
+	e.spec.Process.Args = []string{"sh", "-c", "ls /; cat /proc/self/mountinfo | head -1"}
+	e.write()
+	out := e.hakoOK("run", "--no-pivot", "np")
+	if !strings.Contains(out, "bin") || !strings.Contains(out, " / ") {
+		t.Fatalf("--no-pivot: %q", out)
+	}
+}
+
+func TestCgroupLimitsApplied(t *testing.T) {
+	e := newEnv(t)
+	limit := int64(64 << 20)
+	pids := int64(42)
+	e.spec.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &limit}
+	e.spec.Linux.Resources.Pids = &specs.LinuxPids{Limit: &pids}
+	pid := e.background("cg1")
+	mem := ownCgroupDir(t, pid, "memory")
+	if v := strings.TrimSpace(readFile(t, mem+"/memory.limit_in_bytes")); v != itoa(int(limit)) {
+		t.Errorf("memory.limit_in_bytes = %s", v)
+	}
+	if v := strings.TrimSpace(readFile(t, ownCgroupDir(t, pid, "pids")+"/pids.max")); v != "42" {
+		t.Errorf("pids.max = %s", v)
+	}
+	e.hakoOK("delete", "--force", "cg1")
+	if _, err := os.Stat(mem); err == nil {
+		t.Errorf("memory cgroup %s left after delete", mem)
+	}
+}
+
+func TestPauseResume(t *testing.T) {
+	e := newEnv(t)
+	e.background("p1")
+	e.hakoOK("pause", "p1")
+	if !strings.Contains(e.hakoOK("state", "p1"), `"paused"`) {
+		t.Fatal("not paused")
+	}
+	e.hakoOK("resume", "p1")
+	if !strings.Contains(e.hakoOK("state", "p1"), `"running"`) {
+		t.Fatal("not running after resume")
+	}
+	e.hakoOK("pause", "p1")
+	e.hakoOK("delete", "--force", "p1")
+}
