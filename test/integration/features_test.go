@@ -94,7 +94,9 @@ func TestBadInputLeavesNothing(t *testing.T) {
 		field string
 	}{
 		{"no-args", func(s *specs.Spec) { s.Process.Args = nil }, "process.args"},
-		{"bad-cap", func(s *specs.Spec) { s.Process.Capabilities.Bounding = append(s.Process.Capabilities.Bounding, "CAP_TEST") }, "CAP_TEST"},
+		{"bad-cap", func(s *specs.Spec) {
+			s.Process.Capabilities.Bounding = append(s.Process.Capabilities.Bounding, "CAP_TEST")
+		}, "CAP_TEST"},
 		{"missing-binary", func(s *specs.Spec) { s.Process.Args = []string{"/nope"} }, "/nope"},
 		{"bad-uidmap", func(s *specs.Spec) {
 			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: "user"})
