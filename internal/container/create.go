@@ -19,6 +19,7 @@ import (
 	"github.com/hako-runtime/hako/internal/linux/idmap"
 	"github.com/hako-runtime/hako/internal/linux/ns"
 	"github.com/hako-runtime/hako/internal/linux/rootfs"
+	"github.com/hako-runtime/hako/internal/linux/security"
 	"github.com/hako-runtime/hako/internal/nsenter"
 	"github.com/hako-runtime/hako/internal/spec"
 	"github.com/hako-runtime/hako/internal/state"
@@ -157,8 +158,12 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 		cgMounts = append(cgMounts, rootfs.CgroupMount{Dir: m.Dir, HostPath: m.HostPath, Symlinks: m.Symlinks})
 	}
 	hasRuntimeHooks := s.Hooks != nil && (len(s.Hooks.Prestart) > 0 || len(s.Hooks.CreateRuntime) > 0) //nolint:staticcheck // prestart is deprecated but still honoured
+	filter, err := security.BuildSeccomp(lx.Seccomp)
+	if err != nil {
+		return nil, err
+	}
 	plan := &initproc.Plan{
-		Kind: initproc.KindInit, Spec: s, Process: s.Process, Rootfs: rootfsPath, Bundle: bundle,
+		Kind: initproc.KindInit, Spec: forInit(s), Seccomp: filter, Process: s.Process, Rootfs: rootfsPath, Bundle: bundle,
 		NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring, Cgroups: cgMounts, RuntimeHooks: hasRuntimeHooks,
 	}
 	preserved, err := preservedFiles(o.ListenFds + o.PreserveFds)
@@ -287,4 +292,21 @@ func rootIDs(lx *specs.Linux) (uint32, uint32) {
 		gid = uint32(os.Getegid())
 	}
 	return uid, gid
+}
+
+// forInit is the part of the config the container process uses: resources,
+// annotations, the seccomp profile (sent compiled) and the hooks hako runs
+// itself stay here, so the child decodes less.
+func forInit(s *specs.Spec) *specs.Spec {
+	c := *s
+	c.Annotations = nil
+	if s.Linux != nil {
+		lx := *s.Linux
+		lx.Resources, lx.Seccomp = nil, nil
+		c.Linux = &lx
+	}
+	if s.Hooks != nil {
+		c.Hooks = &specs.Hooks{CreateContainer: s.Hooks.CreateContainer, StartContainer: s.Hooks.StartContainer}
+	}
+	return &c
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/hako-runtime/hako/internal/initproc"
 	"github.com/hako-runtime/hako/internal/linux/cgroups"
 	"github.com/hako-runtime/hako/internal/linux/ns"
+	"github.com/hako-runtime/hako/internal/linux/security"
 	"github.com/hako-runtime/hako/internal/nsenter"
 )
 
@@ -70,7 +71,11 @@ func (c *Container) Exec(o *ExecOpts) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	plan := &initproc.Plan{Kind: initproc.KindExec, Spec: cfg, Process: o.Process}
+	filter, err := security.BuildSeccomp(lx.Seccomp)
+	if err != nil {
+		return 0, err
+	}
+	plan := &initproc.Plan{Kind: initproc.KindExec, Process: o.Process, Seccomp: filter}
 	so := &spawnOpts{
 		req: req, cgroup2Dir: cgroup2, plan: plan, preserved: preserved, console: console,
 		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr,

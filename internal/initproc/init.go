@@ -163,7 +163,7 @@ func (c *child) runInit(p *Plan) error {
 			return err
 		}
 	}
-	pr, err := prepare(p, s)
+	pr, err := prepare(p)
 	if err != nil {
 		return err
 	}
@@ -207,7 +207,7 @@ func (c *child) runExec(p *Plan) error {
 			return err
 		}
 	}
-	pr, err := prepare(p, p.Spec)
+	pr, err := prepare(p)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/hako-runtime/hako/internal/linux/rootfs"
+	"github.com/hako-runtime/hako/internal/linux/security"
 )
 
 // Kinds of plan.
@@ -26,6 +27,8 @@ type Plan struct {
 	Spec    *specs.Spec    `json:"spec"`
 	Process *specs.Process `json:"process"`
 	Rootfs  string         `json:"rootfs,omitempty"`
+	// Seccomp is linux.seccomp compiled by the parent.
+	Seccomp *security.Seccomp `json:"seccomp,omitempty"`
 	Bundle  string         `json:"bundle,omitempty"`
 	NoPivot bool           `json:"noPivot,omitempty"`
 	// NoNewKeyring keeps the caller's session keyring (--no-new-keyring).

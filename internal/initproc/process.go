@@ -38,7 +38,7 @@ type prepared struct {
 // CAP_SYS_ADMIN), the bounding set, the user with PR_SET_KEEPCAPS, the other
 // capability sets, the working directory, then the executable lookup so a
 // missing binary fails `create`, not `start`.
-func prepare(p *Plan, s *specs.Spec) (*prepared, error) {
+func prepare(p *Plan) (*prepared, error) {
 	proc := p.Process
 	// No fd of hako's may reach the container (CVE-2024-21626): every fd
 	// above the preserved ones closes at exec. Done before a seccomp
@@ -58,17 +58,9 @@ func prepare(p *Plan, s *specs.Spec) (*prepared, error) {
 	if err := security.ApplySELinux(proc.SelinuxLabel); err != nil {
 		return nil, err
 	}
-	var sc *specs.LinuxSeccomp
-	if s != nil && s.Linux != nil {
-		sc = s.Linux.Seccomp
-	}
 	pr := &prepared{args: proc.Args}
-	filter, err := security.BuildSeccomp(sc)
-	if err != nil {
-		return nil, err
-	}
-	// After the filter is compiled: libseccomp's allocations would fail
-	// under a small RLIMIT_AS. Before the user switch: a non-root process
+	filter := p.Seccomp
+	// Before the user switch: a non-root process
 	// may no longer raise its hard limits.
 	if err := setRlimits(proc.Rlimits); err != nil {
 		return nil, err

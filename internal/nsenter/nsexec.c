@@ -81,18 +81,27 @@ static void bail(const char *what, const char *arg)
 	_exit(1);
 }
 
-// read_line reads one line byte by byte: the fd is shared with the Go code
-// that runs after us, so nothing past the newline may be consumed.
+// The parent sends nothing past what we are reading until we answer, so
+// whatever read() returns belongs to the current request: a block is read at
+// a time and split into lines here, without ever consuming bytes meant for
+// the Go code that runs after us.
+static char rbuf[MAX_LINE * 4];
+static size_t rlen, rpos;
+
 static int read_line(char *buf, size_t size)
 {
 	size_t n = 0;
 	while (n + 1 < size) {
-		char c;
-		ssize_t r = read(sync_fd, &c, 1);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
+		if (rpos == rlen) {
+			ssize_t r = read(sync_fd, rbuf, sizeof(rbuf));
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0)
+				return -1;
+			rlen = (size_t)r;
+			rpos = 0;
+		}
+		char c = rbuf[rpos++];
 		if (c == '\n')
 			break;
 		buf[n++] = c;

@@ -3,6 +3,7 @@ package security
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -500,4 +501,41 @@ func loadProgram(prog []unix.SockFilter, flags uintptr) (int, error) {
 		return -1, fmt.Errorf("loading seccomp filter: thread %d could not be synchronised (SECCOMP_FILTER_FLAG_TSYNC)", r)
 	}
 	return -1, nil
+}
+
+// seccompWire is how a compiled filter travels from hako to the container
+// process: the parent compiles once, so the child neither runs libseccomp
+// nor parses the profile.
+type seccompWire struct {
+	BPF   []byte  `json:"bpf"`
+	Flags uintptr `json:"flags"`
+}
+
+// MarshalJSON encodes the program as 8-byte little-endian instructions.
+func (s *Seccomp) MarshalJSON() ([]byte, error) {
+	b := make([]byte, 0, 8*len(s.prog))
+	for _, f := range s.prog {
+		b = binary.LittleEndian.AppendUint16(b, f.Code)
+		b = append(b, f.Jt, f.Jf)
+		b = binary.LittleEndian.AppendUint32(b, f.K)
+	}
+	return json.Marshal(seccompWire{BPF: b, Flags: s.flags})
+}
+
+// UnmarshalJSON is MarshalJSON's inverse.
+func (s *Seccomp) UnmarshalJSON(data []byte) error {
+	var w seccompWire
+	if err := json.Unmarshal(data, &w); err != nil {
+		return err
+	}
+	if len(w.BPF)%8 != 0 || len(w.BPF) == 0 {
+		return fmt.Errorf("seccomp program: %d bytes is not a whole number of instructions", len(w.BPF))
+	}
+	s.prog = make([]unix.SockFilter, len(w.BPF)/8)
+	for i := range s.prog {
+		b := w.BPF[8*i:]
+		s.prog[i] = unix.SockFilter{Code: binary.LittleEndian.Uint16(b), Jt: b[2], Jf: b[3], K: binary.LittleEndian.Uint32(b[4:])}
+	}
+	s.flags = w.Flags
+	return nil
 }
