@@ -29,8 +29,8 @@ type Plan struct {
 	Rootfs  string         `json:"rootfs,omitempty"`
 	// Seccomp is linux.seccomp compiled by the parent.
 	Seccomp *security.Seccomp `json:"seccomp,omitempty"`
-	Bundle  string         `json:"bundle,omitempty"`
-	NoPivot bool           `json:"noPivot,omitempty"`
+	Bundle  string            `json:"bundle,omitempty"`
+	NoPivot bool              `json:"noPivot,omitempty"`
 	// NoNewKeyring keeps the caller's session keyring (--no-new-keyring).
 	NoNewKeyring bool                 `json:"noNewKeyring,omitempty"`
 	Cgroups      []rootfs.CgroupMount `json:"cgroups,omitempty"`
