@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"os"
+	"strconv"
 
 	"github.com/hako-runtime/hako/internal/container"
 )
@@ -31,5 +32,10 @@ func createFlags(fs *flag.FlagSet) *container.CreateOpts {
 	fs.BoolVar(&o.NoPivot, "no-pivot", false, "use MS_MOVE and chroot instead of pivot_root")
 	fs.BoolVar(&o.NoNewKeyring, "no-new-keyring", false, "keep the caller's session keyring")
 	fs.IntVar(&o.PreserveFds, "preserve-fds", 0, "pass this many extra fds (3, 4, ...) to the container")
+	// systemd socket activation, as runc: the listening sockets come first
+	// and the container is told about them with LISTEN_FDS/LISTEN_PID.
+	if n, err := strconv.Atoi(os.Getenv("LISTEN_FDS")); err == nil && n > 0 && os.Getenv("LISTEN_PID") == strconv.Itoa(os.Getpid()) {
+		o.ListenFds = n
+	}
 	return o
 }

@@ -98,21 +98,20 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := cm.Create(); err != nil {
-		return nil, err
-	}
-	cleanups = append(cleanups, func() { cm.Destroy() })
-
 	st := &state.State{
 		ID: o.ID, Bundle: bundle, Rootfs: rootfsPath, Created: time.Now().UTC(),
 		Annotations: s.Annotations, CgroupPaths: cm.Paths(), Rootless: r.Rootless,
 	}
 	c = &Container{rt: r, State: st}
-	// Saved before any process exists: a hako killed from here on leaves
-	// a state that `delete --force` can clean up.
+	// Saved before any cgroup or process exists: a hako killed from here
+	// on leaves a state that `delete --force` can clean up completely.
 	if err := r.Store.Save(st); err != nil {
 		return nil, err
 	}
+	if err := cm.Create(); err != nil {
+		return nil, err
+	}
+	cleanups = append(cleanups, func() { cm.Destroy() })
 
 	fifo := filepath.Join(dir, state.FifoName)
 	// 0622 as runc: the init opens it after switching to the process's

@@ -357,3 +357,31 @@ func TestPauseResume(t *testing.T) {
 	e.hakoOK("pause", "p1")
 	e.hakoOK("delete", "--force", "p1")
 }
+
+// A new time namespace gets its offsets before any process lives in it
+// (they cannot be changed after), and a new cgroup namespace makes the
+// container's cgroup its root.
+func TestTimeAndCgroupNamespaces(t *testing.T) {
+	e := newEnv(t)
+	e.addNS(specs.TimeNamespace)
+	e.addNS(specs.CgroupNamespace)
+	e.spec.Linux.TimeOffsets = map[string]specs.LinuxTimeOffset{"boottime": {Secs: 86400 * 365}}
+	out := e.run("sh", "-c", "cat /proc/self/timens_offsets; cat /proc/uptime; cat /proc/self/cgroup | head -3")
+	if !strings.Contains(out, "boottime  31536000") && !strings.Contains(out, "boottime 31536000") {
+		t.Errorf("time offsets not set:\n%s", out)
+	}
+	var up float64
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) == 2 && strings.Contains(f[0], ".") {
+			fmtSscan(f[0], &up)
+		}
+	}
+	if up < 86400*365 {
+		t.Errorf("uptime %v does not include the boottime offset", up)
+	}
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Count(l, ":") >= 2 && !strings.HasSuffix(l, ":/") {
+			t.Errorf("cgroup namespace root is not the container's cgroup: %q", l)
+		}
+	}
+}

@@ -64,3 +64,10 @@ func openUp(t *testing.T, p string) {
 		os.Chmod(d, st.Mode().Perm()|0o011)
 	}
 }
+
+func fmtSscan(s string, v *float64) {
+	f, err := strconv.ParseFloat(s, 64)
+	if err == nil {
+		*v = f
+	}
+}
