@@ -174,7 +174,8 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 		plan.Process = copyProcess(s.Process)
 		plan.Process.Env = append(env, "LISTEN_FDS="+strconv.Itoa(o.ListenFds), "LISTEN_PID=1")
 	}
-	so := &spawnOpts{
+	var so *spawnOpts
+	so = &spawnOpts{
 		req: req, cgroup2Dir: cm.UnifiedPath(), plan: plan, preserved: preserved,
 		fifoDir: fifoDir, console: consoleSock, uidMaps: lx.UIDMappings, gidMaps: lx.GIDMappings,
 		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr,
@@ -194,6 +195,14 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 				}
 			}
 			plan.State = c.stateJSON(Creating)
+			trees, err := idmapTrees(s, bundle, pid)
+			if err != nil {
+				return err
+			}
+			for idx, f := range trees {
+				plan.IDMapMounts = append(plan.IDMapMounts, idx)
+				so.passFds = append(so.passFds, f)
+			}
 			return nil
 		},
 	}

@@ -31,7 +31,10 @@ type spawnOpts struct {
 	gidMaps    []specs.LinuxIDMapping
 	// onPid runs once the container process's pid is known and before
 	// the plan is sent: the state must name it before anything can fail.
-	onPid                 func(pid int) error
+	onPid func(pid int) error
+	// passFds go to the child with SCM_RIGHTS just before the plan
+	// (onPid may set them).
+	passFds               []*os.File
 	stdin, stdout, stderr *os.File
 }
 
@@ -138,6 +141,23 @@ func spawn(o *spawnOpts) (*proc, error) {
 		if err := o.onPid(pid); err != nil {
 			return fail(err)
 		}
+	}
+	// Always one message, with or without fds: the child reads it before
+	// the plan, so its JSON decoder can never swallow the fds' byte.
+	var rights []byte
+	if len(o.passFds) > 0 {
+		fds := make([]int, len(o.passFds))
+		for i, f := range o.passFds {
+			fds[i] = int(f.Fd())
+		}
+		rights = unix.UnixRights(fds...)
+	}
+	err = unix.Sendmsg(int(parent.Fd()), []byte{'F'}, rights, nil, 0)
+	for _, f := range o.passFds {
+		f.Close()
+	}
+	if err != nil {
+		return fail(fmt.Errorf("send fds: %w", err))
 	}
 	if err := json.NewEncoder(parent).Encode(o.plan); err != nil {
 		return fail(fmt.Errorf("send plan: %w", err))

@@ -36,9 +36,20 @@ func Main() {
 	os.Unsetenv(nsenter.EnvSync)
 	conn := os.NewFile(uintptr(fd), "sync")
 	c := &child{conn: conn, dec: json.NewDecoder(conn)}
+	fds, err := recvFds(fd)
+	if err != nil {
+		c.fail(err)
+	}
 	var p Plan
 	if err := c.dec.Decode(&p); err != nil {
 		c.fail(fmt.Errorf("read plan: %w", err))
+	}
+	if len(fds) != len(p.IDMapMounts) {
+		c.fail(fmt.Errorf("got %d fds for %d idmapped mounts", len(fds), len(p.IDMapMounts)))
+	}
+	c.idmap = map[int]int{}
+	for i, idx := range p.IDMapMounts {
+		c.idmap[idx] = fds[i]
 	}
 	switch p.Kind {
 	case KindInit:
@@ -52,8 +63,35 @@ func Main() {
 }
 
 type child struct {
-	conn *os.File
-	dec  *json.Decoder
+	conn  *os.File
+	dec   *json.Decoder
+	idmap map[int]int
+}
+
+// recvFds reads the one message the parent sends before the plan.
+func recvFds(sock int) ([]int, error) {
+	buf := make([]byte, 1)
+	oob := make([]byte, unix.CmsgSpace(4*64))
+	_, oobn, _, _, err := unix.Recvmsg(sock, buf, oob, unix.MSG_CMSG_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("receive fds: %w", err)
+	}
+	if oobn == 0 {
+		return nil, nil
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil {
+		return nil, fmt.Errorf("receive fds: %w", err)
+	}
+	var fds []int
+	for i := range msgs {
+		f, err := unix.ParseUnixRights(&msgs[i])
+		if err != nil {
+			return nil, fmt.Errorf("receive fds: %w", err)
+		}
+		fds = append(fds, f...)
+	}
+	return fds, nil
 }
 
 func (c *child) send(m Message) error {
@@ -104,6 +142,7 @@ func (c *child) runInit(p *Plan) error {
 		NewMountNS: ns.Has(lx.Namespaces, specs.MountNamespace),
 		InUserNS:   ns.Has(lx.Namespaces, specs.UserNamespace),
 		Cgroups:    p.Cgroups,
+		IDMapTrees: c.idmap,
 	}
 	cfg.Propagation, _ = rootfs.ParsePropagation(lx.RootfsPropagation)
 	if cfg.NewMountNS {

@@ -45,6 +45,9 @@ type Plan struct {
 	FifoDirFd   int `json:"fifoDirFd"`
 	ConsoleFd   int `json:"consoleFd"`
 	PreserveFds int `json:"preserveFds"`
+	// IDMapMounts are the indexes in Spec.Mounts of the idmapped trees
+	// received before the plan, in the order of the fds.
+	IDMapMounts []int `json:"idmapMounts,omitempty"`
 }
 
 // Message is one line of JSON on the sync socket.

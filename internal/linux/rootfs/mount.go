@@ -14,14 +14,18 @@ import (
 )
 
 type mounter struct {
-	root *os.File
-	cfg  *Config
+	root  *os.File
+	cfg   *Config
+	index int // of the mount being made, in Spec.Mounts
 }
 
 func (m *mounter) mount(mnt specs.Mount) error {
 	o := ParseOptions(mnt.Options)
-	if o.IDMap {
-		return fmt.Errorf("idmap/ridmap mounts: %w", errors.ErrUnsupported)
+	if o.IDMap || len(mnt.UIDMappings) > 0 {
+		if _, ok := m.cfg.IDMapTrees[m.index]; !ok {
+			return fmt.Errorf("idmapped mount: %w: no tree prepared", errors.ErrUnsupported)
+		}
+		o.Bind = true
 	}
 	switch {
 	case o.Bind || mnt.Type == "bind":
@@ -88,13 +92,17 @@ func (m *mounter) bind(mnt specs.Mount, o Options) error {
 		return err
 	}
 	defer dst.Close()
-	flags := uint(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC)
-	if o.Recursive {
-		flags |= unix.AT_RECURSIVE
-	}
-	tree, err := unix.OpenTree(unix.AT_FDCWD, src, flags)
-	if err != nil {
-		return fmt.Errorf("open_tree %s: %w", src, err)
+	tree, ok := m.cfg.IDMapTrees[m.index]
+	if ok {
+		delete(m.cfg.IDMapTrees, m.index)
+	} else {
+		flags := uint(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC)
+		if o.Recursive {
+			flags |= unix.AT_RECURSIVE
+		}
+		if tree, err = unix.OpenTree(unix.AT_FDCWD, src, flags); err != nil {
+			return fmt.Errorf("open_tree %s: %w", src, err)
+		}
 	}
 	defer unix.Close(tree)
 	if err := setAttrs(tree, o); err != nil {

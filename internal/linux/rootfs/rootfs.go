@@ -40,6 +40,9 @@ type Config struct {
 	InUserNS    bool
 	Cgroups     []CgroupMount
 	Propagation uintptr
+	// IDMapTrees are detached idmapped mounts made by the parent, by
+	// index in Spec.Mounts; Setup moves each into place and closes it.
+	IDMapTrees map[int]int
 }
 
 // ErrUnsafePath is wrapped when something in the rootfs is refused.
@@ -71,6 +74,7 @@ func Setup(c *Config) error {
 	defer root.Close()
 	m := &mounter{root: root, cfg: c}
 	for i, mnt := range c.Spec.Mounts {
+		m.index = i
 		if err := m.mount(mnt); err != nil {
 			return fmt.Errorf("mounts[%d] %s on %s: %w", i, mnt.Type, mnt.Destination, err)
 		}
