@@ -9,6 +9,7 @@ import (
 	"github.com/moby/sys/userns"
 	"github.com/opencontainers/cgroups"
 	devices "github.com/opencontainers/cgroups/devices/config"
+	"golang.org/x/sys/unix"
 )
 
 // The library's own implementation (package
@@ -108,10 +109,8 @@ func setDevicesV1(path string, r *cgroups.Resources) error {
 	if err := cgroups.WriteFile(path, defFile, "a"); err != nil {
 		return err
 	}
-	for _, e := range s.exceptions {
-		if err := cgroups.WriteFile(path, excFile, e.cgroupString()); err != nil {
-			return err
-		}
+	if err := writeRules(path, excFile, s.exceptions); err != nil {
+		return err
 	}
 	// The kernel reports an allow-all cgroup as "a *:* rwm"; a mismatch
 	// means the mode write silently did not take.
@@ -122,6 +121,30 @@ func setDevicesV1(path string, r *cgroups.Resources) error {
 	if slices.Contains(strings.Split(strings.TrimSpace(list), "\n"), "a *:* rwm") != s.defaultAllow {
 		return errors.New("resulting devices cgroup doesn't match target mode")
 	}
+	return nil
+}
+
+// writeRules writes one exception per write(2) on a single open file: the
+// kernel parses each write as one rule, so this is the same sequence of
+// rules as a WriteFile per rule, without an open and close for each (the
+// default list alone has ten).
+func writeRules(path, file string, exceptions []devException) error {
+	if len(exceptions) == 0 {
+		return nil
+	}
+	f, err := cgroups.OpenFile(path, file, unix.O_WRONLY)
+	if err != nil {
+		return err
+	}
+	for _, e := range exceptions {
+		rule := e.cgroupString()
+		if _, err := f.WriteString(rule); err != nil {
+			_ = f.Close()
+			// Worded as cgroups.WriteFile words it.
+			return fmt.Errorf("failed to write %q: %w", rule, err)
+		}
+	}
+	_ = f.Close() // as cgroups.WriteFile: nothing is buffered
 	return nil
 }
 

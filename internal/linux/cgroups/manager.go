@@ -10,7 +10,6 @@ import (
 	"sync"
 
 	"github.com/opencontainers/cgroups"
-	"github.com/opencontainers/cgroups/fs"
 	"github.com/opencontainers/cgroups/fs2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -48,6 +47,10 @@ type Manager struct {
 
 	v1      map[string]string // v1 hierarchy name ("memory", "name=systemd", ...) -> dir
 	unified string            // cgroup2 dir: the whole cgroup on v2, the unified tree on hybrid
+
+	// own is /proc/self/cgroup as New read it (nil after Load), kept so
+	// that Mounts need not read it again.
+	own map[string]string
 }
 
 // MountSource describes one filesystem a "cgroup" mount inside the
@@ -97,13 +100,23 @@ func New(cfg Config) (*Manager, error) {
 		}
 		m.unified = fm.Path("")
 	} else {
-		// The fs manager is only used for its path computation, which
-		// also knows which hierarchies are mounted and the hybrid tree.
-		fm, err := fs.NewManager(cg, nil)
+		// The same paths fs.NewManager(cg, nil) computes (including which
+		// hierarchies are mounted and the hybrid tree), without its
+		// per-subsystem re-reading of /proc and probing of /sys/fs/cgroup.
+		inner := cleanPath(cg.Path)
+		if inner == "" {
+			inner = cleanPath(cg.Name)
+		}
+		own, err := ownCgroups()
 		if err != nil {
 			return nil, fmt.Errorf("cgroup: %w", err)
 		}
-		for k, v := range fm.GetPaths() {
+		paths, err := v1Paths(inner, own)
+		if err != nil {
+			return nil, fmt.Errorf("cgroup: %w", err)
+		}
+		m.own = own
+		for k, v := range paths {
 			if k == unifiedKey {
 				m.unified = v
 			} else {
@@ -212,7 +225,7 @@ func (m *Manager) Mounts() []MountSource {
 	var out []MountSource
 	// Only the host's mount table knows which controllers share a
 	// hierarchy, and so which symlinks the container expects.
-	mounts, err := cgroups.GetCgroupMounts(false)
+	mounts, err := m.cgroupMounts()
 	if err == nil {
 		for _, mnt := range mounts {
 			src := MountSource{Dir: filepath.Base(mnt.Mountpoint), Type: "cgroup"}
@@ -236,6 +249,22 @@ func (m *Manager) Mounts() []MountSource {
 		out = append(out, MountSource{Dir: unifiedDirKey, HostPath: m.unified, Type: "cgroup2"})
 	}
 	return out
+}
+
+// cgroupMounts is cgroups.GetCgroupMounts(false) for a v1 or hybrid host,
+// from the mount table cached by the path computation.
+func (m *Manager) cgroupMounts() ([]cgroups.Mount, error) {
+	mounts, err := cgroupV1Mounts()
+	if err != nil {
+		return nil, err
+	}
+	own := m.own
+	if own == nil {
+		if own, err = ownCgroups(); err != nil {
+			return nil, err
+		}
+	}
+	return cgroupMountsFrom(mounts, own, false), nil
 }
 
 // cleanPath is the library's (and runc's) path sanitiser, repeated here

@@ -1,16 +1,19 @@
 package cgroups
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/opencontainers/cgroups"
 	"github.com/opencontainers/cgroups/fs"
 	"github.com/opencontainers/cgroups/fs2"
+	"golang.org/x/sys/unix"
 )
 
 // pidSources lists the directories Pids reads: the cgroup2 one, which
@@ -37,7 +40,7 @@ func (m *Manager) Pids() ([]int, error) {
 	defer m.mu.Unlock()
 	var all []int
 	for _, dir := range m.pidSources() {
-		pids, err := cgroups.GetAllPids(dir)
+		pids, err := allPids(dir)
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				continue
@@ -48,6 +51,49 @@ func (m *Manager) Pids() ([]int, error) {
 	}
 	slices.Sort(all)
 	return slices.Compact(all), nil
+}
+
+// allPids is cgroups.GetAllPids: the processes in dir and its sub-cgroups.
+// A container rarely has sub-cgroups, and a cgroup directory's link count
+// (2 plus its subdirectories, kept by kernfs) says whether it has any, so
+// usually one cgroup.procs read does instead of a directory walk.
+func allPids(dir string) ([]int, error) {
+	var st unix.Stat_t
+	if err := unix.Lstat(dir, &st); err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR && st.Nlink == 2 {
+		return readProcs(dir)
+	}
+	return cgroups.GetAllPids(dir)
+}
+
+// readProcs is the library's readProcsFile (GetAllPids' per-directory
+// read): a threaded cgroup refuses cgroup.procs with ENOTSUP and lists its
+// threads in cgroup.threads instead.
+func readProcs(dir string) ([]int, error) {
+	pids, err := readPidFile(dir, cgroups.CgroupProcesses)
+	if errors.Is(err, unix.ENOTSUP) {
+		return readPidFile(dir, "cgroup.threads")
+	}
+	return pids, err
+}
+
+func readPidFile(dir, file string) ([]int, error) {
+	f, err := cgroups.OpenFile(dir, file, os.O_RDONLY)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []int
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if t := s.Text(); t != "" {
+			pid, err := strconv.Atoi(t)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, pid)
+		}
+	}
+	return out, s.Err()
 }
 
 // Freeze stops every process in the container (v1 freezer, or cgroup.freeze
@@ -112,14 +158,51 @@ func (m *Manager) v2Manager() (*fs2.Manager, error) {
 // processes get about a second to finish leaving (and rmdir's EBUSY is
 // retried as long again); processes still present after that are an error
 // and nothing is removed. Directories that are already gone are fine.
+//
+// An empty cgroup, the usual case by the time a container is deleted, is
+// removed with one rmdir per directory: the kernel refuses (EBUSY) to remove
+// a cgroup that has processes or sub-cgroups, so rmdir itself is the check,
+// and only a refusal leads to the careful path (waiting, then removing
+// sub-cgroups) for the directories left. The cgroup2 directory goes first,
+// then the v1 ones in the order a joining process enters them (JoinFiles):
+// every process hako starts is in the cgroup2 directory from birth, or, on
+// a host without one, in the first v1 directory before any other, so a
+// container with processes is refused by the first rmdir and keeps all its
+// directories. Only a process some other tool moved into a later v1
+// directory alone can be found after earlier, empty directories are gone.
 func (m *Manager) Destroy() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	dirs := m.allDirs()
+	dirs := m.allDirs() // sorted: the JoinFiles order
+	if m.unified != "" {
+		dirs = slices.DeleteFunc(dirs, func(d string) bool { return d == m.unified })
+		dirs = slices.Insert(dirs, 0, m.unified)
+	}
 	// Deepest first, in case one owned directory is nested in another.
 	slices.SortStableFunc(dirs, func(a, b string) int {
 		return strings.Count(b, "/") - strings.Count(a, "/")
 	})
+	for i, d := range dirs {
+		switch err := rmdirNoRetry(d); err {
+		case nil, unix.ENOENT:
+		default:
+			return m.destroyCarefully(dirs[i:])
+		}
+	}
+	return nil
+}
+
+func rmdirNoRetry(dir string) error {
+	for {
+		if err := unix.Rmdir(dir); err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// destroyCarefully waits for dirs to empty and removes them with their
+// sub-cgroups.
+func (m *Manager) destroyCarefully(dirs []string) error {
 	if pids := waitEmpty(dirs, time.Second); len(pids) > 0 {
 		// rmdir would retry EBUSY per directory for nothing.
 		return &Error{Err: fmt.Errorf("cannot remove cgroup: still has processes %v", pids)}
