@@ -12,6 +12,12 @@
 // clone3 CLONE_INTO_CGROUP target for cgroup2), so no pid is ever written on
 // the container's behalf.
 //
+// Cost matters: every `run` and `delete` goes through here. So v1 paths are
+// computed in this package with the library's rules (paths.go) from one
+// read of /proc/self/cgroup and the mount table, directories are made with
+// one mkdir each, resources nobody set are not written, and an empty cgroup
+// is removed with one rmdir per directory.
+//
 // Hybrid caveat: on hosts that mount the v1 controllers plus a cgroup2 tree
 // at /sys/fs/cgroup/unified, the container gets a directory in both. The v1
 // hierarchies carry almost all limits, while the unified directory is used

@@ -1,6 +1,8 @@
 package cgroups
 
 import (
+	"golang.org/x/sys/unix"
+
 	"errors"
 	"fmt"
 	"maps"
@@ -157,13 +159,32 @@ func Load(paths map[string]string, rootless bool) (*Manager, error) {
 
 // checkPaths refuses directories outside the cgroup filesystems: Destroy
 // removes them, so a tampered state file must not point anywhere else.
+//
+// A hierarchy may be mounted elsewhere than /sys/fs/cgroup (crun's advice on
+// hybrid hosts is to mount hugetlb on /run/cg-hugetlb), so what counts
+// outside it is the filesystem of the nearest existing ancestor.
 func (m *Manager) checkPaths() error {
 	for _, p := range m.allDirs() {
-		if p != filepath.Clean(p) || !strings.HasPrefix(p, cgroupRoot+"/") {
-			return fmt.Errorf("cgroup: refusing path %q outside %s", p, cgroupRoot)
+		if p != filepath.Clean(p) || !filepath.IsAbs(p) {
+			return fmt.Errorf("cgroup: refusing unclean path %q", p)
+		}
+		if !strings.HasPrefix(p, cgroupRoot+"/") && !onCgroupFS(p) {
+			return fmt.Errorf("cgroup: refusing path %q: not on a cgroup filesystem", p)
 		}
 	}
 	return nil
+}
+
+func onCgroupFS(p string) bool {
+	for d := filepath.Dir(p); ; d = filepath.Dir(d) {
+		var st unix.Statfs_t
+		if err := unix.Statfs(d, &st); err == nil {
+			return st.Type == unix.CGROUP_SUPER_MAGIC || st.Type == unix.CGROUP2_SUPER_MAGIC
+		}
+		if d == "/" {
+			return false
+		}
+	}
 }
 
 // allDirs lists every directory the manager owns, de-duplicated because

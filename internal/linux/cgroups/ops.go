@@ -178,10 +178,18 @@ func (m *Manager) Destroy() error {
 		dirs = slices.DeleteFunc(dirs, func(d string) bool { return d == m.unified })
 		dirs = slices.Insert(dirs, 0, m.unified)
 	}
-	// Deepest first, in case one owned directory is nested in another.
-	slices.SortStableFunc(dirs, func(a, b string) int {
-		return strings.Count(b, "/") - strings.Count(a, "/")
-	})
+	// In case one owned directory is nested in another, the inner one
+	// goes first: ordering by the number of owned directories inside
+	// each does that and keeps the order above among unrelated ones.
+	inside := make(map[string]int, len(dirs))
+	for _, d := range dirs {
+		for _, o := range dirs {
+			if strings.HasPrefix(o, d+"/") {
+				inside[d]++
+			}
+		}
+	}
+	slices.SortStableFunc(dirs, func(a, b string) int { return inside[a] - inside[b] })
 	for i, d := range dirs {
 		switch err := rmdirNoRetry(d); err {
 		case nil, unix.ENOENT:
