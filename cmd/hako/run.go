@@ -1,12 +1,9 @@
 package main
 
 import (
-	"errors"
-	"os"
 
 	"github.com/hako-runtime/hako/internal/console"
 	"github.com/hako-runtime/hako/internal/container"
-	"github.com/hako-runtime/hako/internal/spec"
 	"golang.org/x/sys/unix"
 )
 
@@ -28,32 +25,20 @@ func init() {
 
 func runContainer(g *globals, o *container.CreateOpts, detach, keep bool) error {
 	rt := g.runtime()
-	var relaySock *os.File
-	if !detach && o.ConsoleSocket == "" {
-		if s, err := spec.Load(o.Bundle); err == nil && s.Process != nil && s.Process.Terminal {
-			theirs, ours, err := console.Socketpair()
-			if err != nil {
-				return err
-			}
-			defer ours.Close()
-			o.ConsoleFile, relaySock = theirs, ours
-		}
-	}
+	o.RelayTTY = !detach
 	if !detach {
 		// Orphans of the container (when it has no PID namespace of its
 		// own) are reaped here rather than by the host's init.
 		_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 	}
 	c, err := rt.Create(o)
-	if o.ConsoleFile != nil {
-		o.ConsoleFile.Close()
-	}
 	if err != nil {
 		return err
 	}
 	var relay *console.Relay
-	if relaySock != nil {
-		if relay, err = console.StartRelay(relaySock); err != nil {
+	if o.RelaySocket != nil {
+		defer o.RelaySocket.Close()
+		if relay, err = console.StartRelay(o.RelaySocket); err != nil {
 			rt.Delete(o.ID, true)
 			return err
 		}
@@ -83,4 +68,3 @@ func runContainer(g *globals, o *container.CreateOpts, detach, keep bool) error 
 	return nil
 }
 
-var _ = errors.New

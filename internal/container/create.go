@@ -1,7 +1,6 @@
 package container
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +12,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/hako-runtime/hako/internal/console"
 	"github.com/hako-runtime/hako/internal/hooks"
 	"github.com/hako-runtime/hako/internal/initproc"
 	"github.com/hako-runtime/hako/internal/linux/cgroups"
@@ -40,6 +40,10 @@ type CreateOpts struct {
 	// ConsoleFile, when set, is used instead of dialling ConsoleSocket
 	// (run in the foreground with a terminal makes its own socket).
 	ConsoleFile *os.File
+	// RelayTTY: with process.terminal and no console socket, make one
+	// and return our end in RelaySocket (run and exec in the foreground).
+	RelayTTY    bool
+	RelaySocket *os.File
 	Stdin       *os.File
 	Stdout      *os.File
 	Stderr      *os.File
@@ -52,13 +56,26 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := spec.Load(bundle)
+	s, cfgData, err := spec.LoadBytes(bundle)
 	if err != nil {
 		return nil, err
 	}
 	rootfsPath, err := spec.RootfsPath(s, bundle)
 	if err != nil {
 		return nil, err
+	}
+	if s.Process.Terminal && o.ConsoleSocket == "" && o.ConsoleFile == nil && o.RelayTTY {
+		theirs, ours, err := console.Socketpair()
+		if err != nil {
+			return nil, err
+		}
+		defer theirs.Close()
+		defer func() {
+			if err != nil {
+				ours.Close()
+			}
+		}()
+		o.ConsoleFile, o.RelaySocket = theirs, ours
 	}
 	if s.Process.Terminal && o.ConsoleSocket == "" && o.ConsoleFile == nil {
 		return nil, errors.New("process.terminal is true: use --console-socket to receive the pty master (or run in the foreground)")
@@ -83,10 +100,6 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 	dir := r.Store.Dir(o.ID)
 	cleanups = append(cleanups, func() { r.Store.Remove(o.ID) })
 
-	cfgData, err := json.Marshal(s)
-	if err != nil {
-		return nil, err
-	}
 	if err := state.WriteAtomic(filepath.Join(dir, state.ConfigName), cfgData, 0o600); err != nil {
 		return nil, err
 	}

@@ -21,20 +21,27 @@ const configName = "config.json"
 // root.path is resolved against bundle (the returned spec keeps the original
 // value; use RootfsPath to get the absolute one).
 func Load(bundle string) (*specs.Spec, error) {
+	s, _, err := LoadBytes(bundle)
+	return s, err
+}
+
+// LoadBytes is Load that also returns the file's bytes, so that a caller
+// keeping a copy need not encode the spec again.
+func LoadBytes(bundle string) (*specs.Spec, []byte, error) {
 	data, err := os.ReadFile(filepath.Join(bundle, configName))
 	if err != nil {
 		// Left unwrapped from ErrInvalid: a missing or unreadable file is an
 		// I/O problem, and callers want errors.Is(err, fs.ErrNotExist).
-		return nil, err
+		return nil, nil, err
 	}
 	s, err := Parse(data)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := Validate(s, bundle); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return s, nil
+	return s, data, nil
 }
 
 // Parse decodes config.json bytes. Unknown fields are ignored like runc; a
