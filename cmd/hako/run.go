@@ -1,7 +1,6 @@
 package main
 
 import (
-
 	"github.com/hako-runtime/hako/internal/console"
 	"github.com/hako-runtime/hako/internal/container"
 	"golang.org/x/sys/unix"
@@ -67,4 +66,3 @@ func runContainer(g *globals, o *container.CreateOpts, detach, keep bool) error 
 	}
 	return nil
 }
-
