@@ -184,7 +184,11 @@ func (g *globals) isRootless() bool {
 }
 
 func (g *globals) runtime() *container.Runtime {
-	return &container.Runtime{Store: &state.Store{Root: g.root}, Rootless: g.isRootless(), Warn: g.warn}
+	rt := &container.Runtime{Store: &state.Store{Root: g.root}, Rootless: g.isRootless(), Warn: g.warn}
+	if g.debug {
+		rt.Debug = func(msg string) { g.logLine("debug", msg) }
+	}
+	return rt
 }
 
 // newFlags makes a subcommand's flag set; errors are returned, not printed

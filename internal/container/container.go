@@ -44,6 +44,14 @@ type Runtime struct {
 	Rootless bool
 	// Warn receives non-fatal problems (failing poststart/poststop hooks).
 	Warn func(string)
+	// Debug, when set (--debug), receives a line per step.
+	Debug func(string)
+}
+
+func (r *Runtime) debug(format string, args ...any) {
+	if r.Debug != nil {
+		r.Debug(fmt.Sprintf(format, args...))
+	}
 }
 
 func (r *Runtime) warn(format string, args ...any) {

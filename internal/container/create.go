@@ -83,6 +83,7 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 	if !s.Process.Terminal && (o.ConsoleSocket != "" || o.ConsoleFile != nil) {
 		return nil, errors.New("--console-socket given but process.terminal is false")
 	}
+	r.debug("create %s: config %s/config.json valid, rootfs %s", o.ID, bundle, rootfsPath)
 	lock, err := r.Store.Create(o.ID)
 	if err != nil {
 		return nil, err
@@ -125,6 +126,7 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 		return nil, err
 	}
 	cleanups = append(cleanups, func() { cm.Destroy() })
+	r.debug("create %s: cgroups %v", o.ID, cm.Paths())
 
 	fifo := filepath.Join(dir, state.FifoName)
 	// 0622 as runc: the init opens it after switching to the process's
@@ -224,6 +226,7 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 		return nil, err
 	}
 	cleanups = append(cleanups, p.kill)
+	r.debug("create %s: container process %d started (unshare %#x, join %v)", o.ID, p.pid, unshare, join)
 	for {
 		m, err := p.next()
 		if errors.Is(err, io.EOF) {
@@ -234,6 +237,7 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 		}
 		switch m.Type {
 		case initproc.MsgHooks:
+			r.debug("create %s: running prestart and createRuntime hooks", o.ID)
 			if err := hooks.Run("prestart", s.Hooks.Prestart, c.stateJSON(Created)); err != nil { //nolint:staticcheck
 				return nil, err
 			}

@@ -415,3 +415,80 @@ func TestIdmappedMounts(t *testing.T) {
 		t.Errorf("file made through the idmapped mount is owned by %v on the host, want 0:0", o)
 	}
 }
+
+func TestOverlayMount(t *testing.T) {
+	e := newEnv(t)
+	d := t.TempDir()
+	lower, upper, work := filepath.Join(d, "lower"), filepath.Join(d, "upper"), filepath.Join(d, "work")
+	for _, p := range []string{lower, upper, work} {
+		os.MkdirAll(p, 0o755)
+	}
+	os.WriteFile(filepath.Join(lower, "from-lower"), []byte("l"), 0o644)
+	e.spec.Mounts = append(e.spec.Mounts, specs.Mount{Destination: "/mnt", Type: "overlay", Source: "overlay",
+		Options: []string{"lowerdir=" + lower, "upperdir=" + upper, "workdir=" + work}})
+	out := e.run("sh", "-c", "cat /mnt/from-lower; echo u > /mnt/new; grep ' /mnt ' /proc/self/mountinfo")
+	if !strings.Contains(out, "l") || !strings.Contains(out, "overlay") {
+		t.Fatalf("overlay: %q", out)
+	}
+	if readFile(t, filepath.Join(upper, "new")) != "u\n" {
+		t.Fatal("write did not land in upperdir")
+	}
+	if _, err := os.Stat(filepath.Join(lower, "new")); err == nil {
+		t.Fatal("write went to lowerdir")
+	}
+}
+
+func TestKillAllAndExecProcessJSON(t *testing.T) {
+	e := newEnv(t)
+	// No PID namespace: killing the init alone would leave its children.
+	var nss []specs.LinuxNamespace
+	for _, n := range e.spec.Linux.Namespaces {
+		if n.Type != specs.PIDNamespace {
+			nss = append(nss, n)
+		}
+	}
+	e.spec.Linux.Namespaces = nss
+	e.spec.Process.Args = []string{"sh", "-c", "sleep 1000 & sleep 1000 & wait"}
+	e.write()
+	e.hakoOK("run", "-d", "ka")
+	p := specs.Process{Args: []string{"sh", "-c", "echo from-process-json $X"}, Env: []string{"X=y", "PATH=/bin"}, Cwd: "/"}
+	data, _ := json.Marshal(p)
+	pj := filepath.Join(t.TempDir(), "process.json")
+	os.WriteFile(pj, data, 0o644)
+	if out := e.hakoOK("exec", "--process", pj, "ka"); out != "from-process-json y\n" {
+		t.Fatalf("exec --process: %q", out)
+	}
+	var pids []int
+	json.Unmarshal([]byte(e.hakoOK("ps", "--format", "json", "ka")), &pids)
+	if len(pids) < 3 {
+		t.Fatalf("want init and two sleeps, got %v", pids)
+	}
+	e.hakoOK("kill", "--all", "ka", "KILL")
+	deadline := time.Now().Add(5 * time.Second)
+	for _, pid := range pids {
+		for {
+			st, err := os.ReadFile("/proc/" + itoa(pid) + "/stat")
+			if err != nil || strings.Contains(string(st), ") Z") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("process %d survived kill --all", pid)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+func TestLogFormatJSON(t *testing.T) {
+	e := newEnv(t)
+	log := filepath.Join(t.TempDir(), "log.json")
+	_, _, code := e.hako("--log", log, "--log-format", "json", "start", "no-such-container")
+	if code == 0 {
+		t.Fatal("start of a missing container succeeded")
+	}
+	lines := strings.Split(strings.TrimSpace(readFile(t, log)), "\n")
+	var entry map[string]string
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &entry); err != nil || entry["level"] != "error" || !strings.Contains(entry["msg"], "no-such-container") {
+		t.Fatalf("last log line %q: %v", lines[len(lines)-1], err)
+	}
+}
