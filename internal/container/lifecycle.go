@@ -127,12 +127,22 @@ func (c *Container) signalAll(sig unix.Signal) error {
 func (r *Runtime) Delete(id string, force bool) error {
 	lock, err := r.Store.Lock(id)
 	if err != nil {
+		// runc's rule, which containerd's shim relies on when it cleans
+		// up: --force on a container that is already gone succeeds.
+		if force && errors.Is(err, state.ErrNotExist) {
+			return nil
+		}
 		return err
 	}
 	defer lock.Unlock()
 	c, err := r.Load(id)
 	if err != nil {
 		if errors.Is(err, state.ErrNotExist) {
+			// A directory without state.json: a create that died
+			// before its first save.
+			if force {
+				return r.Store.Remove(id)
+			}
 			return err
 		}
 		// A state that cannot be read (a crash mid-write) must still be

@@ -106,6 +106,12 @@ func TestLifecycleStates(t *testing.T) {
 
 func TestDeleteCreatedAndForce(t *testing.T) {
 	e := newEnv(t)
+	// runc's rule, which containerd's shim relies on: --force on a
+	// container that is gone succeeds, a plain delete does not.
+	e.hakoOK("delete", "--force", "never-existed")
+	if _, _, code := e.hako("delete", "never-existed"); code == 0 {
+		t.Fatal("delete of a missing container succeeded")
+	}
 	e.spec.Process.Args = []string{"sleep", "1000"}
 	e.write()
 	e.hakoOK("create", "c1")
