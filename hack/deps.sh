@@ -2,7 +2,8 @@
 # Installs what building and testing hako needs on Debian 12, as root.
 # Go itself (1.26) is expected on PATH or at /usr/local/go/bin.
 set -euo pipefail
-pkgs=(gcc libseccomp-dev busybox-static uidmap iproute2 procps file)
+pkgs=(gcc libseccomp-dev busybox-static uidmap iproute2 procps file bsdutils
+	podman containerd docker.io slirp4netns fuse-overlayfs)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
