@@ -5,9 +5,12 @@
 # to it, or keep the workspace's ../shared/tools checkout beside the repo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-suite=${CONFORMANCE_SUITE:-../shared/tools/conformance/run-suite}
-if [ ! -x "$suite" ]; then
-	echo "conformance: $suite not found; skipped (set CONFORMANCE_SUITE)"
+suite=${CONFORMANCE_SUITE:-}
+for s in ../shared/tools/conformance/run-suite /work/shared/tools/conformance/run-suite; do
+	[ -z "$suite" ] && [ -x "$s" ] && suite=$s
+done
+if [ -z "$suite" ]; then
+	echo "conformance: run-suite not found; skipped (set CONFORMANCE_SUITE)"
 	exit 0
 fi
 . hack/deps.sh
