@@ -16,15 +16,11 @@ import (
 
 // Start releases a created container's init to exec the user's program.
 func (r *Runtime) Start(id string) error {
-	lock, err := r.Store.Lock(id)
+	c, unlock, err := r.lockLoad(id)
 	if err != nil {
 		return err
 	}
-	defer lock.Unlock()
-	c, err := r.Load(id)
-	if err != nil {
-		return err
-	}
+	defer unlock()
 	switch s := c.Status(); s {
 	case Created:
 	case Stopped:
@@ -80,15 +76,11 @@ func awaitFifo(fd int, c *Container) error {
 // Kill sends sig to the init, or with all to every process in the
 // container's cgroup.
 func (r *Runtime) Kill(id string, sig unix.Signal, all bool) error {
-	lock, err := r.Store.Lock(id)
+	c, unlock, err := r.lockLoad(id)
 	if err != nil {
 		return err
 	}
-	defer lock.Unlock()
-	c, err := r.Load(id)
-	if err != nil {
-		return err
-	}
+	defer unlock()
 	if c.Status() == Stopped {
 		return fmt.Errorf("%w: container %q", ErrNotRunning, id)
 	}
@@ -228,15 +220,11 @@ func (r *Runtime) Resume(id string) error {
 }
 
 func (r *Runtime) freeze(id string, freeze bool) error {
-	lock, err := r.Store.Lock(id)
+	c, unlock, err := r.lockLoad(id)
 	if err != nil {
 		return err
 	}
-	defer lock.Unlock()
-	c, err := r.Load(id)
-	if err != nil {
-		return err
-	}
+	defer unlock()
 	s := c.Status()
 	if freeze && s != Running {
 		return fmt.Errorf("%w: cannot pause a %s container", ErrWrongState, s)
@@ -252,4 +240,19 @@ func (r *Runtime) freeze(id string, freeze bool) error {
 		return cm.Freeze()
 	}
 	return cm.Thaw()
+}
+
+// lockLoad takes the container's lock and loads it; every command that
+// changes a container holds the lock for its whole run.
+func (r *Runtime) lockLoad(id string) (*Container, func(), error) {
+	lock, err := r.Store.Lock(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := r.Load(id)
+	if err != nil {
+		lock.Unlock()
+		return nil, nil, err
+	}
+	return c, lock.Unlock, nil
 }
