@@ -51,7 +51,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 	}
 	runOK(t, "ctr", c("task", "delete", "c2")...)
 	runOK(t, "ctr", c("container", "delete", "c2")...)
-	out = runTTY(t, "ctr "+strings.Join(c("run", "--rm", "-t", "--runc-binary", hakoBin, img, "c3", "sh", "-c", "tty; echo tty-ok"), " "))
+	out = runTTY(t, "ctr", c("run", "--rm", "-t", "--runc-binary", hakoBin, img, "c3", "sh", "-c", "tty; echo tty-ok")...)
 	contains(t, out, "/dev/pts/0", "tty-ok")
 }
 

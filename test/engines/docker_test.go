@@ -3,7 +3,6 @@ package engines
 import (
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 )
@@ -32,6 +31,6 @@ func TestDocker(t *testing.T) {
 	contains(t, runOK(t, "docker", d("logs", "d1")...), "started")
 	runOK(t, "docker", d("stop", "-t", "1", "d1")...)
 	runOK(t, "docker", d("rm", "d1")...)
-	out = runTTY(t, "docker "+strings.Join(runArgs("--rm", "-it", "bb:latest", "sh", "-c", "tty; echo tty-ok"), " "))
+	out = runTTY(t, "docker", runArgs("--rm", "-it", "bb:latest", "sh", "-c", "tty; echo tty-ok")...)
 	contains(t, out, "/dev/pts/0", "tty-ok")
 }

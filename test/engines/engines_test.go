@@ -115,13 +115,21 @@ func runOK(t *testing.T, name string, args ...string) string {
 }
 
 // runTTY runs a command under script(1), which gives it a terminal.
-func runTTY(t *testing.T, cmdline string) string {
+func runTTY(t *testing.T, name string, args ...string) string {
 	t.Helper()
-	out, err := exec.Command("timeout", "20", "script", "-qec", cmdline, "/dev/null").CombinedOutput()
+	line := shellQuote(name)
+	for _, a := range args {
+		line += " " + shellQuote(a)
+	}
+	out, err := exec.Command("timeout", "20", "script", "-qec", line, "/dev/null").CombinedOutput()
 	if err != nil {
-		t.Fatalf("%s: %v\n%s", cmdline, err, out)
+		t.Fatalf("%s: %v\n%s", line, err, out)
 	}
 	return string(out)
+}
+
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // daemon starts a background daemon and stops it by pid at cleanup.
