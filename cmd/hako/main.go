@@ -19,6 +19,7 @@ import (
 
 	"github.com/hako-runtime/hako/internal/container"
 	"github.com/hako-runtime/hako/internal/initproc"
+	"github.com/hako-runtime/hako/internal/linux/idmap"
 	_ "github.com/hako-runtime/hako/internal/nsenter" // the C constructor for container processes
 	"github.com/hako-runtime/hako/internal/state"
 )
@@ -127,12 +128,24 @@ func realMain(args []string) int {
 }
 
 func defaultRoot() string {
-	if os.Geteuid() != 0 {
-		if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
-			return d + "/hako"
-		}
+	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" && honorXDG() {
+		return d + "/hako"
 	}
 	return "/run/hako"
+}
+
+// honorXDG is runc's rule for where an unprivileged caller keeps state: a
+// non-root user, or "root" of a user namespace (rootless podman runs the
+// runtime so) that is not the real root user.
+func honorXDG() bool {
+	if os.Geteuid() != 0 {
+		return true
+	}
+	if !idmap.RunningInUserNS() {
+		return false
+	}
+	u, ok := os.LookupEnv("USER")
+	return !ok || u != "root"
 }
 
 func usage(fs *flag.FlagSet) {
@@ -180,7 +193,9 @@ func (g *globals) isRootless() bool {
 	case "false":
 		return false
 	}
-	return os.Geteuid() != 0
+	// As runc: root of a user namespace is as unprivileged as any user
+	// over cgroups it was not delegated.
+	return os.Geteuid() != 0 || idmap.RunningInUserNS()
 }
 
 func (g *globals) runtime() *container.Runtime {

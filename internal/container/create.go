@@ -164,6 +164,13 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 		return nil, err
 	}
 	req := nsenter.Request{CgroupTasks: cm.JoinFiles(), Join: join, Unshare: unshare}
+	cgroup2 := cm.UnifiedPath()
+	if r.Rootless {
+		req.CgroupTasks = existing(req.CgroupTasks)
+		if len(existing([]string{cgroup2})) == 0 {
+			cgroup2 = ""
+		}
+	}
 	for clock, off := range lx.TimeOffsets {
 		req.TimeOffsets = append(req.TimeOffsets, nsenter.TimeOffset{Clock: clock, Secs: off.Secs, Nanos: off.Nanosecs})
 	}
@@ -191,7 +198,7 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 	}
 	var so *spawnOpts
 	so = &spawnOpts{
-		req: req, cgroup2Dir: cm.UnifiedPath(), plan: plan, preserved: preserved,
+		req: req, cgroup2Dir: cgroup2, plan: plan, preserved: preserved,
 		fifoDir: fifoDir, console: consoleSock, uidMaps: lx.UIDMappings, gidMaps: lx.GIDMappings,
 		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr,
 		onPid: func(pid int) error {

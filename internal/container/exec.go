@@ -59,6 +59,13 @@ func (c *Container) Exec(o *ExecOpts) (int, error) {
 		}
 		req.CgroupTasks = cm.JoinFiles()
 		cgroup2 = cm.UnifiedPath()
+		if c.State.Rootless {
+			// Rootless creation skips the cgroups it may not make.
+			req.CgroupTasks = existing(req.CgroupTasks)
+			if len(existing([]string{cgroup2})) == 0 {
+				cgroup2 = ""
+			}
+		}
 	}
 	console := o.ConsoleFile
 	if o.ConsoleSocket != "" {
@@ -112,4 +119,14 @@ func (c *Container) Exec(o *ExecOpts) (int, error) {
 		}
 	}
 	return p.pid, nil
+}
+
+func existing(paths []string) []string {
+	var out []string
+	for _, p := range paths {
+		if _, err := os.Stat(p); err == nil && p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hako-runtime/hako/internal/hooks"
+	"github.com/hako-runtime/hako/internal/linux/idmap"
 	"github.com/hako-runtime/hako/internal/linux/ns"
 	"github.com/hako-runtime/hako/internal/linux/rootfs"
 	"github.com/hako-runtime/hako/internal/nsenter"
@@ -140,7 +141,7 @@ func (c *child) runInit(p *Plan) error {
 		Spec:       s,
 		NoPivot:    p.NoPivot,
 		NewMountNS: ns.Has(lx.Namespaces, specs.MountNamespace),
-		InUserNS:   ns.Has(lx.Namespaces, specs.UserNamespace),
+		InUserNS:   ns.Has(lx.Namespaces, specs.UserNamespace) || idmap.RunningInUserNS(),
 		Cgroups:    p.Cgroups,
 		IDMapTrees: c.idmap,
 	}

@@ -142,3 +142,16 @@ func hint(err error, kind string) string {
 	}
 	return " (an unprivileged writer may map only its own uid; use newuidmap with /etc/subuid ranges)"
 }
+
+// RunningInUserNS reports whether this process is in a user namespace
+// other than the initial one (whose uid_map is the identity over all ids).
+// Rootless engines run the runtime so: mknod and some mounts are then
+// refused even when the config asks for no user namespace of its own.
+func RunningInUserNS() bool {
+	data, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return false
+	}
+	m, err := Parse(string(data))
+	return err == nil && !(len(m) == 1 && m[0].ContainerID == 0 && m[0].HostID == 0 && m[0].Size == 4294967295)
+}
