@@ -48,6 +48,12 @@ type Runtime struct {
 	Debug func(string)
 }
 
+// sealDir is the empty layer of exeseal's overlay; "@" keeps it from ever
+// being taken for a container id.
+func (r *Runtime) sealDir() string {
+	return filepath.Join(r.Store.Root, "@exeseal-empty")
+}
+
 func (r *Runtime) debug(format string, args ...any) {
 	if r.Debug != nil {
 		r.Debug(fmt.Sprintf(format, args...))

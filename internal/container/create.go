@@ -200,7 +200,7 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 	so = &spawnOpts{
 		req: req, cgroup2Dir: cgroup2, plan: plan, preserved: preserved,
 		fifoDir: fifoDir, console: consoleSock, uidMaps: lx.UIDMappings, gidMaps: lx.GIDMappings,
-		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr,
+		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr, sealDir: r.sealDir(),
 		onPid: func(pid int) error {
 			start, _, err := procStart(pid)
 			if err != nil {

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hako-runtime/hako/internal/initproc"
+	"github.com/hako-runtime/hako/internal/linux/exeseal"
 	"github.com/hako-runtime/hako/internal/linux/idmap"
 	"github.com/hako-runtime/hako/internal/nsenter"
 )
@@ -36,6 +37,8 @@ type spawnOpts struct {
 	// (onPid may set them).
 	passFds               []*os.File
 	stdin, stdout, stderr *os.File
+	// sealDir is an empty directory for exeseal's overlay.
+	sealDir string
 }
 
 // proc is a started container process and the parent's end of its socket.
@@ -77,8 +80,23 @@ func spawn(o *spawnOpts) (*proc, error) {
 	if err != nil {
 		self = "/proc/self/exe"
 	}
+	exePath := "/proc/self/exe"
+	if o.sealDir != "" {
+		exe, err := exeseal.Seal(o.sealDir)
+		switch {
+		case err == nil:
+			defer exe.Close()
+			exePath = exe.Path()
+		case errors.Is(err, exeseal.ErrUnsupported):
+			// Rootless: no overlay over the host's filesystems. The
+			// container process is still non-dumpable until it execs.
+		default:
+			parent.Close()
+			return nil, err
+		}
+	}
 	cmd := &exec.Cmd{
-		Path:       "/proc/self/exe",
+		Path:       exePath,
 		Args:       []string{self, "init"},
 		Env:        []string{nsenter.EnvSync + "=" + strconv.Itoa(syncFd)},
 		Stdin:      o.stdin,

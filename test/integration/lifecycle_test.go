@@ -42,8 +42,12 @@ func TestRunOutputAndExitCodes(t *testing.T) {
 	if code := cmd.ProcessState.ExitCode(); code != 128+9 {
 		t.Fatalf("exit code %d, want 137 (128+SIGKILL)", code)
 	}
-	if ids, _ := os.ReadDir(e.root); len(ids) != 0 {
-		t.Fatalf("run left state behind: %v", ids)
+	ids, _ := os.ReadDir(e.root)
+	for _, id := range ids {
+		// The binary seal's empty layer is hako's, not a container's.
+		if id.Name() != "@exeseal-empty" {
+			t.Fatalf("run left state behind: %v", ids)
+		}
 	}
 }
 
