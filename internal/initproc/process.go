@@ -88,8 +88,8 @@ func prepare(p *Plan) (*prepared, error) {
 		return nil, err
 	}
 	if proc.Cwd != "" {
-		if err := unix.Chdir(proc.Cwd); err != nil {
-			return nil, fmt.Errorf("chdir to process.cwd %s: %w", proc.Cwd, err)
+		if err := chdirContained(proc.Cwd); err != nil {
+			return nil, err
 		}
 	}
 	umask := 0o022
@@ -233,6 +233,30 @@ func setRlimits(rl []specs.POSIXRlimit) error {
 			}
 			return fmt.Errorf("setrlimit %s soft=%d hard=%d: %w%s", r.Type, r.Soft, r.Hard, err, hint)
 		}
+	}
+	return nil
+}
+
+// chdirContained enters cwd resolved inside the container's root, never
+// through a magic link: "/proc/self/fd/N" naming one of hako's own fds (the
+// state directory, say) would otherwise start the process with a working
+// directory on the host (CVE-2024-21626). The check of search permission is
+// fchdir's, made as the process's user.
+func chdirContained(cwd string) error {
+	fd, err := unix.Openat2(unix.AT_FDCWD, cwd, &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+	})
+	if err != nil {
+		hint := ""
+		if errors.Is(err, unix.ELOOP) {
+			hint = " (it goes through a /proc magic link, which could lead outside the container)"
+		}
+		return fmt.Errorf("process.cwd %s: %w%s", cwd, err, hint)
+	}
+	defer unix.Close(fd)
+	if err := unix.Fchdir(fd); err != nil {
+		return fmt.Errorf("chdir to process.cwd %s: %w", cwd, err)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -34,5 +35,36 @@ func TestCVE2019_5736_RuntimeBinaryNotWritable(t *testing.T) {
 	}
 	if !errors.Is(err, unix.EROFS) {
 		t.Fatalf("reopen failed with %v, want EROFS from the sealed overlay", err)
+	}
+}
+
+// CVE-2024-21626: process.cwd naming one of the runtime's own fds through
+// /proc/self/fd must never give the process a working directory on the host.
+func TestCVE2024_21626_CwdThroughLeakedFd(t *testing.T) {
+	e := newEnv(t)
+	for fd := 3; fd <= 12; fd++ {
+		for _, cmd := range []string{"run", "exec"} {
+			cwd := fmt.Sprintf("/proc/self/fd/%d", fd)
+			var so, se string
+			var code int
+			if cmd == "run" {
+				e.spec.Process.Cwd = cwd
+				e.spec.Process.Args = []string{"sh", "-c", "pwd; ls"}
+				e.write()
+				so, se, code = e.hako("run", fmt.Sprintf("cwd%d", fd))
+			} else {
+				e.spec.Process.Cwd = "/"
+				if fd == 3 {
+					e.background("cwdexec")
+				}
+				so, se, code = e.hako("exec", "--cwd", cwd, "cwdexec", "sh", "-c", "pwd; ls")
+			}
+			if code == 0 && !strings.HasPrefix(so, "/") {
+				t.Fatalf("%s with cwd %s escaped: %q", cmd, cwd, so)
+			}
+			if strings.Contains(so, "state.json") || strings.Contains(so, "exec.fifo") || strings.Contains(so, "unreachable") {
+				t.Fatalf("%s with cwd %s sees a host directory: %q %q", cmd, cwd, so, se)
+			}
+		}
 	}
 }
