@@ -4,8 +4,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"golang.org/x/sys/unix"
 )
@@ -66,5 +73,174 @@ func TestCVE2024_21626_CwdThroughLeakedFd(t *testing.T) {
 				t.Fatalf("%s with cwd %s sees a host directory: %q %q", cmd, cwd, so, se)
 			}
 		}
+	}
+}
+
+// CVE-2022-29162 (crun CVE-2022-27650): exec --cap must not put the
+// capability in the inheritable set, from where an exec'd program with
+// file capabilities could regain it.
+func TestCVE2022_29162_ExecCapNotInheritable(t *testing.T) {
+	e := newEnv(t)
+	e.background("cap1")
+	out := e.hakoOK("exec", "--cap", "CAP_SYS_ADMIN", "cap1", "grep", "-E", "Cap(Inh|Eff|Amb)", "/proc/self/status")
+	if !strings.Contains(out, "CapInh:\t0000000000000000") || !strings.Contains(out, "CapAmb:\t0000000000000000") {
+		t.Fatalf("exec --cap reached inheritable/ambient:\n%s", out)
+	}
+	var eff uint64
+	for _, l := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(l, "CapEff:\t"); ok {
+			eff, _ = strconv.ParseUint(v, 16, 64)
+		}
+	}
+	if eff&(1<<21) == 0 { // CAP_SYS_ADMIN
+		t.Fatalf("exec --cap CAP_SYS_ADMIN not effective:\n%s", out)
+	}
+}
+
+// CVE-2019-19921, CVE-2023-27561: /proc (or /sys) in the image is a
+// symlink; mounting procfs through it would land outside the container's
+// /proc, and LSM label writes after it would go to a fake file.
+func TestCVE2019_19921_ProcSymlinkRefused(t *testing.T) {
+	for _, dir := range []string{"proc", "sys"} {
+		e := newEnv(t)
+		p := filepath.Join(e.bundle, "rootfs", dir)
+		os.Remove(p)
+		os.MkdirAll(filepath.Join(e.bundle, "rootfs", "fake"), 0o755)
+		os.Symlink("/fake", p)
+		e.write()
+		_, se, code := e.hako("run", "sym-"+dir)
+		if code == 0 || !strings.Contains(se, "symlink") {
+			t.Errorf("/%s as a symlink: exit %d, %q", dir, code, se)
+		}
+		assertNothingLeft(t, e, "sym-"+dir)
+	}
+}
+
+// CVE-2021-30465, crun CVE-2019-18837: a mount destination that is a
+// symlink pointing out of the rootfs resolves inside it; a symlink swapped
+// in while hako works (RENAME_EXCHANGE in a loop) never sends a mount or a
+// created file to the host.
+func TestCVE2021_30465_SymlinkDestinationStaysInside(t *testing.T) {
+	e := newEnv(t)
+	host := t.TempDir()
+	rootfs := filepath.Join(e.bundle, "rootfs")
+	os.Remove(filepath.Join(rootfs, "mnt"))
+	os.Symlink("../../../../../../../../"+strings.TrimPrefix(host, "/"), filepath.Join(rootfs, "mnt"))
+	e.spec.Root.Readonly = false
+	e.spec.Mounts = append(e.spec.Mounts, specs.Mount{Destination: "/mnt/sub", Type: "tmpfs", Source: "tmpfs"})
+	// Creating a mount point through a dangling symlink is refused; either
+	// way nothing may reach the host.
+	e.spec.Process.Args = []string{"true"}
+	e.write()
+	e.hako("run", "symdest")
+	if strings.Contains(hostMounts(t), host) {
+		t.Fatal("a mount landed on the host through a symlinked destination")
+	}
+	if _, err := os.Stat(filepath.Join(host, "sub")); err == nil {
+		t.Fatal("a directory was created on the host through a symlinked destination")
+	}
+
+	// The race: /mnt flips between a real directory and a symlink to the
+	// host directory while containers are created.
+	os.Remove(filepath.Join(rootfs, "mnt"))
+	os.MkdirAll(filepath.Join(rootfs, "mnt-dir", "sub"), 0o755)
+	os.Symlink(host, filepath.Join(rootfs, "mnt-link"))
+	os.Rename(filepath.Join(rootfs, "mnt-dir"), filepath.Join(rootfs, "mnt"))
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			unix.Renameat2(unix.AT_FDCWD, filepath.Join(rootfs, "mnt"), unix.AT_FDCWD, filepath.Join(rootfs, "mnt-link"), unix.RENAME_EXCHANGE)
+		}
+	}()
+	e.spec.Process.Args = []string{"true"}
+	e.write()
+	for i := 0; i < 40; i++ {
+		e.hako("run", fmt.Sprintf("race%d", i))
+	}
+	close(stop)
+	<-done
+	if strings.Contains(hostMounts(t), host) {
+		t.Fatal("a mount landed on the host during the symlink exchange race")
+	}
+	if ents, _ := os.ReadDir(host); len(ents) != 0 {
+		t.Fatalf("files created on the host during the race: %v", ents)
+	}
+}
+
+// CVE-2025-31133: with /dev taken from the image, /dev/null may be a
+// symlink; masking must never bind whatever it points to.
+func TestCVE2025_31133_DevNullSymlinkNotUsedForMasking(t *testing.T) {
+	e := newEnv(t)
+	var mounts []specs.Mount
+	for _, m := range e.spec.Mounts {
+		if !strings.HasPrefix(m.Destination, "/dev") {
+			mounts = append(mounts, m)
+		}
+	}
+	e.spec.Mounts = mounts
+	dev := filepath.Join(e.bundle, "rootfs", "dev")
+	os.WriteFile(filepath.Join(e.bundle, "rootfs", "etc", "secret"), []byte("s"), 0o644)
+	os.Symlink("/etc/secret", filepath.Join(dev, "null"))
+	e.write()
+	_, se, code := e.hako("run", "devnull")
+	if code == 0 || !strings.Contains(se, "null device") {
+		t.Fatalf("/dev/null symlink: exit %d, %q", code, se)
+	}
+	assertNothingLeft(t, e, "devnull")
+}
+
+// CVE-2025-52565: /dev/console from the image as a symlink must not
+// redirect the pty bind mount.
+func TestCVE2025_52565_DevConsoleSymlinkRefused(t *testing.T) {
+	e := newEnv(t)
+	var mounts []specs.Mount
+	for _, m := range e.spec.Mounts {
+		if m.Destination != "/dev" {
+			mounts = append(mounts, m)
+		}
+	}
+	e.spec.Mounts = mounts
+	dev := filepath.Join(e.bundle, "rootfs", "dev")
+	os.MkdirAll(filepath.Join(dev, "pts"), 0o755)
+	os.MkdirAll(filepath.Join(dev, "shm"), 0o755)
+	os.MkdirAll(filepath.Join(dev, "mqueue"), 0o755)
+	exec.Command("mknod", "-m", "666", filepath.Join(dev, "null"), "c", "1", "3").Run()
+	os.Symlink("/etc/passwd", filepath.Join(dev, "console"))
+	e.spec.Process.Terminal = true
+	e.write()
+	sock := filepath.Join(t.TempDir(), "c.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		if c, err := l.Accept(); err == nil {
+			defer c.Close()
+			c.Read(make([]byte, 16))
+		}
+	}()
+	_, se, code := e.hako("create", "--console-socket", sock, "console")
+	if code == 0 || !strings.Contains(se, "/dev/console") {
+		t.Fatalf("/dev/console symlink: exit %d, %q", code, se)
+	}
+	assertNothingLeft(t, e, "console")
+}
+
+// bubblewrap CVE-2017-5226: the container's init leads a session of its
+// own, so it has no controlling terminal of the caller to push input into
+// with TIOCSTI.
+func TestCVE2017_5226_NewSession(t *testing.T) {
+	e := newEnv(t)
+	out := e.run("sh", "-c", "cut -d' ' -f6 /proc/1/stat")
+	if strings.TrimSpace(out) != "1" {
+		t.Fatalf("init's session id %q, want 1 (its own session)", out)
 	}
 }
