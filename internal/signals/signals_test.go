@@ -24,3 +24,15 @@ func TestParse(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"KILL", "9", "SIGRTMIN+3", "rtmax-2", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		sig, err := Parse(s)
+		if err == nil && (sig < 1 || sig > 64) {
+			t.Fatalf("Parse(%q) = %d, outside 1-64", s, sig)
+		}
+	})
+}

@@ -108,3 +108,20 @@ func TestWriteGidMapEPERMNamesSetgroupsRule(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func FuzzParse(f *testing.F) {
+	f.Add("0 100000 65536\n")
+	f.Add("         0          0 4294967295\n")
+	f.Add("0 1 2\n3 4 5\n")
+	f.Add("x y z")
+	f.Fuzz(func(t *testing.T, s string) {
+		m, err := Parse(s)
+		if err != nil {
+			return
+		}
+		back, err := Parse(Format(m))
+		if err != nil || !reflect.DeepEqual(back, m) && !(len(back) == 0 && len(m) == 0) {
+			t.Fatalf("round trip of %q: %v -> %v (%v)", s, m, back, err)
+		}
+	})
+}
