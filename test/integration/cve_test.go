@@ -244,3 +244,15 @@ func TestCVE2017_5226_NewSession(t *testing.T) {
 		t.Fatalf("init's session id %q, want 1 (its own session)", out)
 	}
 }
+
+// Devices: with CAP_MKNOD a container can make any node, but the devices
+// cgroup lets it open only the allowed ones.
+func TestDevicesCgroupOnlyAllowedOpen(t *testing.T) {
+	e := newEnv(t)
+	addCaps(e.spec, "CAP_MKNOD")
+	e.spec.Root.Readonly = false
+	out := e.run("sh", "-c", "mknod /tmp/mem c 1 1 && cat /tmp/mem 2>&1 | head -c 80; echo; mknod /tmp/null2 c 1 3 && echo ok > /tmp/null2 && echo null-ok")
+	if !strings.Contains(out, "not permitted") || !strings.Contains(out, "null-ok") {
+		t.Fatalf("devices cgroup:\n%s", out)
+	}
+}
