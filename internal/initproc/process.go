@@ -47,6 +47,15 @@ func prepare(p *Plan) (*prepared, error) {
 	if err := unix.CloseRange(uint(3+p.PreserveFds), math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC); err != nil {
 		return nil, fmt.Errorf("close_range: %w", err)
 	}
+	// Resolved now, before a seccomp profile may forbid openat2; entered
+	// after the user switch, so that fchdir checks the user's access.
+	var cwd *os.File
+	if proc.Cwd != "" {
+		var err error
+		if cwd, err = openCwd(proc.Cwd); err != nil {
+			return nil, err
+		}
+	}
 	if proc.NoNewPrivileges {
 		if err := security.SetNoNewPrivileges(); err != nil {
 			return nil, err
@@ -87,10 +96,11 @@ func prepare(p *Plan) (*prepared, error) {
 	if err := security.ApplyCaps(proc.Capabilities); err != nil {
 		return nil, err
 	}
-	if proc.Cwd != "" {
-		if err := chdirContained(proc.Cwd); err != nil {
-			return nil, err
+	if cwd != nil {
+		if err := unix.Fchdir(int(cwd.Fd())); err != nil {
+			return nil, fmt.Errorf("chdir to process.cwd %s: %w", proc.Cwd, err)
 		}
+		cwd.Close()
 	}
 	umask := 0o022
 	if proc.User.Umask != nil {
@@ -237,12 +247,11 @@ func setRlimits(rl []specs.POSIXRlimit) error {
 	return nil
 }
 
-// chdirContained enters cwd resolved inside the container's root, never
-// through a magic link: "/proc/self/fd/N" naming one of hako's own fds (the
-// state directory, say) would otherwise start the process with a working
-// directory on the host (CVE-2024-21626). The check of search permission is
-// fchdir's, made as the process's user.
-func chdirContained(cwd string) error {
+// openCwd resolves cwd inside the container's root, never through a magic
+// link: "/proc/self/fd/N" naming one of hako's own fds (the state directory,
+// say) would otherwise start the process with a working directory on the
+// host (CVE-2024-21626).
+func openCwd(cwd string) (*os.File, error) {
 	fd, err := unix.Openat2(unix.AT_FDCWD, cwd, &unix.OpenHow{
 		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
@@ -252,11 +261,7 @@ func chdirContained(cwd string) error {
 		if errors.Is(err, unix.ELOOP) {
 			hint = " (it goes through a /proc magic link, which could lead outside the container)"
 		}
-		return fmt.Errorf("process.cwd %s: %w%s", cwd, err, hint)
+		return nil, fmt.Errorf("process.cwd %s: %w%s", cwd, err, hint)
 	}
-	defer unix.Close(fd)
-	if err := unix.Fchdir(fd); err != nil {
-		return fmt.Errorf("chdir to process.cwd %s: %w", cwd, err)
-	}
-	return nil
+	return os.NewFile(uintptr(fd), cwd), nil
 }

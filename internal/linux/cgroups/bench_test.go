@@ -22,7 +22,7 @@ import (
 // TestColdTimings shows what a fresh hako process pays.
 
 // defaultSpecResources is what `runc spec` writes: deny every device; the
-// default allow list is appended by ToLibResources as for any container.
+// default allow list is appended by newResources as for any container.
 func defaultSpecResources() *specs.LinuxResources {
 	return &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}}}
 }

@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"sync"
 
-	"github.com/opencontainers/cgroups"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -21,7 +21,11 @@ import (
 // just made is not read at all: a new cpuset is empty unless the parent has
 // clone_children set, in which case it already holds the very values that
 // are written, and the kernel ignores a write of the current value.
-func initCpuset(dir string, r *cgroups.Resources, t *tracker) error {
+func initCpuset(f cgfs, dir string, c *specs.LinuxCPU, t *tracker) error {
+	var wantCpus, wantMems string
+	if c != nil {
+		wantCpus, wantMems = c.Cpus, c.Mems
+	}
 	// The levels below the hierarchy root, bottom first; like the library,
 	// the root is the first ancestor whose parent is not a cgroup fs.
 	levels := []string{dir}
@@ -40,7 +44,7 @@ func initCpuset(dir string, r *cgroups.Resources, t *tracker) error {
 		top = parent
 	}
 	cpusFile, memsFile := cpusetFile(top, "cpus"), cpusetFile(top, "mems")
-	cpus, mems, err := readCpuset(top, cpusFile, memsFile)
+	cpus, mems, err := readCpuset(f, top, cpusFile, memsFile)
 	if err != nil {
 		return err
 	}
@@ -49,21 +53,21 @@ func initCpuset(dir string, r *cgroups.Resources, t *tracker) error {
 		needCpus, needMems := true, true
 		if l == dir {
 			// The library sets the requested values before copying.
-			if r.CpusetCpus != "" {
-				if err := cgroups.WriteFile(l, cpusFile, r.CpusetCpus); err != nil {
+			if wantCpus != "" {
+				if err := f.write(l, cpusFile, wantCpus); err != nil {
 					return err
 				}
 				needCpus = false
 			}
-			if r.CpusetMems != "" {
-				if err := cgroups.WriteFile(l, memsFile, r.CpusetMems); err != nil {
+			if wantMems != "" {
+				if err := f.write(l, memsFile, wantMems); err != nil {
 					return err
 				}
 				needMems = false
 			}
 		}
 		if !t.created(l) {
-			cur, curMems, err := readCpuset(l, cpusFile, memsFile)
+			cur, curMems, err := readCpuset(f, l, cpusFile, memsFile)
 			if err != nil {
 				return err
 			}
@@ -75,12 +79,12 @@ func initCpuset(dir string, r *cgroups.Resources, t *tracker) error {
 			}
 		}
 		if needCpus {
-			if err := cgroups.WriteFile(l, cpusFile, cpus); err != nil {
+			if err := f.write(l, cpusFile, cpus); err != nil {
 				return err
 			}
 		}
 		if needMems {
-			if err := cgroups.WriteFile(l, memsFile, mems); err != nil {
+			if err := f.write(l, memsFile, mems); err != nil {
 				return err
 			}
 		}
@@ -88,11 +92,11 @@ func initCpuset(dir string, r *cgroups.Resources, t *tracker) error {
 	return nil
 }
 
-func readCpuset(dir, cpusFile, memsFile string) (cpus, mems string, err error) {
-	if cpus, err = cgroups.ReadFile(dir, cpusFile); err != nil {
+func readCpuset(f cgfs, dir, cpusFile, memsFile string) (cpus, mems string, err error) {
+	if cpus, err = f.read(dir, cpusFile); err != nil {
 		return "", "", err
 	}
-	if mems, err = cgroups.ReadFile(dir, memsFile); err != nil {
+	if mems, err = f.read(dir, memsFile); err != nil {
 		return "", "", err
 	}
 	return cpus, mems, nil

@@ -8,91 +8,9 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/opencontainers/cgroups"
-	"github.com/opencontainers/cgroups/fs"
-	"github.com/opencontainers/cgroups/fs2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
-
-// v1Controller is the part of the library's (unexported) v1 subsystem
-// interface we drive one controller at a time, so that errors can name the
-// controller and nothing joins a process.
-type v1Controller interface {
-	Apply(path string, r *cgroups.Resources, pid int) error
-	Set(path string, r *cgroups.Resources) error
-}
-
-type v1Subsystem struct {
-	name string
-	ctl  v1Controller
-	// isSet reports whether r needs this controller; it must cover every
-	// field the controller's Set consults, since Set is skipped otherwise.
-	isSet func(*cgroups.Resources) bool
-}
-
-// v1Subsystems returns the library's v1 subsystems in its order (cpuset
-// first so parents get cpus/mems before anything else). It builds fresh
-// values each time because some of them cache per-path state.
-func v1Subsystems() []v1Subsystem {
-	never := func(*cgroups.Resources) bool { return false }
-	return []v1Subsystem{
-		{"cpuset", &fs.CpusetGroup{}, func(r *cgroups.Resources) bool { return r.CpusetCpus != "" || r.CpusetMems != "" }},
-		{"devices", &fs.DevicesGroup{}, func(r *cgroups.Resources) bool { return !r.SkipDevices }},
-		{"memory", &fs.MemoryGroup{}, func(r *cgroups.Resources) bool {
-			return r.Memory != 0 || r.MemoryReservation != 0 || r.MemorySwap != 0 || r.OomKillDisable ||
-				(r.MemorySwappiness != nil && int64(*r.MemorySwappiness) != -1)
-		}},
-		{"cpu", &fs.CpuGroup{}, func(r *cgroups.Resources) bool {
-			return r.CpuShares != 0 || r.CpuQuota != 0 || r.CpuPeriod != 0 || r.CpuBurst != nil ||
-				r.CpuRtRuntime != 0 || r.CpuRtPeriod != 0 || r.CPUIdle != nil
-		}},
-		{"cpuacct", &fs.CpuacctGroup{}, never},
-		{"pids", &fs.PidsGroup{}, func(r *cgroups.Resources) bool { return r.PidsLimit != nil }},
-		{"blkio", &fs.BlkioGroup{}, func(r *cgroups.Resources) bool {
-			return r.BlkioWeight != 0 || r.BlkioLeafWeight != 0 || len(r.BlkioWeightDevice) > 0 ||
-				len(r.BlkioThrottleReadBpsDevice) > 0 || len(r.BlkioThrottleWriteBpsDevice) > 0 ||
-				len(r.BlkioThrottleReadIOPSDevice) > 0 || len(r.BlkioThrottleWriteIOPSDevice) > 0
-		}},
-		{"hugetlb", &fs.HugetlbGroup{}, func(r *cgroups.Resources) bool { return len(r.HugetlbLimit) > 0 }},
-		{"net_cls", &fs.NetClsGroup{}, func(r *cgroups.Resources) bool { return r.NetClsClassid != 0 }},
-		{"net_prio", &fs.NetPrioGroup{}, func(r *cgroups.Resources) bool { return len(r.NetPrioIfpriomap) > 0 }},
-		{"perf_event", &fs.PerfEventGroup{}, never},
-		{"freezer", &fs.FreezerGroup{}, func(r *cgroups.Resources) bool { return r.Freezer != cgroups.Undefined }},
-		{"rdma", &fs.RdmaGroup{}, func(r *cgroups.Resources) bool { return len(r.Rdma) > 0 }},
-		// The library's NameGroup swallows mkdir errors; we want them, since
-		// the container's init will try to join these directories.
-		{"name=systemd", dirOnly{}, never},
-		{"misc", dirOnly{}, never},
-	}
-}
-
-type dirOnly struct{}
-
-func (dirOnly) Apply(path string, _ *cgroups.Resources, _ int) error { return os.MkdirAll(path, 0o755) }
-func (dirOnly) Set(string, *cgroups.Resources) error                 { return nil }
-
-// v2Controllers maps the cgroup2 controllers fs2 may write to the test for
-// whether a resource set needs them, to report ErrNotMounted up front
-// instead of a bare ENOENT on some interface file.
-var v2Controllers = []struct {
-	name  string
-	isSet func(*cgroups.Resources) bool
-}{
-	{"cpuset", func(r *cgroups.Resources) bool { return r.CpusetCpus != "" || r.CpusetMems != "" }},
-	{"cpu", func(r *cgroups.Resources) bool {
-		return r.CpuWeight != 0 || r.CpuQuota != 0 || r.CpuPeriod != 0 || r.CPUIdle != nil || r.CpuBurst != nil
-	}},
-	{"io", func(r *cgroups.Resources) bool {
-		return r.BlkioWeight != 0 || len(r.BlkioWeightDevice) > 0 ||
-			len(r.BlkioThrottleReadBpsDevice) > 0 || len(r.BlkioThrottleWriteBpsDevice) > 0 ||
-			len(r.BlkioThrottleReadIOPSDevice) > 0 || len(r.BlkioThrottleWriteIOPSDevice) > 0
-	}},
-	{"memory", func(r *cgroups.Resources) bool { return r.Memory != 0 || r.MemorySwap != 0 || r.MemoryReservation != 0 }},
-	{"pids", func(r *cgroups.Resources) bool { return r.PidsLimit != nil }},
-	{"hugetlb", func(r *cgroups.Resources) bool { return len(r.HugetlbLimit) > 0 }},
-	{"rdma", func(r *cgroups.Resources) bool { return len(r.Rdma) > 0 }},
-}
 
 // Create makes the container's directories and applies its resources
 // without placing any process in them. On failure everything it created is
@@ -118,16 +36,7 @@ func (m *Manager) Update(r *specs.LinuxResources) error {
 	if r == nil {
 		return nil
 	}
-	var res *cgroups.Resources
-	var err error
-	if len(r.Devices) > 0 {
-		// The kernel side is replaced wholesale, so the new list must
-		// include the defaults just as the initial one did.
-		res, err = ToLibResources(r)
-	} else {
-		res, err = convertResources(r)
-		res.SkipDevices = true
-	}
+	res, err := updateResources(r)
 	if err != nil {
 		return err
 	}
@@ -153,12 +62,12 @@ func (m *Manager) createV1(t *tracker) error {
 	if err := m.checkV1(m.res); err != nil {
 		return err
 	}
-	for _, s := range v1Subsystems() {
+	for _, s := range v1Subsystems {
 		p, ok := m.v1[s.name]
 		if !ok {
 			continue
 		}
-		if err := m.applyV1(t, s, p); err != nil {
+		if err := m.applyV1(t, s.name, p); err != nil {
 			if m.forgivable(err) {
 				delete(m.v1, s.name)
 				continue
@@ -181,37 +90,34 @@ func (m *Manager) createV1(t *tracker) error {
 	return m.setV1(m.res)
 }
 
-// applyV1 does what the library's Apply(p, m.res, -1) does for one
-// controller, which for almost all of them is just os.MkdirAll. The
-// directories are made here so the tracker learns exactly which ones are
-// new (one mkdir each instead of stat calls before and after), and cpuset
-// gets its cpus and mems with fewer reads than the library needs.
-func (m *Manager) applyV1(t *tracker, s v1Subsystem, p string) error {
-	switch s.name {
+// applyV1 does what runc's v1 Apply(p, res, -1) does for one controller,
+// which for almost all of them is just os.MkdirAll. The directories are
+// made here so the tracker learns exactly which ones are new (one mkdir
+// each instead of stat calls before and after), and cpuset gets its cpus
+// and mems with fewer reads than runc needs.
+func (m *Manager) applyV1(t *tracker, name, p string) error {
+	switch name {
 	case "devices":
-		if m.res.SkipDevices {
-			return nil // the library makes no directory then
+		if m.res.skipDevices {
+			return nil // runc makes no directory then
 		}
 	case "cpu":
-		if m.res.CpuRtPeriod != 0 || m.res.CpuRtRuntime != 0 {
-			// Real-time settings go in right away; the library
-			// does that (after its own MkdirAll, a no-op then).
-			if err := t.mkdirAll(p); err != nil {
-				return err
-			}
-			return s.ctl.Apply(p, m.res, -1)
+		if err := t.mkdirAll(p); err != nil {
+			return err
 		}
+		// Real-time settings go in before any process can join.
+		return setRtSched(m.fs, p, m.res.spec.CPU)
 	case "cpuset":
 		if err := t.mkdirAll(p); err != nil {
 			return err
 		}
-		return initCpuset(p, m.res, t)
+		return initCpuset(m.fs, p, m.res.spec.CPU, t)
 	}
 	return t.mkdirAll(p)
 }
 
-// forgivable mirrors the library: a rootless container on the default path
-// just runs without the controllers it may not create.
+// forgivable mirrors runc: a rootless container on the default path just
+// runs without the controllers it may not create.
 func (m *Manager) forgivable(err error) bool {
 	if !m.rootless || m.explicitPath {
 		return false
@@ -221,10 +127,12 @@ func (m *Manager) forgivable(err error) bool {
 }
 
 // checkV1 reports controllers r needs that the container has no directory
-// for. hugetlb is satisfied by the unified tree on hybrid hosts.
-func (m *Manager) checkV1(r *cgroups.Resources) error {
-	for _, s := range v1Subsystems() {
-		if m.v1[s.name] != "" || !s.isSet(r) {
+// for, as ErrNotMounted naming the controller: runc would only find out
+// at the first write, and say less. hugetlb is satisfied by the unified
+// tree on hybrid hosts.
+func (m *Manager) checkV1(r *resources) error {
+	for _, s := range v1Subsystems {
+		if m.v1[s.name] != "" || !s.isNeeded(r) {
 			continue
 		}
 		// Device rules are best effort for rootless containers (runc
@@ -232,28 +140,27 @@ func (m *Manager) checkV1(r *cgroups.Resources) error {
 		if s.name == "devices" && m.rootless {
 			continue
 		}
-		if s.name == "hugetlb" && m.unified != "" && unifiedHas("hugetlb") {
+		if s.name == "hugetlb" && m.unified != "" && unifiedHas(m.fs, "hugetlb") {
 			continue
 		}
 		return &Error{Controller: s.name, Err: ErrNotMounted}
 	}
-	if len(r.Unified) > 0 && m.unified == "" {
-		return &Error{Controller: "unified", Err: cgroups.ErrV1NoUnified}
+	if len(r.spec.Unified) > 0 && m.unified == "" {
+		return &Error{Controller: "unified", Err: errV1NoUnified}
 	}
 	return nil
 }
 
-func (m *Manager) setV1(r *cgroups.Resources) error {
-	for _, s := range v1Subsystems() {
+func (m *Manager) setV1(r *resources) error {
+	for _, s := range v1Subsystems {
 		p := m.v1[s.name]
-		// A controller r sets nothing for would write nothing (isSet
-		// lists every field its Set consults); skipping it saves the
-		// read-only probes some of them make first.
-		if p == "" || !s.isSet(r) {
+		// A controller r sets nothing for would write nothing; skipping
+		// it saves the probes some setters make first.
+		if p == "" || s.set == nil || !s.isSet(r) {
 			continue
 		}
-		if err := s.ctl.Set(p, r); err != nil {
-			if m.rootless && s.name == "devices" && !errors.Is(err, cgroups.ErrDevicesUnsupported) {
+		if err := s.set(m.fs, p, r); err != nil {
+			if m.rootless && s.name == "devices" {
 				continue
 			}
 			return wrapErr(s.name, err)
@@ -262,20 +169,20 @@ func (m *Manager) setV1(r *cgroups.Resources) error {
 	if m.unified == "" {
 		return nil
 	}
-	if len(r.HugetlbLimit) > 0 && m.v1["hugetlb"] == "" {
-		if err := enableUnified(m.unified, "hugetlb"); err != nil {
+	if hugetlbSet(r.spec) && m.v1["hugetlb"] == "" {
+		if err := enableUnified(m.fs, m.unified, "hugetlb"); err != nil {
 			return wrapErr("hugetlb", err)
 		}
-		if err := setHugetlbV2(m.unified, r.HugetlbLimit); err != nil {
+		if err := setHugetlbV2(m.fs, m.unified, r); err != nil {
 			return wrapErr("hugetlb", err)
 		}
 	}
-	return setUnifiedFiles(m.unified, r.Unified)
+	return setUnified(m.fs, m.unified, r.spec.Unified)
 }
 
 // unifiedHas reports whether the hybrid cgroup2 tree offers a controller.
-func unifiedHas(name string) bool {
-	data, err := cgroups.ReadFile(hybridRoot, "cgroup.controllers")
+func unifiedHas(f cgfs, name string) bool {
+	data, err := f.read(hybridRoot, "cgroup.controllers")
 	return err == nil && slices.Contains(strings.Fields(data), name)
 }
 
@@ -283,8 +190,8 @@ func unifiedHas(name string) bool {
 // tree, which cgroup2 requires before the controller's files appear in dir.
 // Already-enabled levels are left alone so that nothing is written to
 // cgroups that do not need it.
-func enableUnified(dir, name string) error {
-	if !unifiedHas(name) {
+func enableUnified(f cgfs, dir, name string) error {
+	if !unifiedHas(f, name) {
 		return ErrNotMounted
 	}
 	rel, err := filepath.Rel(hybridRoot, filepath.Dir(dir))
@@ -294,74 +201,27 @@ func enableUnified(dir, name string) error {
 	cur := hybridRoot
 	for _, elem := range append([]string{"."}, strings.Split(rel, "/")...) {
 		cur = filepath.Join(cur, elem)
-		data, err := cgroups.ReadFile(cur, "cgroup.subtree_control")
+		data, err := f.read(cur, "cgroup.subtree_control")
 		if err != nil {
 			return err
 		}
 		if slices.Contains(strings.Fields(data), name) {
 			continue
 		}
-		if err := cgroups.WriteFile(cur, "cgroup.subtree_control", "+"+name); err != nil {
+		if err := f.write(cur, "cgroup.subtree_control", "+"+name); err != nil {
 			return err
-		}
-	}
-	return nil
-}
-
-// setHugetlbV2 writes cgroup2 hugetlb limits, mirroring fs2 (which cannot
-// be pointed at the hybrid tree): the reservation limit gets the same value
-// where the kernel has it, so that reserved-but-unfaulted pages count too.
-func setHugetlbV2(dir string, limits []*cgroups.HugepageLimit) error {
-	skipRsvd := false
-	for _, l := range limits {
-		prefix := "hugetlb." + l.Pagesize
-		val := fmt.Sprint(l.Limit)
-		if err := cgroups.WriteFile(dir, prefix+".max", val); err != nil {
-			return err
-		}
-		if skipRsvd {
-			continue
-		}
-		if err := cgroups.WriteFile(dir, prefix+".rsvd.max", val); err != nil {
-			if !errors.Is(err, os.ErrNotExist) {
-				return err
-			}
-			skipRsvd = true
-		}
-	}
-	return nil
-}
-
-// setUnifiedFiles applies linux.resources.unified to a hybrid unified dir;
-// on pure v2 fs2 does this itself.
-func setUnifiedFiles(dir string, files map[string]string) error {
-	keys := slices.Sorted(func(yield func(string) bool) {
-		for k := range files {
-			if !yield(k) {
-				return
-			}
-		}
-	})
-	for _, k := range keys {
-		if strings.Contains(k, "/") {
-			return &Error{Controller: "unified", Err: fmt.Errorf("resource %q must be a file name", k)}
-		}
-		if err := cgroups.WriteFileByLine(dir, k, files[k]); err != nil {
-			return wrapErr(controllerOfFile(k), err)
 		}
 	}
 	return nil
 }
 
 func (m *Manager) createV2(t *tracker) error {
-	t.note(m.unified)
-	cg := &cgroups.Cgroup{Resources: m.res, Rootless: m.rootless}
-	if err := fs2.CreateCgroupPath(m.unified, cg); err != nil {
-		if m.forgivable(err) && !needsV2Controllers(m.res) {
+	if err := createV2Path(m.fs, t, m.unified, m.res); err != nil {
+		if m.forgivable(err) && !needsV2Controllers(m.fs, m.res) {
 			m.unified = ""
 			return nil
 		}
-		return wrapV2Err(err)
+		return wrapErr("", err)
 	}
 	if err := m.checkV2(m.res); err != nil {
 		return err
@@ -369,9 +229,17 @@ func (m *Manager) createV2(t *tracker) error {
 	return m.setV2(m.res)
 }
 
-func needsV2Controllers(r *cgroups.Resources) bool {
+// needsV2Controllers is runc's needAnyControllers: whether r sets a limit
+// for a controller the host offers. Without one, a rootless container that
+// may not create its cgroup can run without it.
+func needsV2Controllers(f cgfs, r *resources) bool {
+	data, err := f.read(cgroupRoot, "cgroup.controllers")
+	if err != nil {
+		return false
+	}
+	avail := strings.Fields(data)
 	for _, c := range v2Controllers {
-		if c.isSet(r) {
+		if c.isSet(r.spec) && slices.Contains(avail, c.name) {
 			return true
 		}
 	}
@@ -379,56 +247,65 @@ func needsV2Controllers(r *cgroups.Resources) bool {
 }
 
 // checkV2 compares what r needs with what the parent delegated to dir.
-func (m *Manager) checkV2(r *cgroups.Resources) error {
-	data, err := cgroups.ReadFile(m.unified, "cgroup.controllers")
+func (m *Manager) checkV2(r *resources) error {
+	data, err := m.fs.read(m.unified, "cgroup.controllers")
 	if err != nil {
 		return wrapErr("", err)
 	}
 	have := strings.Fields(data)
 	for _, c := range v2Controllers {
-		if c.isSet(r) && !slices.Contains(have, c.name) {
+		if c.isSet(r.spec) && !slices.Contains(have, c.name) {
 			return &Error{Controller: c.name, Err: fmt.Errorf("%w in %s", ErrNotMounted, m.unified)}
 		}
 	}
 	return nil
 }
 
-func (m *Manager) setV2(r *cgroups.Resources) error {
-	// fs2 reports this conversion error without a file name; checking it
-	// here lets it carry the memory label.
-	if r.Memory != 0 || r.MemorySwap != 0 {
-		if _, err := cgroups.ConvertMemorySwapToCgroupV2Value(r.MemorySwap, r.Memory); err != nil {
-			return &Error{Controller: "memory", Err: err}
+// setV2 writes r in fs2's order; the device filter goes where fs2 puts it,
+// between cpu and cpuset.
+func (m *Manager) setV2(r *resources) error {
+	for _, c := range v2Controllers {
+		if c.name == "cpuset" {
+			if err := setDevicesV2(m.unified, r); err != nil && !m.rootless {
+				return wrapErr("devices", err)
+			}
+		}
+		if !c.isSet(r.spec) {
+			continue
+		}
+		if err := c.set(m.fs, m.unified, r); err != nil {
+			return wrapErr(c.name, err)
 		}
 	}
-	// Devices go separately: an eBPF failure carries no file name either.
-	rest := *r
-	rest.SkipDevices = true
-	fm, err := fs2.NewManager(&cgroups.Cgroup{Resources: &rest, Rootless: m.rootless}, m.unified)
-	if err != nil {
-		return wrapErr("", err)
-	}
-	if err := fm.Set(&rest); err != nil {
-		return wrapV2Err(err)
-	}
-	if r.SkipDevices {
-		return nil
-	}
-	if cgroups.DevicesSetV2 == nil {
-		return &Error{Controller: "devices", Err: cgroups.ErrDevicesUnsupported}
-	}
-	if err := cgroups.DevicesSetV2(m.unified, r); err != nil {
-		if m.rootless && !errors.Is(err, cgroups.ErrDevicesUnsupported) {
-			return nil
-		}
-		return &Error{Controller: "devices", Err: err}
-	}
-	return nil
+	return setUnified(m.fs, m.unified, r.spec.Unified)
 }
 
 // tracker remembers the directories Create made (including missing
 // parents) so a failed Create leaves the hierarchy as it found it.
-type tracker struct{ dirs []string }
+type tracker struct {
+	dirs []string
+	// mk replaces os.Mkdir in mkdir, for unit tests of the cgroup2 path
+	// creation; nil is os.Mkdir.
+	mk func(dir string, perm os.FileMode) error
+}
+
+// mkdir makes one directory, recording it if it is new; an existing one is
+// not ours to remove.
+func (t *tracker) mkdir(dir string) error {
+	mk := t.mk
+	if mk == nil {
+		mk = os.Mkdir
+	}
+	err := mk(dir, 0o755)
+	if err == nil {
+		t.dirs = append(t.dirs, dir)
+		return nil
+	}
+	if errors.Is(err, os.ErrExist) {
+		return nil
+	}
+	return err
+}
 
 // mkdirAll is os.MkdirAll, recording each directory it creates. It starts
 // with the mkdir itself: for a new cgroup that is the only syscall, and
@@ -459,19 +336,6 @@ func (t *tracker) mkdirAll(dir string) error {
 		return &os.PathError{Op: "mkdir", Path: dir, Err: unix.ENOTDIR}
 	}
 	return err
-}
-
-// note records the missing directories on the way to dir, for code that
-// leaves the mkdir to the library (fs2).
-func (t *tracker) note(dir string) {
-	for d := dir; d != "/" && d != "."; d = filepath.Dir(d) {
-		if _, err := os.Lstat(d); err == nil {
-			return
-		}
-		if !slices.Contains(t.dirs, d) {
-			t.dirs = append(t.dirs, d)
-		}
-	}
 }
 
 func (t *tracker) created(dir string) bool { return slices.Contains(t.dirs, dir) }

@@ -8,14 +8,13 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/opencontainers/cgroups"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 func needV1(t *testing.T) {
 	t.Helper()
 	needRoot(t)
-	if cgroups.IsCgroup2UnifiedMode() {
+	if isUnified() {
 		t.Skip("v1 controllers only")
 	}
 }

@@ -4,36 +4,153 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/moby/sys/userns"
-	"github.com/opencontainers/cgroups"
-	devices "github.com/opencontainers/cgroups/devices/config"
-	"golang.org/x/sys/unix"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// The library's own implementation (package
-// github.com/opencontainers/cgroups/devices) needs github.com/cilium/ebpf,
-// which this module does not carry. Until it does, these hooks provide the
-// same kernel semantics; they only fill the hooks when nothing else has, so
-// importing that package later replaces them without further changes.
-func init() {
-	if cgroups.DevicesSetV1 == nil {
-		cgroups.DevicesSetV1 = setDevicesV1
+// devType is a device rule's type as the v1 devices controller spells it.
+type devType rune
+
+const (
+	wildcardDevice devType = 'a'
+	blockDevice    devType = 'b'
+	charDevice     devType = 'c'
+	fifoDevice     devType = 'p' // never valid in a rule; kept to reject it by name
+)
+
+// wildcard is a major or minor number matching every device ("*").
+const wildcard = -1
+
+// devPerms is a rule's access: a subset of "rwm", always in that order
+// once normalised, since the kernel prints and compares it that way.
+type devPerms string
+
+func (p devPerms) bits() uint8 {
+	var b uint8
+	for _, c := range p {
+		switch c {
+		case 'r':
+			b |= 1
+		case 'w':
+			b |= 2
+		case 'm':
+			b |= 4
+		}
 	}
-	if cgroups.DevicesSetV2 == nil {
-		cgroups.DevicesSetV2 = setDevicesV2
+	return b
+}
+
+func permsOf(b uint8) devPerms {
+	var s string
+	if b&1 != 0 {
+		s += "r"
 	}
+	if b&2 != 0 {
+		s += "w"
+	}
+	if b&4 != 0 {
+		s += "m"
+	}
+	return devPerms(s)
+}
+
+func (p devPerms) union(o devPerms) devPerms      { return permsOf(p.bits() | o.bits()) }
+func (p devPerms) difference(o devPerms) devPerms { return permsOf(p.bits() &^ o.bits()) }
+
+// devRule is one entry of linux.resources.devices.
+type devRule struct {
+	typ          devType
+	major, minor int64 // wildcard for "*"
+	perms        devPerms
+	allow        bool
+}
+
+// cgroupString is the rule as devices.allow/deny and devices.list write it.
+func (r devRule) cgroupString() string {
+	major, minor := "*", "*"
+	if r.major != wildcard {
+		major = strconv.FormatInt(r.major, 10)
+	}
+	if r.minor != wildcard {
+		minor = strconv.FormatInt(r.minor, 10)
+	}
+	return string(r.typ) + " " + major + ":" + minor + " " + string(r.perms)
+}
+
+// allowedDevices mirrors runc's specconv.AllowedDevices. runc appends these
+// to every container's device rules and users cannot opt out; containers
+// written for runc rely on them (e.g. /dev/null without a config entry), so
+// we keep the list and its order identical. path is the node a rule is for
+// ("" for the catch-all rules), used to drop rules the spec overrides.
+var allowedDevices = []struct {
+	path string
+	rule devRule
+}{
+	// mknod for any device; access is still gated by the rules below.
+	{"", devRule{charDevice, wildcard, wildcard, "m", true}},
+	{"", devRule{blockDevice, wildcard, wildcard, "m", true}},
+	{"/dev/null", devRule{charDevice, 1, 3, "rwm", true}},
+	{"/dev/random", devRule{charDevice, 1, 8, "rwm", true}},
+	{"/dev/full", devRule{charDevice, 1, 7, "rwm", true}},
+	{"/dev/tty", devRule{charDevice, 5, 0, "rwm", true}},
+	{"/dev/zero", devRule{charDevice, 1, 5, "rwm", true}},
+	{"/dev/urandom", devRule{charDevice, 1, 9, "rwm", true}},
+	{"", devRule{charDevice, 136, wildcard, "rwm", true}}, // /dev/pts/*
+	{"", devRule{charDevice, 5, 2, "rwm", true}},          // /dev/ptmx
+}
+
+// defaultDeviceRules returns the default rules, dropping those whose device
+// node the spec lists itself. runc does this de-duplication (the spec entry
+// takes priority), which means such a device is only accessible if
+// resources.devices allows it; we match that.
+func defaultDeviceRules(specDevices []specs.LinuxDevice) []devRule {
+	rules := make([]devRule, 0, len(allowedDevices))
+	for _, ad := range allowedDevices {
+		if ad.path != "" && slices.ContainsFunc(specDevices, func(d specs.LinuxDevice) bool { return d.Path == ad.path }) {
+			continue
+		}
+		rules = append(rules, ad.rule)
+	}
+	return rules
+}
+
+// deviceRule converts the i-th spec rule as runc's specconv does: a missing
+// type is "a", a missing number is a wildcard.
+func deviceRule(i int, d specs.LinuxDeviceCgroup) (devRule, error) {
+	r := devRule{major: wildcard, minor: wildcard, perms: devPerms(d.Access), allow: d.Allow}
+	if d.Major != nil {
+		r.major = *d.Major
+	}
+	if d.Minor != nil {
+		r.minor = *d.Minor
+	}
+	if d.Access == "" {
+		return devRule{}, fmt.Errorf("device access at %d field cannot be empty", i)
+	}
+	switch d.Type {
+	case "", "a":
+		r.typ = wildcardDevice
+	case "b":
+		r.typ = blockDevice
+	case "c":
+		r.typ = charDevice
+	default:
+		return devRule{}, fmt.Errorf("invalid cgroup device type %q", d.Type)
+	}
+	return r, nil
 }
 
 type devKey struct {
-	typ          devices.Type
+	typ          devType
 	major, minor int64
 }
 
 type devException struct {
 	devKey
-	perms devices.Permissions
+	perms devPerms
 }
 
 // devState is the v1 devices controller's model: a default behaviour plus
@@ -45,38 +162,38 @@ type devState struct {
 	exceptions   []devException
 }
 
-func buildDevState(rules []*devices.Rule) (*devState, error) {
+func buildDevState(rules []devRule) (*devState, error) {
 	s := &devState{} // no rules: deny everything, like an empty allowlist
 	for _, r := range rules {
-		if !r.Type.CanCgroup() {
-			return nil, fmt.Errorf("device rule %q: type %q cannot be used in cgroups", r.CgroupString(), r.Type)
+		if r.typ != wildcardDevice && r.typ != blockDevice && r.typ != charDevice {
+			return nil, fmt.Errorf("device rule %q: type %q cannot be used in cgroups", r.cgroupString(), r.typ)
 		}
-		for _, p := range r.Permissions {
+		for _, p := range r.perms {
 			if !strings.ContainsRune("rwm", p) {
-				return nil, fmt.Errorf("device rule %q: invalid access %q", r.CgroupString(), p)
+				return nil, fmt.Errorf("device rule %q: invalid access %q", r.cgroupString(), p)
 			}
 		}
-		if r.Type == devices.WildcardDevice {
+		if r.typ == wildcardDevice {
 			// "a" switches the default and forgets every exception.
-			s.defaultAllow = r.Allow
+			s.defaultAllow = r.allow
 			s.exceptions = nil
 			continue
 		}
-		k := devKey{r.Type, r.Major, r.Minor}
+		k := devKey{r.typ, r.major, r.minor}
 		i := slices.IndexFunc(s.exceptions, func(e devException) bool { return e.devKey == k })
-		if r.Allow != s.defaultAllow {
+		if r.allow != s.defaultAllow {
 			// Exceptions for the same node merge their access bits.
 			if i >= 0 {
-				s.exceptions[i].perms = s.exceptions[i].perms.Union(r.Permissions)
+				s.exceptions[i].perms = s.exceptions[i].perms.union(r.perms)
 			} else {
-				s.exceptions = append(s.exceptions, devException{k, r.Permissions.Union("")})
+				s.exceptions = append(s.exceptions, devException{k, r.perms.union("")})
 			}
 			continue
 		}
 		// A rule agreeing with the default only narrows an exact match;
 		// like the kernel, it never punches holes in wildcard exceptions.
 		if i >= 0 {
-			s.exceptions[i].perms = s.exceptions[i].perms.Difference(r.Permissions)
+			s.exceptions[i].perms = s.exceptions[i].perms.difference(r.perms)
 			if s.exceptions[i].perms == "" {
 				s.exceptions = slices.Delete(s.exceptions, i, i+1)
 			}
@@ -86,19 +203,19 @@ func buildDevState(rules []*devices.Rule) (*devState, error) {
 }
 
 func (e devException) cgroupString() string {
-	r := devices.Rule{Type: e.typ, Major: e.major, Minor: e.minor, Permissions: e.perms}
-	return r.CgroupString()
+	return devRule{typ: e.typ, major: e.major, minor: e.minor, perms: e.perms}.cgroupString()
 }
 
 // setDevicesV1 rewrites a v1 devices cgroup from scratch: first the default
-// (which also drops every old exception), then the exceptions. A running
-// container may briefly see the bare default during an update; a new one
-// has no processes yet.
-func setDevicesV1(path string, r *cgroups.Resources) error {
-	if userns.RunningInUserNS() || r.SkipDevices {
+// (which also drops every old exception), then the exceptions, one write(2)
+// per rule on a single open file (the kernel parses each write as one
+// rule). A running container may briefly see the bare default during an
+// update; a new one has no processes yet.
+func setDevicesV1(f cgfs, path string, r *resources) error {
+	if r.skipDevices || userns.RunningInUserNS() {
 		return nil
 	}
-	s, err := buildDevState(r.Devices)
+	s, err := buildDevState(r.devices)
 	if err != nil {
 		return err
 	}
@@ -106,15 +223,21 @@ func setDevicesV1(path string, r *cgroups.Resources) error {
 	if s.defaultAllow {
 		defFile, excFile = excFile, defFile
 	}
-	if err := cgroups.WriteFile(path, defFile, "a"); err != nil {
+	if err := f.write(path, defFile, "a"); err != nil {
 		return err
 	}
-	if err := writeRules(path, excFile, s.exceptions); err != nil {
-		return err
+	if len(s.exceptions) > 0 {
+		lines := make([]string, len(s.exceptions))
+		for i, e := range s.exceptions {
+			lines[i] = e.cgroupString()
+		}
+		if err := f.writeLines(path, excFile, lines); err != nil {
+			return err
+		}
 	}
 	// The kernel reports an allow-all cgroup as "a *:* rwm"; a mismatch
 	// means the mode write silently did not take.
-	list, err := cgroups.ReadFile(path, "devices.list")
+	list, err := f.read(path, "devices.list")
 	if err != nil {
 		return err
 	}
@@ -124,36 +247,12 @@ func setDevicesV1(path string, r *cgroups.Resources) error {
 	return nil
 }
 
-// writeRules writes one exception per write(2) on a single open file: the
-// kernel parses each write as one rule, so this is the same sequence of
-// rules as a WriteFile per rule, without an open and close for each (the
-// default list alone has ten).
-func writeRules(path, file string, exceptions []devException) error {
-	if len(exceptions) == 0 {
-		return nil
-	}
-	f, err := cgroups.OpenFile(path, file, unix.O_WRONLY)
-	if err != nil {
-		return err
-	}
-	for _, e := range exceptions {
-		rule := e.cgroupString()
-		if _, err := f.WriteString(rule); err != nil {
-			_ = f.Close()
-			// Worded as cgroups.WriteFile words it.
-			return fmt.Errorf("failed to write %q: %w", rule, err)
-		}
-	}
-	_ = f.Close() // as cgroups.WriteFile: nothing is buffered
-	return nil
-}
-
 // setDevicesV2 replaces the cgroup's device filter program.
-func setDevicesV2(dirPath string, r *cgroups.Resources) error {
-	if r.SkipDevices {
+func setDevicesV2(dirPath string, r *resources) error {
+	if r.skipDevices {
 		return nil
 	}
-	s, err := buildDevState(r.Devices)
+	s, err := buildDevState(r.devices)
 	if err != nil {
 		return err
 	}

@@ -3,15 +3,13 @@ package cgroups
 import (
 	"errors"
 	"os"
-	"strings"
 	"testing"
 
-	devices "github.com/opencontainers/cgroups/devices/config"
 	"golang.org/x/sys/unix"
 )
 
-func rule(allow bool, typ devices.Type, major, minor int64, perms string) *devices.Rule {
-	return &devices.Rule{Type: typ, Major: major, Minor: minor, Permissions: devices.Permissions(perms), Allow: allow}
+func rule(allow bool, typ devType, major, minor int64, perms string) devRule {
+	return devRule{typ: typ, major: major, minor: minor, perms: devPerms(perms), allow: allow}
 }
 
 // runProgram interprets the instruction subset program() emits, so the
@@ -76,12 +74,12 @@ func TestDeviceFilterProgram(t *testing.T) {
 		want                      bool
 	}
 	for name, tc := range map[string]struct {
-		rules  []*devices.Rule
+		rules  []devRule
 		checks []check
 	}{
 		"empty denies all": {nil, []check{{chr, accR, 1, 3, false}, {blk, accM, 8, 0, false}}},
 		"container defaults": {
-			append([]*devices.Rule{rule(false, devices.WildcardDevice, -1, -1, "rwm")}, defaults...),
+			append([]devRule{rule(false, wildcardDevice, -1, -1, "rwm")}, defaults...),
 			[]check{
 				{chr, accRW, 1, 3, true}, {chr, accR, 1, 5, true}, {chr, accRW, 136, 7, true},
 				{chr, accR, 10, 200, false}, {chr, accM, 10, 200, true}, {blk, accM, 8, 0, true},
@@ -89,23 +87,23 @@ func TestDeviceFilterProgram(t *testing.T) {
 			},
 		},
 		"partial allow must cover request": {
-			[]*devices.Rule{rule(true, devices.CharDevice, 1, 3, "r")},
+			[]devRule{rule(true, charDevice, 1, 3, "r")},
 			[]check{{chr, accR, 1, 3, true}, {chr, accRW, 1, 3, false}, {blk, accR, 1, 3, false}},
 		},
 		"allows for one node merge": {
-			[]*devices.Rule{rule(true, devices.CharDevice, 1, 3, "r"), rule(true, devices.CharDevice, 1, 3, "w")},
+			[]devRule{rule(true, charDevice, 1, 3, "r"), rule(true, charDevice, 1, 3, "w")},
 			[]check{{chr, accRW, 1, 3, true}, {chr, accM, 1, 3, false}},
 		},
 		"deny narrows exact match": {
-			[]*devices.Rule{rule(true, devices.CharDevice, 1, 3, "rwm"), rule(false, devices.CharDevice, 1, 3, "w")},
+			[]devRule{rule(true, charDevice, 1, 3, "rwm"), rule(false, charDevice, 1, 3, "w")},
 			[]check{{chr, accR, 1, 3, true}, {chr, accW, 1, 3, false}},
 		},
 		"allow all then deny overlapping": {
-			[]*devices.Rule{rule(true, devices.WildcardDevice, -1, -1, "rwm"), rule(false, devices.CharDevice, 1, -1, "w")},
+			[]devRule{rule(true, wildcardDevice, -1, -1, "rwm"), rule(false, charDevice, 1, -1, "w")},
 			[]check{{chr, accR, 1, 3, true}, {chr, accRW, 1, 3, false}, {chr, accW, 2, 3, true}, {blk, accW, 1, 3, true}},
 		},
 		"later wildcard resets": {
-			[]*devices.Rule{rule(true, devices.CharDevice, 1, 3, "rwm"), rule(false, devices.WildcardDevice, -1, -1, "rwm")},
+			[]devRule{rule(true, charDevice, 1, 3, "rwm"), rule(false, wildcardDevice, -1, -1, "rwm")},
 			[]check{{chr, accR, 1, 3, false}},
 		},
 	} {
@@ -126,21 +124,20 @@ func TestDeviceFilterProgram(t *testing.T) {
 }
 
 func TestDevStateRejectsBadRules(t *testing.T) {
-	for _, r := range []*devices.Rule{
-		rule(true, devices.FifoDevice, 1, 1, "r"),
-		rule(true, devices.CharDevice, 1, 1, "rx"),
+	for _, r := range []devRule{
+		rule(true, fifoDevice, 1, 1, "r"),
+		rule(true, charDevice, 1, 1, "rx"),
 	} {
-		if _, err := buildDevState([]*devices.Rule{r}); err == nil {
+		if _, err := buildDevState([]devRule{r}); err == nil {
 			t.Errorf("rule %+v accepted", r)
 		}
 	}
 }
 
 func TestErrorFormat(t *testing.T) {
-	pe := &os.PathError{Op: "write", Path: "/sys/fs/cgroup/memory/x/memory.limit_in_bytes", Err: unix.EINVAL}
-	lib := errors.Join(errors.New(`failed to write "1"`), pe) // any wrapping the library might do
-	err := wrapErr("memory", lib)
-	want := "cgroup memory: write /sys/fs/cgroup/memory/x/memory.limit_in_bytes: invalid argument"
+	we := &writeError{Path: "/sys/fs/cgroup/memory/x/memory.limit_in_bytes", Value: "-5", Err: unix.EINVAL}
+	err := wrapErr("memory", we)
+	want := `cgroup memory: write /sys/fs/cgroup/memory/x/memory.limit_in_bytes "-5": invalid argument`
 	if err.Error() != want {
 		t.Errorf("got %q, want %q", err, want)
 	}
@@ -150,9 +147,11 @@ func TestErrorFormat(t *testing.T) {
 	if again := wrapErr("cpu", err); again != err {
 		t.Error("re-wrapping replaced the controller")
 	}
-	v2 := wrapV2Err(&os.PathError{Op: "write", Path: "/sys/fs/cgroup/x/pids.max", Err: unix.EINVAL})
-	if !strings.HasPrefix(v2.Error(), "cgroup pids: ") {
-		t.Errorf("v2 label: %q", v2)
+	if got := wrapErr("", errors.New("x")).Error(); got != "cgroup: x" {
+		t.Errorf("unlabelled: %q", got)
+	}
+	if !errors.Is(&writeError{Err: unix.ENOENT}, os.ErrNotExist) {
+		t.Error("ENOENT is not ErrNotExist")
 	}
 	for file, want := range map[string]string{"cgroup.freeze": "freezer", "cpu.max": "cpu", "io.weight": "io", "weird": ""} {
 		if got := controllerOfFile(file); got != want {

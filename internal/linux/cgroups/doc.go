@@ -3,14 +3,25 @@
 // them, and the cgroup-based operations later commands need (listing,
 // freezing and removing the container's processes).
 //
-// It is a thin layer over github.com/opencontainers/cgroups (fs for cgroup
-// v1, fs2 for the unified hierarchy, devices for the v1 device emulator and
-// the v2 eBPF device filter) so that limits behave exactly as they do under
-// runc's cgroupfs driver. What it adds is a create-without-join lifecycle:
-// Create builds and configures the directories with no process in them, and
-// the container process joins by itself (JoinFiles for v1, UnifiedPath as a
-// clone3 CLONE_INTO_CGROUP target for cgroup2), so no pid is ever written on
-// the container's behalf.
+// Limits behave exactly as under runc's cgroupfs driver: the code here is
+// a hand-written port of the parts of runc's cgroup library
+// (github.com/opencontainers/cgroups, "the library" in comments: fs for
+// cgroup v1, fs2 for the unified hierarchy, the device rules) that hako
+// needs, writing resources straight from the spec's LinuxResources with
+// the same files, values, conversions and write orders. The library itself
+// is not imported because its root package pulls in D-Bus, systemd,
+// logrus, crypto and net, whose init functions ran in every hako process
+// (the container's init included) and roughly doubled the peak RSS of a
+// short command. What hako adds over runc is a create-without-join lifecycle:
+// Create builds and configures the directories with no process in them,
+// and the container process joins by itself (JoinFiles for v1, UnifiedPath
+// as a clone3 CLONE_INTO_CGROUP target for cgroup2), so no pid is ever
+// written on the container's behalf.
+//
+// Resource code reads and writes interface files through the small cgfs
+// interface (file.go), so unit tests can check the exact file/value
+// sequences without root; errors name the controller, the file and the
+// value written.
 //
 // Cost matters: every `run` and `delete` goes through here. So v1 paths are
 // computed in this package with the library's rules (paths.go) from one

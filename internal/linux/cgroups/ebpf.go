@@ -7,7 +7,6 @@ import (
 	"runtime"
 	"unsafe"
 
-	devices "github.com/opencontainers/cgroups/devices/config"
 	"golang.org/x/sys/unix"
 )
 
@@ -85,9 +84,9 @@ func (s *devState) program() ([]bpfInsn, error) {
 func (s *devState) exceptionBlock(e devException) ([]bpfInsn, error) {
 	var typ int32
 	switch e.typ {
-	case devices.CharDevice:
+	case charDevice:
 		typ = unix.BPF_DEVCG_DEV_CHAR
-	case devices.BlockDevice:
+	case blockDevice:
 		typ = unix.BPF_DEVCG_DEV_BLOCK
 	default:
 		return nil, fmt.Errorf("device rule %q: invalid type", e.cgroupString())

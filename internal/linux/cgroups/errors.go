@@ -2,8 +2,7 @@ package cgroups
 
 import (
 	"errors"
-	"os"
-	"path/filepath"
+	"fmt"
 	"strings"
 )
 
@@ -12,25 +11,23 @@ import (
 // not creatable for a rootless container).
 var ErrNotMounted = errors.New("controller not available")
 
-// Error ties a failure to the controller it happened in, because the
-// library's errors only name a file and users configure controllers.
+// errV1NoUnified refuses linux.resources.unified on a host without any
+// cgroup2 tree: those keys are cgroup2 interface files and have no v1
+// meaning, and dropping them silently would run the container unlimited.
+var errV1NoUnified = errors.New("invalid configuration: linux.resources.unified needs cgroup v2, but this host has only v1 hierarchies")
+
+// Error ties a failure to the controller it happened in, because users
+// configure controllers, not files.
 type Error struct {
 	Controller string // "" when the failure is not specific to one controller
 	Err        error
 }
 
 func (e *Error) Error() string {
-	msg := e.Err.Error()
-	// The library prefixes write errors with the value written; the path
-	// and errno are what identify the problem, so report just those.
-	var pe *os.PathError
-	if errors.As(e.Err, &pe) && pe.Op == "write" {
-		msg = pe.Error()
-	}
 	if e.Controller == "" {
-		return "cgroup: " + msg
+		return "cgroup: " + e.Err.Error()
 	}
-	return "cgroup " + e.Controller + ": " + msg
+	return "cgroup " + e.Controller + ": " + e.Err.Error()
 }
 
 func (e *Error) Unwrap() error { return e.Err }
@@ -48,17 +45,32 @@ func wrapErr(controller string, err error) error {
 	return &Error{Controller: controller, Err: err}
 }
 
-// wrapV2Err labels an error from the fs2 manager, which sets every
-// controller in one call, by the interface file it failed on.
-func wrapV2Err(err error) error {
-	if err == nil {
-		return nil
-	}
-	var pe *os.PathError
-	if !errors.As(err, &pe) {
-		return wrapErr("", err)
-	}
-	return wrapErr(controllerOfFile(filepath.Base(pe.Path)), err)
+// writeError is a failed write of an interface file. It names the value as
+// well as the file: the kernel's EINVAL or ERANGE is about the value, and
+// without it the message cannot be matched to the configuration.
+type writeError struct {
+	Path  string
+	Value string
+	Err   error // the errno
+}
+
+func (e *writeError) Error() string {
+	return fmt.Sprintf("write %s %q: %v", e.Path, e.Value, e.Err)
+}
+
+func (e *writeError) Unwrap() error { return e.Err }
+
+// notFoundError says a v1 hierarchy is not mounted. Path computation skips
+// such hierarchies (except devices), so it is told apart from other errors.
+type notFoundError struct{ subsystem string }
+
+func (e *notFoundError) Error() string {
+	return "mountpoint for " + e.subsystem + " not found"
+}
+
+func isNotFound(err error) bool {
+	var nf *notFoundError
+	return errors.As(err, &nf)
 }
 
 // controllerOfFile maps a cgroup2 interface file to its controller name;

@@ -13,7 +13,6 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/opencontainers/cgroups"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -35,7 +34,7 @@ func testPath(t *testing.T, sub string) string {
 		roots, _ := filepath.Glob(cgroupRoot + "/*")
 		roots = append(roots, cgroupRoot)
 		for _, r := range roots {
-			_ = cgroups.RemovePath(r + top)
+			_ = removePath(r + top)
 		}
 	})
 	return top + sub
@@ -55,7 +54,7 @@ func readFile(t *testing.T, dir, file string) string {
 // its limit is left out, so the remaining behaviour can still be checked.
 func testResources(t *testing.T) *specs.LinuxResources {
 	r := fullTestResources()
-	if !cgroups.IsCgroup2UnifiedMode() {
+	if !isUnified() {
 		return r
 	}
 	data, err := os.ReadFile(cgroupRoot + "/cgroup.controllers")
@@ -172,7 +171,7 @@ func TestLifecycle(t *testing.T) {
 		if !slices.Contains(list, "c 1:3 rwm") || slices.Contains(list, "a *:* rwm") {
 			t.Errorf("devices.list = %q", list)
 		}
-		if cgroups.IsCgroup2HybridMode() && paths[""] == "" {
+		if isHybrid() && paths[""] == "" {
 			t.Error("hybrid host but no unified dir")
 		}
 		if _, ok := paths["name=systemd"]; ok && !slices.Contains(m.JoinFiles(), paths["name=systemd"]+"/tasks") {
@@ -244,7 +243,7 @@ func TestLifecycle(t *testing.T) {
 }
 
 func readWeight(shares uint64) string {
-	return strconv.Itoa(int(cgroups.ConvertCPUSharesToCgroupV2Value(shares)))
+	return strconv.FormatUint(cpuSharesToWeight(shares), 10)
 }
 
 func checkMounts(t *testing.T, m *Manager, paths map[string]string) {
@@ -337,8 +336,8 @@ func TestNotMounted(t *testing.T) {
 // when hugetlb is not a v1 hierarchy.
 func TestHybridHugetlb(t *testing.T) {
 	needRoot(t)
-	sizes := cgroups.HugePageSizes()
-	if cgroups.IsCgroup2UnifiedMode() || !cgroups.IsCgroup2HybridMode() || !unifiedHas("hugetlb") || len(sizes) == 0 {
+	sizes := hugePageSizes(t)
+	if isUnified() || !isHybrid() || !unifiedHas(hostFS{}, "hugetlb") || len(sizes) == 0 {
 		t.Skip("needs a hybrid host with hugetlb only in cgroup2")
 	}
 	m, err := New(Config{ID: "huge", CgroupsPath: testPath(t, ""), Resources: &specs.LinuxResources{
@@ -376,7 +375,7 @@ func TestDeviceFilterV2(t *testing.T) {
 	defer func() { _ = m.Destroy() }()
 	dev := forbiddenDevice(t)
 	probe := func(rules *specs.LinuxResources) error {
-		res, err := ToLibResources(rules)
+		res, err := newResources(rules, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -408,4 +407,26 @@ func forbiddenDevice(t *testing.T) string {
 	}
 	t.Skip("no suitable device node to probe")
 	return ""
+}
+
+// hugePageSizes lists the kernel's huge page sizes as cgroup file names
+// spell them ("2MB", "1GB").
+func hugePageSizes(t *testing.T) []string {
+	entries, _ := os.ReadDir("/sys/kernel/mm/hugepages")
+	var sizes []string
+	for _, e := range entries {
+		kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(e.Name(), "hugepages-"), "kB"), 10, 64)
+		if err != nil {
+			t.Fatalf("unexpected entry %q", e.Name())
+		}
+		switch {
+		case kb >= 1<<20 && kb%(1<<20) == 0:
+			sizes = append(sizes, strconv.FormatUint(kb>>20, 10)+"GB")
+		case kb >= 1<<10 && kb%(1<<10) == 0:
+			sizes = append(sizes, strconv.FormatUint(kb>>10, 10)+"MB")
+		default:
+			sizes = append(sizes, strconv.FormatUint(kb, 10)+"KB")
+		}
+	}
+	return sizes
 }

@@ -11,8 +11,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/opencontainers/cgroups"
-	"github.com/opencontainers/cgroups/fs2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -45,7 +43,8 @@ type Manager struct {
 	// explicitPath records a user-chosen cgroupsPath: like runc, permission
 	// problems are only forgiven for rootless containers on the default path.
 	explicitPath bool
-	res          *cgroups.Resources
+	res          *resources
+	fs           cgfs // hostFS; a recorder in unit tests
 
 	v1      map[string]string // v1 hierarchy name ("memory", "name=systemd", ...) -> dir
 	unified string            // cgroup2 dir: the whole cgroup on v2, the unified tree on hybrid
@@ -76,39 +75,29 @@ func New(cfg Config) (*Manager, error) {
 	if c := cleanPath(inner); c == "" || c == "/" || c == "." {
 		return nil, fmt.Errorf("cgroup: invalid cgroup path %q (id %q)", cfg.CgroupsPath, cfg.ID)
 	}
-	res, err := ToLibResourcesWithDevices(cfg.Resources, cfg.Devices)
+	res, err := newResources(cfg.Resources, cfg.Devices)
 	if err != nil {
 		return nil, err
 	}
-	cg := &cgroups.Cgroup{Rootless: cfg.Rootless, Resources: &cgroups.Resources{}}
-	// runc's cgroupfs driver: the id is a name relative to our own cgroup,
-	// an explicit path is used as is (absolute = from the hierarchy root).
-	if cfg.CgroupsPath == "" {
-		cg.Name = cfg.ID
-	} else {
-		cg.Path = cfg.CgroupsPath
-	}
 	m := &Manager{
-		v2:           cgroups.IsCgroup2UnifiedMode(),
+		v2:           isUnified(),
 		rootless:     cfg.Rootless,
 		explicitPath: cfg.CgroupsPath != "",
 		res:          res,
+		fs:           hostFS{},
 		v1:           map[string]string{},
 	}
+	// runc's cgroupfs driver: the id is a name relative to our own cgroup,
+	// an explicit path is used as is (absolute = from the hierarchy root).
+	inner = cleanPath(inner)
 	if m.v2 {
-		fm, err := fs2.NewManager(cg, "")
-		if err != nil {
+		if m.unified, err = v2Path(inner); err != nil {
 			return nil, fmt.Errorf("cgroup: %w", err)
 		}
-		m.unified = fm.Path("")
 	} else {
-		// The same paths fs.NewManager(cg, nil) computes (including which
+		// The same paths runc's fs.NewManager computes (including which
 		// hierarchies are mounted and the hybrid tree), without its
 		// per-subsystem re-reading of /proc and probing of /sys/fs/cgroup.
-		inner := cleanPath(cg.Path)
-		if inner == "" {
-			inner = cleanPath(cg.Name)
-		}
 		own, err := ownCgroups()
 		if err != nil {
 			return nil, fmt.Errorf("cgroup: %w", err)
@@ -135,10 +124,11 @@ func New(cfg Config) (*Manager, error) {
 // Load rebuilds a manager from Paths() persisted by an earlier command.
 func Load(paths map[string]string, rootless bool) (*Manager, error) {
 	m := &Manager{
-		v2:       cgroups.IsCgroup2UnifiedMode(),
+		v2:       isUnified(),
 		rootless: rootless,
 		// Later commands never re-apply the device list, so start empty.
-		res: &cgroups.Resources{SkipDevices: true},
+		res: &resources{spec: &specs.LinuxResources{}, skipDevices: true},
+		fs:  hostFS{},
 		v1:  map[string]string{},
 	}
 	for k, v := range paths {
@@ -254,7 +244,7 @@ func (m *Manager) Mounts() []MountSource {
 				if src.HostPath == "" {
 					src.HostPath = m.v1[ss]
 					if src.HostPath == "" {
-						src.HostPath = m.v1[cgroups.CgroupNamePrefix+ss]
+						src.HostPath = m.v1[namePrefix+ss]
 					}
 				}
 				if len(mnt.Subsystems) > 1 && ss != src.Dir {
@@ -272,9 +262,9 @@ func (m *Manager) Mounts() []MountSource {
 	return out
 }
 
-// cgroupMounts is cgroups.GetCgroupMounts(false) for a v1 or hybrid host,
+// cgroupMounts is runc's GetCgroupMounts(false) for a v1 or hybrid host,
 // from the mount table cached by the path computation.
-func (m *Manager) cgroupMounts() ([]cgroups.Mount, error) {
+func (m *Manager) cgroupMounts() ([]cgroupMount, error) {
 	mounts, err := cgroupV1Mounts()
 	if err != nil {
 		return nil, err
@@ -288,8 +278,8 @@ func (m *Manager) cgroupMounts() ([]cgroups.Mount, error) {
 	return cgroupMountsFrom(mounts, own, false), nil
 }
 
-// cleanPath is the library's (and runc's) path sanitiser, repeated here
-// only to validate the result before the library uses it.
+// cleanPath is runc's path sanitiser (utils.CleanPath): a relative path
+// cannot climb above its base, an absolute one is cleaned.
 func cleanPath(p string) string {
 	if p == "" {
 		return ""
@@ -305,3 +295,50 @@ func cleanPath(p string) string {
 // errNoCgroup is returned by operations on a manager without directories
 // (a rootless container that could not get a cgroup).
 var errNoCgroup = errors.New("container has no cgroup")
+
+// v2Path is runc's fs2 default path on a cgroup2 host: an absolute inner
+// path from the root, a relative one below the parent of our own cgroup
+// (ours most probably has processes, so no controllers can be enabled for
+// a child of it).
+func v2Path(inner string) (string, error) {
+	if filepath.IsAbs(inner) {
+		return filepath.Join(cgroupRoot, inner), nil
+	}
+	own, err := ownCgroups()
+	if err != nil {
+		return "", err
+	}
+	p, ok := own[unifiedKey]
+	if !ok {
+		return "", errors.New("own cgroup2 path not found in /proc/self/cgroup")
+	}
+	return filepath.Join(cgroupRoot, filepath.Dir(p), inner), nil
+}
+
+var (
+	unifiedOnce, hybridOnce sync.Once
+	unifiedMode, hybridMode bool
+)
+
+// isUnified reports a pure cgroup2 host, probed once per process as runc
+// does (the mode does not change under a running system).
+func isUnified() bool {
+	unifiedOnce.Do(func() { unifiedMode = fsType(cgroupRoot) == unix.CGROUP2_SUPER_MAGIC })
+	return unifiedMode
+}
+
+// isHybrid reports a v1 host that also mounts a cgroup2 tree at
+// /sys/fs/cgroup/unified.
+func isHybrid() bool {
+	hybridOnce.Do(func() { hybridMode = fsType(hybridRoot) == unix.CGROUP2_SUPER_MAGIC })
+	return hybridMode
+}
+
+// fsType is the filesystem magic of path, 0 if it cannot be had.
+func fsType(path string) int64 {
+	var st unix.Statfs_t
+	if unix.Statfs(path, &st) != nil {
+		return 0
+	}
+	return int64(st.Type)
+}

@@ -1,18 +1,16 @@
 package cgroups
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/opencontainers/cgroups"
-	"github.com/opencontainers/cgroups/fs"
-	"github.com/opencontainers/cgroups/fs2"
 	"golang.org/x/sys/unix"
 )
 
@@ -53,7 +51,7 @@ func (m *Manager) Pids() ([]int, error) {
 	return slices.Compact(all), nil
 }
 
-// allPids is cgroups.GetAllPids: the processes in dir and its sub-cgroups.
+// allPids returns the processes in dir and its sub-cgroups.
 // A container rarely has sub-cgroups, and a cgroup directory's link count
 // (2 plus its subdirectories, kept by kernfs) says whether it has any, so
 // usually one cgroup.procs read does instead of a directory walk.
@@ -62,14 +60,35 @@ func allPids(dir string) ([]int, error) {
 	if err := unix.Lstat(dir, &st); err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR && st.Nlink == 2 {
 		return readProcs(dir)
 	}
-	return cgroups.GetAllPids(dir)
+	return walkPids(dir)
 }
 
-// readProcs is the library's readProcsFile (GetAllPids' per-directory
-// read): a threaded cgroup refuses cgroup.procs with ENOTSUP and lists its
-// threads in cgroup.threads instead.
+// walkPids is the library's GetAllPids: the processes of dir and of every
+// cgroup below it. A sub-cgroup removed during the walk has none.
+func walkPids(dir string) ([]int, error) {
+	var pids []int
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			return nil
+		}
+		if err == nil {
+			var ps []int
+			ps, err = readProcs(p)
+			pids = append(pids, ps...)
+		}
+		if err != nil && p != dir && (errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ENODEV)) {
+			return nil
+		}
+		return err
+	})
+	return pids, err
+}
+
+// readProcs reads one directory's processes, as the library's
+// readProcsFile: a threaded cgroup refuses cgroup.procs with ENOTSUP and
+// lists its threads in cgroup.threads instead.
 func readProcs(dir string) ([]int, error) {
-	pids, err := readPidFile(dir, cgroups.CgroupProcesses)
+	pids, err := readPidFile(dir, "cgroup.procs")
 	if errors.Is(err, unix.ENOTSUP) {
 		return readPidFile(dir, "cgroup.threads")
 	}
@@ -77,47 +96,44 @@ func readProcs(dir string) ([]int, error) {
 }
 
 func readPidFile(dir, file string) ([]int, error) {
-	f, err := cgroups.OpenFile(dir, file, os.O_RDONLY)
+	data, err := hostFS{}.read(dir, file)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
 	var out []int
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if t := s.Text(); t != "" {
+	for line := range strings.Lines(data) {
+		if t := strings.TrimSuffix(line, "\n"); t != "" {
 			pid, err := strconv.Atoi(t)
 			if err != nil {
-				return nil, err
+				return nil, fmt.Errorf("parse %s: %w", cgroupFile(dir, file), err)
 			}
 			out = append(out, pid)
 		}
 	}
-	return out, s.Err()
+	return out, nil
 }
 
 // Freeze stops every process in the container (v1 freezer, or cgroup.freeze
 // in the cgroup2 directory, which also works on the hybrid tree when the v1
 // freezer is missing).
-func (m *Manager) Freeze() error { return m.setFrozen(cgroups.Frozen) }
+func (m *Manager) Freeze() error { return m.setFrozen(true) }
 
 // Thaw resumes a frozen container.
-func (m *Manager) Thaw() error { return m.setFrozen(cgroups.Thawed) }
+func (m *Manager) Thaw() error { return m.setFrozen(false) }
 
-func (m *Manager) setFrozen(state cgroups.FreezerState) error {
+func (m *Manager) setFrozen(freeze bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if p := m.v1["freezer"]; p != "" {
-		return wrapErr("freezer", (&fs.FreezerGroup{}).Set(p, &cgroups.Resources{Freezer: state}))
+		if freeze {
+			return wrapErr("freezer", freezeV1(m.fs, p))
+		}
+		return wrapErr("freezer", thawV1(m.fs, p))
 	}
-	fm, err := m.v2Manager()
-	if err != nil {
-		return err
+	if m.unified == "" {
+		return &Error{Controller: "freezer", Err: ErrNotMounted}
 	}
-	if err := fm.Freeze(state); err != nil {
-		return wrapErr("freezer", err)
-	}
-	return nil
+	return wrapErr("freezer", setFrozenV2(m.fs, m.unified, freeze))
 }
 
 // Paused reports whether the container itself (not an ancestor) is frozen.
@@ -125,33 +141,21 @@ func (m *Manager) Paused() (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var (
-		state cgroups.FreezerState
-		err   error
+		paused bool
+		err    error
 	)
-	if p := m.v1["freezer"]; p != "" {
-		state, err = (&fs.FreezerGroup{}).GetState(p)
-	} else {
-		fm, ferr := m.v2Manager()
-		if ferr != nil {
-			return false, ferr
-		}
-		state, err = fm.GetFreezerState()
+	switch {
+	case m.v1["freezer"] != "":
+		paused, err = pausedV1(m.fs, m.v1["freezer"])
+	case m.unified != "":
+		paused, err = pausedV2(m.fs, m.unified)
+	default:
+		return false, &Error{Controller: "freezer", Err: ErrNotMounted}
 	}
 	if err != nil {
 		return false, wrapErr("freezer", err)
 	}
-	return state == cgroups.Frozen, nil
-}
-
-func (m *Manager) v2Manager() (*fs2.Manager, error) {
-	if m.unified == "" {
-		return nil, &Error{Controller: "freezer", Err: ErrNotMounted}
-	}
-	fm, err := fs2.NewManager(&cgroups.Cgroup{Resources: &cgroups.Resources{}, Rootless: m.rootless}, m.unified)
-	if err != nil {
-		return nil, wrapErr("freezer", err)
-	}
-	return fm, nil
+	return paused, nil
 }
 
 // Destroy removes the container's directories, sub-cgroups first. Killed
@@ -217,7 +221,7 @@ func (m *Manager) destroyCarefully(dirs []string) error {
 	}
 	var errs []error
 	for _, d := range dirs {
-		if err := cgroups.RemovePath(d); err != nil {
+		if err := removePath(d); err != nil {
 			errs = append(errs, wrapErr(m.controllerOfDir(d), err))
 		}
 	}
@@ -232,7 +236,7 @@ func waitEmpty(dirs []string, timeout time.Duration) []int {
 	for {
 		var pids []int
 		for _, d := range dirs {
-			p, _ := cgroups.GetAllPids(d) // a missing dir has no processes
+			p, _ := walkPids(d) // a missing dir has no processes
 			pids = append(pids, p...)
 		}
 		if len(pids) == 0 || time.Now().After(deadline) {
@@ -257,4 +261,49 @@ func (m *Manager) controllerOfDir(dir string) string {
 	}
 	slices.Sort(names)
 	return strings.Join(names, ",")
+}
+
+// removePath is the library's RemovePath: rmdir, and if that fails, remove
+// the sub-cgroups first and retry with EBUSY retried a while (processes
+// just killed may still be leaving). A directory already gone is fine.
+func removePath(dir string) error {
+	if rmdirRetry(dir, false) == nil {
+		return nil
+	}
+	// Reading the directory also tells a missing directory (a read-only
+	// cgroupfs answers rmdir with EROFS even then) from a real failure.
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	for _, e := range entries {
+		if e.IsDir() {
+			if err := removePath(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return rmdirRetry(dir, true)
+}
+
+func rmdirRetry(dir string, retry bool) error {
+	delay, tries := time.Millisecond, 10
+	for {
+		err := unix.Rmdir(dir)
+		switch {
+		case err == nil, err == unix.ENOENT:
+			return nil
+		case err == unix.EINTR:
+			continue
+		case err == unix.EBUSY && retry && tries > 0:
+			time.Sleep(delay)
+			delay *= 2
+			tries--
+			continue
+		}
+		return &os.PathError{Op: "rmdir", Path: dir, Err: err}
+	}
 }

@@ -12,16 +12,20 @@ import (
 	"sync"
 
 	"github.com/moby/sys/mountinfo"
-	"github.com/opencontainers/cgroups"
 	"golang.org/x/sys/unix"
 )
 
-// This file computes v1 cgroup paths the way the library's fs.NewManager
-// does (fs.initPaths / subsysPath), with the same results, but from one read
+// This file computes v1 cgroup paths the way runc's cgroup library
+// (github.com/opencontainers/cgroups fs.NewManager: fs.initPaths /
+// subsysPath) does, with the same results, but from one read
 // of /proc/self/cgroup and a process-wide copy of the cgroup lines of
 // mountinfo. The library re-reads /proc/self/cgroup and probes
 // /sys/fs/cgroup/<name> with four or five syscalls for each of its fifteen
 // subsystems, which made New cost more than a millisecond per container.
+
+// namePrefix marks a named v1 hierarchy without controllers
+// ("name=systemd") in /proc/self/cgroup and in mount options.
+const namePrefix = "name="
 
 // v1SubsystemNames is the library's subsystem list (fs.subsystems), in its
 // order: the first error in this order is the one New reports.
@@ -31,7 +35,7 @@ var v1SubsystemNames = []string{
 }
 
 // ownCgroups reads /proc/self/cgroup into subsystem -> path, exactly like
-// cgroups.ParseCgroupFile (which is what the library consults, once per
+// the library's ParseCgroupFile (which is what the library consults, once per
 // subsystem). It is read on each use, not cached: unlike the mount table
 // (which the library also caches for the life of the process), our own
 // cgroup can change.
@@ -59,7 +63,7 @@ func ownCgroups() (map[string]string, error) {
 // report, and registers pollable files such as mountinfo with the runtime's
 // poller (and removes them again).
 func readProcFile(path string) ([]byte, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	fd, err := openNoEINTR(path, unix.O_RDONLY)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
@@ -151,7 +155,7 @@ func findMount(mounts []v1Mount, prefix, subsystem string) (*mountinfo.Info, err
 			return mi.Info, nil
 		}
 	}
-	return nil, cgroups.NewNotFoundError(subsystem)
+	return nil, &notFoundError{subsystem}
 }
 
 // ownController is the library's getControllerPath.
@@ -159,13 +163,13 @@ func ownController(own map[string]string, subsystem string) (string, error) {
 	if p, ok := own[subsystem]; ok {
 		return p, nil
 	}
-	if p, ok := own[cgroups.CgroupNamePrefix+subsystem]; ok {
+	if p, ok := own[namePrefix+subsystem]; ok {
 		return p, nil
 	}
-	return "", cgroups.NewNotFoundError(subsystem)
+	return "", &notFoundError{subsystem}
 }
 
-// v1Paths returns what fs.NewManager(&cgroups.Cgroup{Path or Name: ...,
+// v1Paths returns what the library's fs.NewManager(&Cgroup{Path or Name: ...,
 // Resources: non-nil without SkipDevices}, nil).GetPaths() returns on a v1
 // or hybrid host, for inner as computed by the library's path.Inner.
 func v1Paths(inner string, own map[string]string) (map[string]string, error) {
@@ -174,7 +178,7 @@ func v1Paths(inner string, own map[string]string) (map[string]string, error) {
 		return nil, err
 	}
 	root := func() (*v1Root, error) { return cgroupRootFor(mounts, own) }
-	return computeV1Paths(mounts, own, inner, cgroups.IsCgroup2HybridMode(), root)
+	return computeV1Paths(mounts, own, inner, isHybrid(), root)
 }
 
 // computeV1Paths is v1Paths on a given mount table; hybrid says whether
@@ -204,7 +208,7 @@ func computeV1Paths(mounts []v1Mount, own map[string]string, inner string, hybri
 		if err != nil {
 			// As the library: a missing hierarchy is skipped, except
 			// devices, whose absence is fatal for security reasons.
-			if cgroups.IsNotFound(err) && name != "devices" {
+			if isNotFound(err) && name != "devices" {
 				continue
 			}
 			if r == nil {
@@ -222,7 +226,7 @@ func computeV1Paths(mounts []v1Mount, own map[string]string, inner string, hybri
 }
 
 // relPath is subsysPath for a relative inner path: below our own cgroup in
-// that hierarchy (cgroups.GetOwnCgroupPath).
+// that hierarchy (the library's GetOwnCgroupPath).
 func relPath(mounts []v1Mount, own map[string]string, inner, name string) (string, error) {
 	cg, err := ownController(own, name)
 	if err != nil {
@@ -337,7 +341,7 @@ func (r *v1Root) absPath(mounts []v1Mount, inner, name string) (string, error) {
 	return filepath.Join(r.dir, filepath.Base(mnt), inner), nil
 }
 
-// mountpoint is cgroups.FindCgroupMountpoint(r.dir, name): first the probe
+// mountpoint is the library's FindCgroupMountpoint(r.dir, name): first the probe
 // of /sys/fs/cgroup/<name> (tryDefaultPath), then the mount table.
 func (r *v1Root) mountpoint(mounts []v1Mount, name string) (string, error) {
 	if name == "" {
@@ -346,9 +350,9 @@ func (r *v1Root) mountpoint(mounts []v1Mount, name string) (string, error) {
 	// The probe only runs when the root is a prefix of /sys/fs/cgroup.
 	if strings.HasPrefix(cgroupRoot, r.dir) {
 		if r.entries == nil {
-			return cgroups.FindCgroupMountpoint(r.dir, name)
+			return findMountpoint(mounts, r.dir, name)
 		}
-		sub := strings.TrimPrefix(name, cgroups.CgroupNamePrefix)
+		sub := strings.TrimPrefix(name, namePrefix)
 		typ, ok := r.entries[sub]
 		switch {
 		case !ok:
@@ -368,8 +372,8 @@ func (r *v1Root) mountpoint(mounts []v1Mount, name string) (string, error) {
 				return p, nil
 			}
 		default:
-			// A symlink (cpu -> cpu,cpuacct): let the library resolve it.
-			return cgroups.FindCgroupMountpoint(r.dir, name)
+			// A symlink (cpu -> cpu,cpuacct): resolve it.
+			return findMountpoint(mounts, r.dir, name)
 		}
 	}
 	mi, err := findMount(mounts, r.dir, name)
@@ -379,25 +383,34 @@ func (r *v1Root) mountpoint(mounts []v1Mount, name string) (string, error) {
 	return mi.Mountpoint, nil
 }
 
-// cgroupMountsFrom is cgroups.GetCgroupMounts(all) on a v1 or hybrid host
-// (getCgroupMountsHelper), from the cached mount table and a parsed
+// cgroupMount is one v1 hierarchy: where it is mounted, which part of it
+// the mount shows, and its controllers (named hierarchies without the
+// "name=" prefix).
+type cgroupMount struct {
+	Mountpoint string
+	Root       string
+	Subsystems []string
+}
+
+// cgroupMountsFrom is the library's GetCgroupMounts(all) on a v1 or hybrid
+// host (getCgroupMountsHelper), from the cached mount table and a parsed
 // /proc/self/cgroup.
-func cgroupMountsFrom(mounts []v1Mount, own map[string]string, all bool) []cgroups.Mount {
+func cgroupMountsFrom(mounts []v1Mount, own map[string]string, all bool) []cgroupMount {
 	seen := make(map[string]bool, len(own))
 	for s := range own {
 		seen[s] = false
 	}
-	res := make([]cgroups.Mount, 0, len(seen))
+	res := make([]cgroupMount, 0, len(seen))
 	found := 0
 	for _, mi := range mounts {
-		m := cgroups.Mount{Mountpoint: mi.Mountpoint, Root: mi.Root}
+		m := cgroupMount{Mountpoint: mi.Mountpoint, Root: mi.Root}
 		for _, opt := range mi.opts {
 			s, known := seen[opt]
 			if !known || (!all && s) {
 				continue
 			}
 			seen[opt] = true
-			m.Subsystems = append(m.Subsystems, strings.TrimPrefix(opt, cgroups.CgroupNamePrefix))
+			m.Subsystems = append(m.Subsystems, strings.TrimPrefix(opt, namePrefix))
 			found++
 		}
 		if len(m.Subsystems) > 0 || all {
@@ -408,4 +421,78 @@ func cgroupMountsFrom(mounts []v1Mount, own map[string]string, all bool) []cgrou
 		}
 	}
 	return res
+}
+
+// findMountpoint is the library's FindCgroupMountpoint for a v1 or hybrid
+// host: the mount point /sys/fs/cgroup/<name> names, if it is one
+// (tryDefaultPath), else the first mount below root with the controller.
+func findMountpoint(mounts []v1Mount, root, name string) (string, error) {
+	if p := tryDefaultPath(root, name); p != "" {
+		return p, nil
+	}
+	mi, err := findMount(mounts, root, name)
+	if err != nil {
+		return "", err
+	}
+	return mi.Mountpoint, nil
+}
+
+// tryDefaultPath is the library's probe of /sys/fs/cgroup/<name>, which
+// must be a cgroup v1 mount point, resolving a symlink such as
+// cpu -> cpu,cpuacct within /sys/fs/cgroup.
+func tryDefaultPath(root, name string) string {
+	if !strings.HasPrefix(cgroupRoot, root) {
+		return ""
+	}
+	path, ok := scopedJoin(cgroupRoot, strings.TrimPrefix(name, namePrefix))
+	if !ok {
+		return ""
+	}
+	var st, pst unix.Stat_t
+	if unix.Lstat(path, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return ""
+	}
+	// A mount point: another device than its parent.
+	if unix.Lstat(filepath.Dir(path), &pst) != nil || st.Dev == pst.Dev {
+		return ""
+	}
+	if fsType(path) != unix.CGROUP_SUPER_MAGIC {
+		return ""
+	}
+	return path
+}
+
+// scopedJoin joins root and name resolving symlinks as if root were "/",
+// so the result cannot leave root (what the library's securejoin does for
+// this probe). ok is false for a symlink loop.
+func scopedJoin(root, name string) (string, bool) {
+	cur := "" // resolved part below root, "" or starting with "/"
+	rest := name
+	for links := 0; rest != ""; {
+		var part string
+		part, rest, _ = strings.Cut(rest, "/")
+		switch part {
+		case "", ".":
+			continue
+		case "..":
+			if cur = filepath.Dir(cur); cur == "/" || cur == "." {
+				cur = ""
+			}
+			continue
+		}
+		next := cur + "/" + part
+		target, err := os.Readlink(root + next)
+		if err != nil {
+			cur = next // not a link, or not there: taken as it is
+			continue
+		}
+		if links++; links > 255 {
+			return "", false
+		}
+		if filepath.IsAbs(target) {
+			cur = ""
+		}
+		rest = target + "/" + rest
+	}
+	return root + cur, true
 }

@@ -3,30 +3,110 @@ package cgroups
 import (
 	"maps"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
-
-	"github.com/opencontainers/cgroups"
-	"github.com/opencontainers/cgroups/fs"
 )
 
-// TestV1PathsMatchLibrary checks the path computation against the library
-// code it replaces, on whatever host the test runs on.
-func TestV1PathsMatchLibrary(t *testing.T) {
-	if cgroups.IsCgroup2UnifiedMode() {
+// refMount is a cgroup v1 mountinfo entry as the reference reads it.
+type refMount struct {
+	root, mountpoint string
+	opts             []string
+}
+
+// refHost reads this host's v1 mounts and our own cgroups with the
+// plainest possible parsing, as an independent reference for the path
+// code (which used to be checked against runc's library itself).
+func refHost(t testing.TB) ([]refMount, map[string]string) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mounts []refMount
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		pre, post, ok := strings.Cut(line, " - ")
+		f, g := strings.Fields(pre), strings.Fields(post)
+		if ok && len(f) >= 5 && len(g) >= 3 && g[0] == "cgroup" {
+			mounts = append(mounts, refMount{root: f[3], mountpoint: f[4], opts: strings.Split(g[2], ",")})
+		}
+	}
+	data, err = os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		for _, c := range strings.Split(parts[1], ",") {
+			own[c] = parts[2]
+		}
+	}
+	return mounts, own
+}
+
+// refOwnPath is our own cgroup directory in a v1 hierarchy.
+func refOwnPath(t testing.TB, name string) string {
+	mounts, own := refHost(t)
+	for _, m := range mounts {
+		if slices.Contains(m.opts, name) {
+			rel, err := filepath.Rel(m.root, own[name])
+			if err != nil {
+				t.Fatal(err)
+			}
+			return filepath.Join(m.mountpoint, rel)
+		}
+	}
+	t.Fatalf("no %s hierarchy", name)
+	return ""
+}
+
+// refV1Paths is the library's rule on a host whose hierarchies are mounted
+// directly below /sys/fs/cgroup (or, for relative paths, anywhere).
+func refV1Paths(t testing.TB, inner string) map[string]string {
+	mounts, own := refHost(t)
+	names := slices.Clone(v1SubsystemNames)
+	if isHybrid() {
+		names = append(names, "")
+	}
+	paths := map[string]string{}
+	for _, name := range names {
+		if name == "" {
+			if _, ok := own[""]; ok || filepath.IsAbs(inner) {
+				paths[""] = filepath.Join(hybridRoot, inner)
+			}
+			continue
+		}
+		i := slices.IndexFunc(mounts, func(m refMount) bool {
+			return slices.Contains(m.opts, name) && (!filepath.IsAbs(inner) || strings.HasPrefix(m.mountpoint, cgroupRoot+"/"))
+		})
+		if i < 0 {
+			continue
+		}
+		if filepath.IsAbs(inner) {
+			paths[name] = filepath.Join(cgroupRoot, filepath.Base(mounts[i].mountpoint), inner)
+		} else if cg, ok := own[name]; ok {
+			rel, _ := filepath.Rel(mounts[i].root, cg)
+			paths[name] = filepath.Join(mounts[i].mountpoint, rel, inner)
+		}
+	}
+	return paths
+}
+
+// TestV1PathsOnHost checks the path computation against the reference on
+// whatever host the test runs on.
+func TestV1PathsOnHost(t *testing.T) {
+	if isUnified() {
 		t.Skip("v1 paths only exist on v1 and hybrid hosts")
 	}
 	own, err := ownCgroups()
 	if err != nil {
 		t.Fatal(err)
 	}
-	libOwn, err := cgroups.ParseCgroupFile("/proc/self/cgroup")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !maps.Equal(own, libOwn) {
-		t.Errorf("ownCgroups = %v, library %v", own, libOwn)
+	mounts, refOwn := refHost(t)
+	if !maps.Equal(own, refOwn) {
+		t.Errorf("ownCgroups = %v, reference %v", own, refOwn)
 	}
 	for _, tc := range []struct {
 		name, path string
@@ -37,45 +117,45 @@ func TestV1PathsMatchLibrary(t *testing.T) {
 		{path: "/../x/./y/"}, // cleaned first
 		{name: "../escape"},
 	} {
-		cg := &cgroups.Cgroup{Name: tc.name, Path: tc.path, Resources: &cgroups.Resources{}}
-		want, wantErr := fs.NewManager(cg, nil)
 		inner := cleanPath(tc.path)
 		if inner == "" {
 			inner = cleanPath(tc.name)
 		}
 		got, err := v1Paths(inner, own)
-		if (err != nil) != (wantErr != nil) {
-			t.Errorf("%+v: error %v, library %v", tc, err, wantErr)
-			continue
-		}
 		if err != nil {
-			if err.Error() != wantErr.Error() {
-				t.Errorf("%+v: error %q, library %q", tc, err, wantErr)
-			}
+			t.Errorf("%+v: %v", tc, err)
 			continue
 		}
-		if !maps.Equal(got, want.GetPaths()) {
-			t.Errorf("%+v:\n got %v\nwant %v", tc, got, want.GetPaths())
+		if want := refV1Paths(t, inner); !maps.Equal(got, want) {
+			t.Errorf("%+v:\n got %v\nwant %v", tc, got, want)
 		}
 	}
 
-	mounts, err := cgroupV1Mounts()
+	v1m, err := cgroupV1Mounts()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, all := range []bool{false, true} {
-		want, err := cgroups.GetCgroupMounts(all)
-		if err != nil {
-			t.Fatal(err)
+		var want []cgroupMount
+		for _, m := range mounts {
+			cm := cgroupMount{Mountpoint: m.mountpoint, Root: m.root}
+			for _, o := range m.opts {
+				if _, ok := own[o]; ok {
+					cm.Subsystems = append(cm.Subsystems, strings.TrimPrefix(o, "name="))
+				}
+			}
+			if all || len(cm.Subsystems) > 0 {
+				want = append(want, cm)
+			}
 		}
-		if got := cgroupMountsFrom(mounts, own, all); !reflect.DeepEqual(got, want) {
-			t.Errorf("GetCgroupMounts(%v):\n got %v\nwant %v", all, got, want)
+		if got := cgroupMountsFrom(v1m, own, all); !reflect.DeepEqual(got, want) {
+			t.Errorf("cgroupMountsFrom(%v):\n got %v\nwant %v", all, got, want)
 		}
 	}
 }
 
 func BenchmarkV1Paths(b *testing.B) {
-	if cgroups.IsCgroup2UnifiedMode() {
+	if isUnified() {
 		b.Skip("v1 only")
 	}
 	for _, inner := range []string{"ctr-id", "/a/b"} {
@@ -90,17 +170,30 @@ func BenchmarkV1Paths(b *testing.B) {
 				}
 			}
 		})
-		b.Run("library"+inner, func(b *testing.B) {
-			cg := &cgroups.Cgroup{Name: inner, Resources: &cgroups.Resources{}}
-			if inner[0] == '/' {
-				cg = &cgroups.Cgroup{Path: inner, Resources: &cgroups.Resources{}}
-			}
-			for b.Loop() {
-				if _, err := fs.NewManager(cg, nil); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
+	}
+}
+
+// TestScopedJoin checks the symlink resolution of the /sys/fs/cgroup probe:
+// links resolve as if the directory were the root, so nothing escapes it.
+func TestScopedJoin(t *testing.T) {
+	root := t.TempDir()
+	for name, target := range map[string]string{
+		"cpu": "cpu,cpuacct", "abs": "/cpu,cpuacct", "up": "../../etc", "loop": "loop", "chain": "cpu",
+	} {
+		if err := os.Symlink(target, filepath.Join(root, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, want := range map[string]string{
+		"cpu": root + "/cpu,cpuacct", "abs": root + "/cpu,cpuacct", "up": root + "/etc",
+		"chain": root + "/cpu,cpuacct", "memory": root + "/memory", "": root,
+	} {
+		if got, ok := scopedJoin(root, name); !ok || got != want {
+			t.Errorf("scopedJoin(%q) = %q, %v; want %q", name, got, ok, want)
+		}
+	}
+	if _, ok := scopedJoin(root, "loop"); ok {
+		t.Error("symlink loop resolved")
 	}
 }
 
@@ -168,7 +261,7 @@ func TestComputeV1PathsSynthetic(t *testing.T) {
 	}
 	// Without a devices hierarchy there is no safe container.
 	noDev := slices.DeleteFunc(slices.Clone(mounts), func(m v1Mount) bool { return m.Mountpoint == "/sys/fs/cgroup/devices" })
-	if _, err := computeV1Paths(noDev, own, "ctr", true, rootFn); !cgroups.IsNotFound(err) {
+	if _, err := computeV1Paths(noDev, own, "ctr", true, rootFn); !isNotFound(err) {
 		t.Errorf("no devices: err = %v", err)
 	}
 }

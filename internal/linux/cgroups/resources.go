@@ -2,211 +2,236 @@ package cgroups
 
 import (
 	"fmt"
-	"maps"
+	"math"
+	"strconv"
 
-	"github.com/opencontainers/cgroups"
-	devices "github.com/opencontainers/cgroups/devices/config"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// allowedDevices mirrors runc's specconv.AllowedDevices. runc appends these
-// to every container's device rules and users cannot opt out; containers
-// written for runc rely on them (e.g. /dev/null without a config entry), so
-// we keep the list and its order identical.
-var allowedDevices = []devices.Device{
-	// mknod for any device; access is still gated by the rules below.
-	{Rule: devices.Rule{Type: devices.CharDevice, Major: devices.Wildcard, Minor: devices.Wildcard, Permissions: "m", Allow: true}},
-	{Rule: devices.Rule{Type: devices.BlockDevice, Major: devices.Wildcard, Minor: devices.Wildcard, Permissions: "m", Allow: true}},
-	{Path: "/dev/null", FileMode: 0o666, Rule: devices.Rule{Type: devices.CharDevice, Major: 1, Minor: 3, Permissions: "rwm", Allow: true}},
-	{Path: "/dev/random", FileMode: 0o666, Rule: devices.Rule{Type: devices.CharDevice, Major: 1, Minor: 8, Permissions: "rwm", Allow: true}},
-	{Path: "/dev/full", FileMode: 0o666, Rule: devices.Rule{Type: devices.CharDevice, Major: 1, Minor: 7, Permissions: "rwm", Allow: true}},
-	{Path: "/dev/tty", FileMode: 0o666, Rule: devices.Rule{Type: devices.CharDevice, Major: 5, Minor: 0, Permissions: "rwm", Allow: true}},
-	{Path: "/dev/zero", FileMode: 0o666, Rule: devices.Rule{Type: devices.CharDevice, Major: 1, Minor: 5, Permissions: "rwm", Allow: true}},
-	{Path: "/dev/urandom", FileMode: 0o666, Rule: devices.Rule{Type: devices.CharDevice, Major: 1, Minor: 9, Permissions: "rwm", Allow: true}},
-	// /dev/pts/*
-	{Rule: devices.Rule{Type: devices.CharDevice, Major: 136, Minor: devices.Wildcard, Permissions: "rwm", Allow: true}},
-	// /dev/ptmx
-	{Rule: devices.Rule{Type: devices.CharDevice, Major: 5, Minor: 2, Permissions: "rwm", Allow: true}},
+// resources is what a manager applies: the spec's resources as given, plus
+// the device rules to install (already converted and validated, so that a
+// bad rule fails New rather than half a Create).
+type resources struct {
+	spec *specs.LinuxResources // never nil
+	// devices is the complete rule list, runc's defaults included;
+	// skipDevices leaves the kernel's device rules as they are (Update
+	// without devices, and every later command).
+	devices     []devRule
+	skipDevices bool
 }
 
-// defaultDeviceRules returns fresh copies of the default rules, dropping
-// those whose device node the spec lists itself. runc does this
-// de-duplication (the spec entry takes priority), which means such a device
-// is only accessible if resources.devices allows it; we match that.
-func defaultDeviceRules(specDevices []specs.LinuxDevice) []*devices.Rule {
-	rules := make([]*devices.Rule, 0, len(allowedDevices))
-next:
-	for _, ad := range allowedDevices {
-		if ad.Path != "" {
-			for _, sd := range specDevices {
-				if sd.Path == ad.Path {
-					continue next
-				}
-			}
-		}
-		rule := ad.Rule
-		rules = append(rules, &rule)
-	}
-	return rules
-}
-
-// ToLibResources converts the spec's resources to the library's form the
-// way runc's specconv.CreateCgroupConfig does, including runc's default
-// device rules appended after the spec's. r may be nil.
-func ToLibResources(r *specs.LinuxResources) (*cgroups.Resources, error) {
-	return ToLibResourcesWithDevices(r, nil)
-}
-
-// ToLibResourcesWithDevices is ToLibResources for callers that also know
-// linux.devices, which runc consults to de-duplicate its default rules.
-func ToLibResourcesWithDevices(r *specs.LinuxResources, specDevices []specs.LinuxDevice) (*cgroups.Resources, error) {
+// newResources converts r for a container's initial configuration: the
+// spec's device rules followed by runc's defaults. specDevices is
+// linux.devices, which runc consults to de-duplicate its defaults.
+func newResources(r *specs.LinuxResources, specDevices []specs.LinuxDevice) (*resources, error) {
 	res, err := convertResources(r)
 	if err != nil {
 		return nil, err
 	}
-	res.Devices = append(res.Devices, defaultDeviceRules(specDevices)...)
+	res.devices = append(res.devices, defaultDeviceRules(specDevices)...)
 	return res, nil
 }
 
-// convertResources converts everything except the default device rules,
-// which only belong in a container's initial configuration.
-func convertResources(r *specs.LinuxResources) (*cgroups.Resources, error) {
-	c := &cgroups.Resources{}
-	if r == nil {
-		return c, nil
+// updateResources converts r for Update: device rules only when r lists
+// some (the kernel side is then replaced wholesale, so the defaults are
+// added as they were initially); otherwise the rules stay as they are.
+func updateResources(r *specs.LinuxResources) (*resources, error) {
+	res, err := convertResources(r)
+	if err != nil {
+		return nil, err
 	}
+	if len(res.devices) == 0 {
+		res.skipDevices = true
+	} else {
+		res.devices = append(res.devices, defaultDeviceRules(nil)...)
+	}
+	return res, nil
+}
+
+// convertResources validates and converts the spec's own device rules.
+func convertResources(r *specs.LinuxResources) (*resources, error) {
+	if r == nil {
+		r = &specs.LinuxResources{}
+	}
+	res := &resources{spec: r}
 	for i, d := range r.Devices {
 		rule, err := deviceRule(i, d)
 		if err != nil {
 			return nil, err
 		}
-		c.Devices = append(c.Devices, rule)
+		res.devices = append(res.devices, rule)
 	}
-	if m := r.Memory; m != nil {
-		if m.Limit != nil {
-			c.Memory = *m.Limit
-		}
-		if m.Reservation != nil {
-			c.MemoryReservation = *m.Reservation
-		}
-		if m.Swap != nil {
-			c.MemorySwap = *m.Swap
-		}
-		// Kernel and KernelTCP are deliberately dropped: kernel memory
-		// accounting limits are deprecated in the kernel and the library
-		// has no field for them; runc only warns about them too.
-		c.MemorySwappiness = m.Swappiness
-		if m.DisableOOMKiller != nil {
-			c.OomKillDisable = *m.DisableOOMKiller
-		}
-		if m.CheckBeforeUpdate != nil {
-			c.MemoryCheckBeforeUpdate = *m.CheckBeforeUpdate
-		}
-	}
-	if cpu := r.CPU; cpu != nil {
-		if cpu.Shares != nil {
-			c.CpuShares = *cpu.Shares
-			// fs2 only reads CpuWeight and leaves the conversion to us.
-			c.CpuWeight = cgroups.ConvertCPUSharesToCgroupV2Value(c.CpuShares)
-		}
-		if cpu.Quota != nil {
-			c.CpuQuota = *cpu.Quota
-		}
-		c.CpuBurst = cpu.Burst
-		if cpu.Period != nil {
-			c.CpuPeriod = *cpu.Period
-		}
-		if cpu.RealtimeRuntime != nil {
-			c.CpuRtRuntime = *cpu.RealtimeRuntime
-		}
-		if cpu.RealtimePeriod != nil {
-			c.CpuRtPeriod = *cpu.RealtimePeriod
-		}
-		c.CpusetCpus = cpu.Cpus
-		c.CpusetMems = cpu.Mems
-		c.CPUIdle = cpu.Idle
-	}
-	if r.Pids != nil {
-		c.PidsLimit = r.Pids.Limit
-	}
-	if b := r.BlockIO; b != nil {
-		convertBlockIO(b, c)
-	}
-	for _, l := range r.HugepageLimits {
-		c.HugetlbLimit = append(c.HugetlbLimit, &cgroups.HugepageLimit{Pagesize: l.Pagesize, Limit: l.Limit})
-	}
-	if len(r.Rdma) > 0 {
-		c.Rdma = make(map[string]cgroups.LinuxRdma, len(r.Rdma))
-		for k, v := range r.Rdma {
-			c.Rdma[k] = cgroups.LinuxRdma{HcaHandles: v.HcaHandles, HcaObjects: v.HcaObjects}
-		}
-	}
-	if n := r.Network; n != nil {
-		if n.ClassID != nil {
-			c.NetClsClassid = *n.ClassID
-		}
-		for _, p := range n.Priorities {
-			c.NetPrioIfpriomap = append(c.NetPrioIfpriomap, &cgroups.IfPrioMap{Interface: p.Name, Priority: int64(p.Priority)})
-		}
-	}
-	if len(r.Unified) > 0 {
-		// Copied so that later edits of the spec cannot change what we apply.
-		c.Unified = maps.Clone(r.Unified)
-	}
-	return c, nil
+	return res, nil
 }
 
-func deviceRule(i int, d specs.LinuxDeviceCgroup) (*devices.Rule, error) {
-	major, minor := int64(devices.Wildcard), int64(devices.Wildcard)
-	if d.Major != nil {
-		major = *d.Major
+// The spec's optional numbers are pointers, but runc (specconv) copies them
+// into plain fields where 0 means "unset", and its cgroup code only writes
+// non-zero values. These helpers give the same reading, so that an explicit
+// 0 behaves exactly as under runc.
+func num[T ~int64 | ~uint64](p *T) T {
+	if p == nil {
+		return 0
 	}
-	if d.Minor != nil {
-		minor = *d.Minor
-	}
-	if d.Access == "" {
-		return nil, fmt.Errorf("device access at %d field cannot be empty", i)
-	}
-	var t devices.Type
-	switch d.Type {
-	case "", "a":
-		t = devices.WildcardDevice
-	case "b":
-		t = devices.BlockDevice
-	case "c":
-		t = devices.CharDevice
-	default:
-		return nil, fmt.Errorf("invalid cgroup device type %q", d.Type)
-	}
-	return &devices.Rule{Type: t, Major: major, Minor: minor, Permissions: devices.Permissions(d.Access), Allow: d.Allow}, nil
+	return *p
 }
 
-func convertBlockIO(b *specs.LinuxBlockIO, c *cgroups.Resources) {
-	if b.Weight != nil {
-		c.BlkioWeight = *b.Weight
+func u16(p *uint16) uint16 {
+	if p == nil {
+		return 0
 	}
-	if b.LeafWeight != nil {
-		c.BlkioLeafWeight = *b.LeafWeight
-	}
-	for _, wd := range b.WeightDevice {
-		var weight, leaf uint16
-		if wd.Weight != nil {
-			weight = *wd.Weight
-		}
-		if wd.LeafWeight != nil {
-			leaf = *wd.LeafWeight
-		}
-		c.BlkioWeightDevice = append(c.BlkioWeightDevice, cgroups.NewWeightDevice(wd.Major, wd.Minor, weight, leaf))
-	}
-	throttle := func(in []specs.LinuxThrottleDevice) []*cgroups.ThrottleDevice {
-		var out []*cgroups.ThrottleDevice
-		for _, td := range in {
-			out = append(out, cgroups.NewThrottleDevice(td.Major, td.Minor, td.Rate))
-		}
-		return out
-	}
-	c.BlkioThrottleReadBpsDevice = throttle(b.ThrottleReadBpsDevice)
-	c.BlkioThrottleWriteBpsDevice = throttle(b.ThrottleWriteBpsDevice)
-	c.BlkioThrottleReadIOPSDevice = throttle(b.ThrottleReadIOPSDevice)
-	c.BlkioThrottleWriteIOPSDevice = throttle(b.ThrottleWriteIOPSDevice)
+	return *p
 }
+
+func u32(p *uint32) uint32 {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+// cpuSharesToWeight is runc's ConvertCPUSharesToCgroupV2Value: a quadratic
+// in log2(shares) mapping v1's [2, 262144] onto v2's [1, 10000] with the
+// defaults (1024 and 100) matching, so that a spec written for v1 keeps
+// its relative weights on v2. 0 stays "unset".
+func cpuSharesToWeight(shares uint64) uint64 {
+	if shares == 0 {
+		return 0
+	}
+	if shares <= 2 {
+		return 1
+	}
+	if shares >= 262144 {
+		return 10000
+	}
+	l := math.Log2(float64(shares))
+	exponent := (l*l+125*l)/612.0 - 7.0/34.0
+	return uint64(math.Ceil(math.Pow(10, exponent)))
+}
+
+// blkioWeightToIOWeight is runc's ConvertBlkIOToIOWeightValue: v1's
+// blkio weight range [10, 1000] mapped linearly onto io.weight's
+// [1, 10000]. 0 stays "unset".
+func blkioWeightToIOWeight(w uint16) uint64 {
+	if w == 0 {
+		return 0
+	}
+	return 1 + (uint64(w)-10)*9999/990
+}
+
+// swapToV2 is runc's ConvertMemorySwapToCgroupV2Value. The spec's swap is
+// v1's memsw, memory plus swap, while v2's memory.swap.max counts swap
+// alone, so the limit is subtracted where both are real numbers.
+func swapToV2(swap, memory int64) (int64, error) {
+	switch {
+	case memory == -1 && swap == 0:
+		// As on v1: unlimited memory with swap unset means both
+		// unlimited.
+		return -1, nil
+	case swap == -1, swap == 0:
+		return swap, nil
+	case memory == -1:
+		return swap, nil
+	case memory == 0:
+		return 0, fmt.Errorf("unable to set swap limit without memory limit")
+	case memory < 0:
+		return 0, fmt.Errorf("invalid memory value: %d", memory)
+	case swap < memory:
+		return 0, fmt.Errorf("memory+swap limit should be >= memory limit")
+	}
+	return swap - memory, nil
+}
+
+// v2Num is how runc writes a number to a cgroup2 .max/.low/.high file:
+// -1, v1's "unlimited", is "max", and 0 means "do not write" ("").
+func v2Num(v int64) string {
+	switch v {
+	case 0:
+		return ""
+	case -1:
+		return "max"
+	}
+	return strconv.FormatInt(v, 10)
+}
+
+// pidsMax is runc's pids.max value for both versions: a non-positive limit
+// is "max", except 0, which systemd cannot express and runc therefore maps
+// to 1 with either driver; hako does the same so that a spec means the same
+// under both runtimes.
+func pidsMax(limit int64) string {
+	switch {
+	case limit > 0:
+		return strconv.FormatInt(limit, 10)
+	case limit == 0:
+		return "1"
+	}
+	return "max"
+}
+
+// Which controllers a resource set needs. Each must cover every field the
+// matching setter reads, since a controller nobody needs is not written.
+
+func memoryV1Set(r *specs.LinuxResources) bool {
+	m := r.Memory
+	return m != nil && (num(m.Limit) != 0 || num(m.Reservation) != 0 || num(m.Swap) != 0 ||
+		(m.DisableOOMKiller != nil && *m.DisableOOMKiller) ||
+		(m.Swappiness != nil && int64(*m.Swappiness) != -1) || num(m.KernelTCP) != 0)
+}
+
+// memoryV1Needed leaves out kernelTCP, which is only honoured where the
+// kernel still has the file and so cannot make a missing memory hierarchy
+// an error.
+func memoryV1Needed(r *specs.LinuxResources) bool {
+	if !memoryV1Set(r) {
+		return false
+	}
+	m := *r.Memory
+	m.KernelTCP = nil
+	return memoryV1Set(&specs.LinuxResources{Memory: &m})
+}
+
+func memoryV2Set(r *specs.LinuxResources) bool {
+	m := r.Memory
+	return m != nil && (num(m.Limit) != 0 || num(m.Reservation) != 0 || num(m.Swap) != 0)
+}
+
+func cpuV1Set(r *specs.LinuxResources) bool {
+	c := r.CPU
+	return c != nil && (num(c.Shares) != 0 || num(c.Quota) != 0 || num(c.Period) != 0 || c.Burst != nil ||
+		num(c.RealtimeRuntime) != 0 || num(c.RealtimePeriod) != 0 || c.Idle != nil)
+}
+
+// cpuV2Set leaves out the real-time settings: cgroup2 has no RT bandwidth
+// files, and runc's fs2 ignores them too.
+func cpuV2Set(r *specs.LinuxResources) bool {
+	c := r.CPU
+	return c != nil && (num(c.Shares) != 0 || num(c.Quota) != 0 || num(c.Period) != 0 || c.Burst != nil || c.Idle != nil)
+}
+
+func cpusetSet(r *specs.LinuxResources) bool {
+	return r.CPU != nil && (r.CPU.Cpus != "" || r.CPU.Mems != "")
+}
+
+func pidsSet(r *specs.LinuxResources) bool { return r.Pids != nil && r.Pids.Limit != nil }
+
+func blkioV1Set(r *specs.LinuxResources) bool {
+	b := r.BlockIO
+	return b != nil && (u16(b.LeafWeight) != 0 || ioV2Set(r))
+}
+
+// ioV2Set leaves out the leaf weight, which cgroup2 does not have.
+func ioV2Set(r *specs.LinuxResources) bool {
+	b := r.BlockIO
+	return b != nil && (u16(b.Weight) != 0 || len(b.WeightDevice) > 0 ||
+		len(b.ThrottleReadBpsDevice) > 0 || len(b.ThrottleWriteBpsDevice) > 0 ||
+		len(b.ThrottleReadIOPSDevice) > 0 || len(b.ThrottleWriteIOPSDevice) > 0)
+}
+
+func hugetlbSet(r *specs.LinuxResources) bool { return len(r.HugepageLimits) > 0 }
+
+func netClsSet(r *specs.LinuxResources) bool { return r.Network != nil && u32(r.Network.ClassID) != 0 }
+
+func netPrioSet(r *specs.LinuxResources) bool {
+	return r.Network != nil && len(r.Network.Priorities) > 0
+}
+
+func rdmaSet(r *specs.LinuxResources) bool { return len(r.Rdma) > 0 }

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/opencontainers/cgroups"
-	devices "github.com/opencontainers/cgroups/devices/config"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -20,11 +18,11 @@ var wantDefaults = []string{
 	"c 136:* rwm", "c 5:2 rwm",
 }
 
-func ruleStrings(rules []*devices.Rule) []string {
+func ruleStrings(rules []devRule) []string {
 	var out []string
 	for _, r := range rules {
-		s := r.CgroupString()
-		if !r.Allow {
+		s := r.cgroupString()
+		if !r.allow {
 			s = "deny " + s
 		}
 		out = append(out, s)
@@ -32,21 +30,28 @@ func ruleStrings(rules []*devices.Rule) []string {
 	return out
 }
 
-func TestToLibResourcesNil(t *testing.T) {
-	res, err := ToLibResources(nil)
+func TestNewResourcesNil(t *testing.T) {
+	res, err := newResources(nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := ruleStrings(res.Devices); !reflect.DeepEqual(got, wantDefaults) {
+	if got := ruleStrings(res.devices); !reflect.DeepEqual(got, wantDefaults) {
 		t.Fatalf("devices = %q, want %q", got, wantDefaults)
 	}
-	res.Devices = nil
-	if !reflect.DeepEqual(res, &cgroups.Resources{}) {
-		t.Fatalf("unexpected non-device fields: %+v", res)
+	if res.skipDevices || res.spec == nil {
+		t.Fatalf("unexpected resources: %+v", res)
+	}
+	// Update without devices leaves the kernel's rules alone.
+	up, err := updateResources(&specs.LinuxResources{Pids: &specs.LinuxPids{Limit: ptr[int64](5)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !up.skipDevices || len(up.devices) != 0 {
+		t.Fatalf("update without devices: %+v", up)
 	}
 }
 
-func TestToLibResourcesFull(t *testing.T) {
+func TestDeviceRulesFromSpec(t *testing.T) {
 	spec := &specs.LinuxResources{
 		Devices: []specs.LinuxDeviceCgroup{
 			{Allow: false, Access: "rwm"},
@@ -54,114 +59,95 @@ func TestToLibResourcesFull(t *testing.T) {
 			{Allow: true, Type: "b", Major: ptr[int64](8), Access: "r"},
 			{Allow: false, Type: "a", Access: "m"},
 		},
-		Memory: &specs.LinuxMemory{
-			Limit: ptr[int64](64 << 20), Reservation: ptr[int64](32 << 20), Swap: ptr[int64](128 << 20),
-			Kernel: ptr[int64](1 << 20), KernelTCP: ptr[int64](1 << 20),
-			Swappiness: ptr[uint64](10), DisableOOMKiller: ptr(true), CheckBeforeUpdate: ptr(true),
-		},
-		CPU: &specs.LinuxCPU{
-			Shares: ptr[uint64](512), Quota: ptr[int64](50000), Burst: ptr[uint64](1000), Period: ptr[uint64](100000),
-			RealtimeRuntime: ptr[int64](950000), RealtimePeriod: ptr[uint64](1000000),
-			Cpus: "0-1", Mems: "0", Idle: ptr[int64](1),
-		},
-		Pids: &specs.LinuxPids{Limit: ptr[int64](50)},
-		BlockIO: &specs.LinuxBlockIO{
-			Weight: ptr[uint16](300), LeafWeight: ptr[uint16](200),
-			WeightDevice: []specs.LinuxWeightDevice{
-				{LinuxBlockIODevice: specs.LinuxBlockIODevice{Major: 8, Minor: 0}, Weight: ptr[uint16](500)},
-				{LinuxBlockIODevice: specs.LinuxBlockIODevice{Major: 8, Minor: 16}, LeafWeight: ptr[uint16](100)},
-			},
-			ThrottleReadBpsDevice:   []specs.LinuxThrottleDevice{{LinuxBlockIODevice: specs.LinuxBlockIODevice{Major: 8, Minor: 0}, Rate: 1}},
-			ThrottleWriteBpsDevice:  []specs.LinuxThrottleDevice{{LinuxBlockIODevice: specs.LinuxBlockIODevice{Major: 8, Minor: 0}, Rate: 2}},
-			ThrottleReadIOPSDevice:  []specs.LinuxThrottleDevice{{LinuxBlockIODevice: specs.LinuxBlockIODevice{Major: 8, Minor: 0}, Rate: 3}},
-			ThrottleWriteIOPSDevice: []specs.LinuxThrottleDevice{{LinuxBlockIODevice: specs.LinuxBlockIODevice{Major: 8, Minor: 0}, Rate: 4}},
-		},
-		HugepageLimits: []specs.LinuxHugepageLimit{{Pagesize: "2MB", Limit: 1 << 30}},
-		Network: &specs.LinuxNetwork{
-			ClassID:    ptr[uint32](0x100001),
-			Priorities: []specs.LinuxInterfacePriority{{Name: "eth0", Priority: 5}},
-		},
-		Rdma:    map[string]specs.LinuxRdma{"mlx5_1": {HcaHandles: ptr[uint32](3), HcaObjects: ptr[uint32](10000)}},
-		Unified: map[string]string{"memory.high": "1G"},
 	}
-	res, err := ToLibResources(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantDev := append([]string{"deny a -1:-1 rwm", "c 10:200 rw", "b 8:* r", "deny a -1:-1 m"}, wantDefaults...)
-	// CgroupString prints wildcard majors as "*" only for -1; type 'a'
-	// keeps the numbers, so normalise for comparison.
-	got := ruleStrings(res.Devices)
-	for i := range got {
-		got[i] = strings.ReplaceAll(got[i], "*:*", "-1:-1")
-		wantDev[i] = strings.ReplaceAll(wantDev[i], "*:*", "-1:-1")
-	}
-	if !reflect.DeepEqual(got, wantDev) {
-		t.Errorf("devices = %q\nwant %q", got, wantDev)
-	}
-	res.Devices = nil
-
-	want := &cgroups.Resources{
-		Memory: 64 << 20, MemoryReservation: 32 << 20, MemorySwap: 128 << 20,
-		MemorySwappiness: ptr[uint64](10), OomKillDisable: true, MemoryCheckBeforeUpdate: true,
-		CpuShares: 512, CpuWeight: cgroups.ConvertCPUSharesToCgroupV2Value(512),
-		CpuQuota: 50000, CpuBurst: ptr[uint64](1000), CpuPeriod: 100000,
-		CpuRtRuntime: 950000, CpuRtPeriod: 1000000, CpusetCpus: "0-1", CpusetMems: "0", CPUIdle: ptr[int64](1),
-		PidsLimit:       ptr[int64](50),
-		BlkioWeight:     300,
-		BlkioLeafWeight: 200,
-		BlkioWeightDevice: []*cgroups.WeightDevice{
-			cgroups.NewWeightDevice(8, 0, 500, 0), cgroups.NewWeightDevice(8, 16, 0, 100),
-		},
-		BlkioThrottleReadBpsDevice:   []*cgroups.ThrottleDevice{cgroups.NewThrottleDevice(8, 0, 1)},
-		BlkioThrottleWriteBpsDevice:  []*cgroups.ThrottleDevice{cgroups.NewThrottleDevice(8, 0, 2)},
-		BlkioThrottleReadIOPSDevice:  []*cgroups.ThrottleDevice{cgroups.NewThrottleDevice(8, 0, 3)},
-		BlkioThrottleWriteIOPSDevice: []*cgroups.ThrottleDevice{cgroups.NewThrottleDevice(8, 0, 4)},
-		HugetlbLimit:                 []*cgroups.HugepageLimit{{Pagesize: "2MB", Limit: 1 << 30}},
-		NetClsClassid:                0x100001,
-		NetPrioIfpriomap:             []*cgroups.IfPrioMap{{Interface: "eth0", Priority: 5}},
-		Rdma:                         map[string]cgroups.LinuxRdma{"mlx5_1": {HcaHandles: ptr[uint32](3), HcaObjects: ptr[uint32](10000)}},
-		Unified:                      map[string]string{"memory.high": "1G"},
-	}
-	if !reflect.DeepEqual(res, want) {
-		t.Errorf("resources =\n%+v\nwant\n%+v", res, want)
-	}
-	spec.Unified["memory.high"] = "2G"
-	if res.Unified["memory.high"] != "1G" {
-		t.Error("unified map is shared with the spec")
-	}
-}
-
-func TestCPUWeightConversion(t *testing.T) {
-	for shares, weight := range map[uint64]uint64{2: 1, 1024: 100, 262144: 10000} {
-		res, err := ToLibResources(&specs.LinuxResources{CPU: &specs.LinuxCPU{Shares: ptr(shares)}})
+	want := append([]string{"deny a *:* rwm", "c 10:200 rw", "b 8:* r", "deny a *:* m"}, wantDefaults...)
+	for name, conv := range map[string]func(*specs.LinuxResources) (*resources, error){
+		"new":    func(r *specs.LinuxResources) (*resources, error) { return newResources(r, nil) },
+		"update": updateResources, // a new list replaces the old: defaults again
+	} {
+		res, err := conv(spec)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res.CpuShares != shares || res.CpuWeight != weight {
-			t.Errorf("shares %d: got shares %d weight %d, want weight %d", shares, res.CpuShares, res.CpuWeight, weight)
+		if got := ruleStrings(res.devices); !reflect.DeepEqual(got, want) || res.skipDevices {
+			t.Errorf("%s: devices = %q (skip %v)\nwant %q", name, got, res.skipDevices, want)
 		}
-	}
-	res, _ := ToLibResources(&specs.LinuxResources{CPU: &specs.LinuxCPU{}})
-	if res.CpuWeight != 0 {
-		t.Errorf("unset shares gave weight %d", res.CpuWeight)
+		if res.spec != spec {
+			t.Errorf("%s: spec not kept", name)
+		}
 	}
 }
 
-func TestToLibResourcesErrors(t *testing.T) {
+// TestConversions pins the v1 -> v2 conversions to the values runc's
+// library (github.com/opencontainers/cgroups v0.1.0) computes for them.
+func TestConversions(t *testing.T) {
+	for _, c := range [][2]uint64{
+		{0, 0}, {1, 1}, {2, 1}, {3, 2}, {10, 4}, {100, 17}, {512, 59}, {1024, 100}, {2048, 174},
+		{4096, 303}, {10000, 627}, {100000, 4340}, {262143, 10000}, {262144, 10000}, {1048576, 10000},
+	} {
+		if got := cpuSharesToWeight(c[0]); got != c[1] {
+			t.Errorf("cpuSharesToWeight(%d) = %d, want %d", c[0], got, c[1])
+		}
+	}
+	for _, c := range []struct {
+		w    uint16
+		want uint64
+	}{{0, 0}, {10, 1}, {11, 11}, {100, 910}, {500, 4950}, {999, 9989}, {1000, 10000}} {
+		if got := blkioWeightToIOWeight(c.w); got != c.want {
+			t.Errorf("blkioWeightToIOWeight(%d) = %d, want %d", c.w, got, c.want)
+		}
+	}
+	for _, c := range []struct {
+		swap, mem, want int64
+		fails           bool
+	}{
+		{0, 0, 0, false}, {0, -1, -1, false}, {-1, -1, -1, false}, {-1, 100, -1, false},
+		{0, 100, 0, false}, {300, 100, 200, false}, {100, 100, 0, false}, {300, -1, 300, false},
+		{300, 0, 0, true}, {300, -5, 0, true}, {50, 100, 0, true},
+	} {
+		got, err := swapToV2(c.swap, c.mem)
+		if got != c.want || (err != nil) != c.fails {
+			t.Errorf("swapToV2(%d, %d) = %d, %v; want %d (error %v)", c.swap, c.mem, got, err, c.want, c.fails)
+		}
+	}
+	for v, want := range map[int64]string{0: "", -1: "max", 5: "5"} {
+		if got := v2Num(v); got != want {
+			t.Errorf("v2Num(%d) = %q, want %q", v, got, want)
+		}
+	}
+	for v, want := range map[int64]string{-1: "max", -7: "max", 0: "1", 1: "1", 50: "50"} {
+		if got := pidsMax(v); got != want {
+			t.Errorf("pidsMax(%d) = %q, want %q", v, got, want)
+		}
+	}
+	for _, c := range []struct {
+		quota  int64
+		period uint64
+		want   string
+	}{{50000, 0, "50000 100000"}, {-1, 20000, "max 20000"}, {0, 20000, "max 20000"}, {1000, 5000, "1000 5000"}} {
+		if got := cpuMax(c.quota, c.period); got != c.want {
+			t.Errorf("cpuMax(%d, %d) = %q, want %q", c.quota, c.period, got, c.want)
+		}
+	}
+}
+
+func TestDeviceRuleErrors(t *testing.T) {
 	for name, d := range map[string]specs.LinuxDeviceCgroup{
 		"empty access": {Allow: true, Type: "c"},
 		"bad type":     {Allow: true, Type: "p", Access: "r"},
 	} {
-		if _, err := ToLibResources(&specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{d}}); err == nil {
+		if _, err := newResources(&specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{d}}, nil); err == nil {
 			t.Errorf("%s: no error", name)
+		}
+		if _, err := New(Config{ID: "x", Resources: &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{d}}}); err == nil {
+			t.Errorf("%s: New accepted it", name)
 		}
 	}
 }
 
 func TestDefaultDeviceDedup(t *testing.T) {
 	mode := os.FileMode(0o600)
-	res, err := ToLibResourcesWithDevices(nil, []specs.LinuxDevice{
+	res, err := newResources(nil, []specs.LinuxDevice{
 		{Path: "/dev/null", Type: "c", Major: 1, Minor: 3, FileMode: &mode},
 		{Path: "/dev/fuse", Type: "c", Major: 10, Minor: 229},
 	})
@@ -170,7 +156,7 @@ func TestDefaultDeviceDedup(t *testing.T) {
 	}
 	want := append([]string{}, wantDefaults[:2]...)
 	want = append(want, wantDefaults[3:]...)
-	if got := ruleStrings(res.Devices); !reflect.DeepEqual(got, want) {
+	if got := ruleStrings(res.devices); !reflect.DeepEqual(got, want) {
 		t.Fatalf("devices = %q, want %q", got, want)
 	}
 	// The shared default table must not have been modified.
@@ -192,7 +178,7 @@ func TestNewPaths(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cgroups.IsCgroup2UnifiedMode() {
+		if isUnified() {
 			u := m.UnifiedPath()
 			if !strings.HasSuffix(u, "/"+strings.TrimPrefix(tc.inner, "/")) {
 				t.Errorf("%+v: unified %s", tc, u)
@@ -205,11 +191,7 @@ func TestNewPaths(t *testing.T) {
 		}
 		want := "/sys/fs/cgroup/memory" + tc.inner
 		if !strings.HasPrefix(tc.inner, "/") {
-			own, err := cgroups.GetOwnCgroupPath("memory")
-			if err != nil {
-				t.Fatal(err)
-			}
-			want = own + "/" + tc.inner
+			want = refOwnPath(t, "memory") + "/" + tc.inner
 		}
 		if mem != want {
 			t.Errorf("%+v: memory dir %s, want %s", tc, mem, want)
