@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/hako-runtime/hako/internal/hooks"
@@ -255,4 +256,22 @@ func (r *Runtime) lockLoad(id string) (*Container, func(), error) {
 		return nil, nil, err
 	}
 	return c, lock.Unlock, nil
+}
+
+// Update applies new resource limits to a created, running or paused
+// container.
+func (r *Runtime) Update(id string, res *specs.LinuxResources) error {
+	c, unlock, err := r.lockLoad(id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if c.Status() == Stopped {
+		return fmt.Errorf("%w: cannot update a stopped container", ErrNotRunning)
+	}
+	cm, err := cgroups.Load(c.State.CgroupPaths, c.State.Rootless)
+	if err != nil {
+		return err
+	}
+	return cm.Update(res)
 }

@@ -492,3 +492,25 @@ func TestLogFormatJSON(t *testing.T) {
 		t.Fatalf("last log line %q: %v", lines[len(lines)-1], err)
 	}
 }
+
+func TestUpdate(t *testing.T) {
+	e := newEnv(t)
+	pid := e.background("up1")
+	e.hakoOK("update", "--memory", "128m", "--pids-limit", "77", "--cpu-share", "256", "up1")
+	mem := ownCgroupDir(t, pid, "memory")
+	if v := strings.TrimSpace(readFile(t, mem+"/memory.limit_in_bytes")); v != "134217728" {
+		t.Errorf("memory.limit_in_bytes = %s after update", v)
+	}
+	if v := strings.TrimSpace(readFile(t, ownCgroupDir(t, pid, "pids")+"/pids.max")); v != "77" {
+		t.Errorf("pids.max = %s after update", v)
+	}
+	r := filepath.Join(t.TempDir(), "r.json")
+	os.WriteFile(r, []byte(`{"pids":{"limit":99}}`), 0o644)
+	e.hakoOK("update", "-r", r, "up1")
+	if v := strings.TrimSpace(readFile(t, ownCgroupDir(t, pid, "pids")+"/pids.max")); v != "99" {
+		t.Errorf("pids.max = %s after update -r", v)
+	}
+	if _, se, code := e.hako("update", "--memory", "lots", "up1"); code == 0 || !strings.Contains(se, "--memory") {
+		t.Errorf("bad --memory: %d %q", code, se)
+	}
+}
