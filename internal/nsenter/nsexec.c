@@ -127,6 +127,9 @@ __attribute__((constructor)) static void hako_nsexec(void)
 	if (env == NULL || *env == '\0')
 		return;
 	sync_fd = atoi(env);
+	// The process was exec'd through the sealed binary's fd, so its name
+	// would be a number; name it for ps and for people reading it.
+	prctl(PR_SET_NAME, "hako:[nsexec]", 0, 0, 0);
 
 	char line[MAX_LINE];
 	char *join_paths[MAX_JOIN];
@@ -235,4 +238,5 @@ __attribute__((constructor)) static void hako_nsexec(void)
 		_exit(0);
 	}
 	// The child goes on into the Go runtime with the same sync fd.
+	prctl(PR_SET_NAME, "hako:[init]", 0, 0, 0);
 }

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"time"
 
@@ -57,7 +56,6 @@ type Store struct {
 	Root string
 }
 
-var validID = regexp.MustCompile(`^[\w+\-.]+$`)
 
 // CheckID applies runc's rule for container ids, which keeps an id usable
 // as a single path component.
@@ -65,10 +63,22 @@ func CheckID(id string) error {
 	if id == "" {
 		return fmt.Errorf("%w: must not be empty", ErrBadID)
 	}
-	if id == "." || id == ".." || !validID.MatchString(id) || len(id) > 1024 {
+	if id == "." || id == ".." || !validID(id) || len(id) > 1024 {
 		return fmt.Errorf("%w %q: use letters, digits and + - . _ only", ErrBadID, id)
 	}
 	return nil
+}
+
+// validID is runc's ^[\w+-.]+$ without a regexp compiled at every start.
+func validID(id string) bool {
+	for _, c := range []byte(id) {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			c == '_' || c == '+' || c == '-' || c == '.'
+		if !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // Dir is the container's directory.
