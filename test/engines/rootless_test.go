@@ -70,9 +70,11 @@ func TestPodmanRootless(t *testing.T) {
 	contains(t, out, "uid=1000", "Read-only file system")
 	out, _ = sh("PODMAN logs r1")
 	contains(t, out, "started")
-	if out, code := sh("PODMAN rm -f -t 0 r1"); code != 0 {
-		t.Errorf("rm -f: %s", out)
+	if out, code := sh("PODMAN stop -t 0 r1 && PODMAN rm r1"); code != 0 {
+		t.Errorf("stop, rm: %s", out)
 	}
+	out, _ = sh("script -qec \"PODMAN run --rm -it --network none bb:latest sh -c 'sleep 0.5; tty'\" /dev/null")
+	contains(t, out, "/dev/pts/0")
 	out, _ = sh("PODMAN run --rm --network none --userns=keep-id bb:latest id")
 	u, _ := user.Lookup(rootlessUser)
 	contains(t, out, "uid="+u.Uid)
