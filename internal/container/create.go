@@ -255,6 +255,11 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 				return nil, err
 			}
 			continue
+		case initproc.MsgSeccomp:
+			if err := p.forwardNotifyFd(lx.Seccomp, c.specState(Creating)); err != nil {
+				return nil, err
+			}
+			continue
 		case initproc.MsgReady:
 		default:
 			return nil, fmt.Errorf("%w: unexpected message %q", ErrProcess, m.Type)

@@ -96,6 +96,11 @@ func (c *Container) Exec(o *ExecOpts) (int, error) {
 		return 0, err
 	}
 	m, err := p.next()
+	if err == nil && m.Type == initproc.MsgSeccomp {
+		if err = p.forwardNotifyFd(lx.Seccomp, c.specState(Running)); err == nil {
+			m, err = p.next()
+		}
+	}
 	if err == nil && m.Type != initproc.MsgReady {
 		err = fmt.Errorf("%w: unexpected message %q", ErrProcess, m.Type)
 	}

@@ -112,6 +112,23 @@ func (c *child) fail(err error) {
 	os.Exit(1)
 }
 
+// sendNotifyFd hands the seccomp listener fd to the parent, which passes it
+// to the agent at listenerPath (after pivot_root that path is out of reach
+// from here). The fd travels alone, after the parent asked for it, so that
+// no JSON reader on either side can swallow its byte.
+func (c *child) sendNotifyFd(fd int) error {
+	if err := c.send(Message{Type: MsgSeccomp}); err != nil {
+		return err
+	}
+	if err := c.await(MsgSendFd); err != nil {
+		return err
+	}
+	if err := unix.Sendmsg(int(c.conn.Fd()), []byte{'S'}, unix.UnixRights(fd), nil, 0); err != nil {
+		return fmt.Errorf("send seccomp notify fd: %w", err)
+	}
+	return nil
+}
+
 // ready reports that everything that can fail has.
 func (c *child) ready() error {
 	return c.send(Message{Type: MsgReady})
@@ -203,7 +220,7 @@ func (c *child) runInit(p *Plan) error {
 			return err
 		}
 	}
-	pr, err := prepare(p)
+	pr, err := prepare(p, c.sendNotifyFd)
 	if err != nil {
 		return err
 	}
@@ -247,7 +264,7 @@ func (c *child) runExec(p *Plan) error {
 			return err
 		}
 	}
-	pr, err := prepare(p)
+	pr, err := prepare(p, c.sendNotifyFd)
 	if err != nil {
 		return err
 	}

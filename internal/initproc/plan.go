@@ -62,4 +62,6 @@ const (
 	MsgHooksDone = "hooks-done" // parent: done, go on
 	MsgReady     = "ready"      // child: about to wait for start (init) or exec
 	MsgError     = "error"      // child: failed, Error says why
+	MsgSeccomp   = "seccomp"    // child: has a seccomp notify fd for the agent
+	MsgSendFd    = "send-fd"    // parent: send it now, as one SCM_RIGHTS byte
 )

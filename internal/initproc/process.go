@@ -38,7 +38,7 @@ type prepared struct {
 // CAP_SYS_ADMIN), the bounding set, the user with PR_SET_KEEPCAPS, the other
 // capability sets, the working directory, then the executable lookup so a
 // missing binary fails `create`, not `start`.
-func prepare(p *Plan) (*prepared, error) {
+func prepare(p *Plan, notifyFd func(int) error) (*prepared, error) {
 	proc := p.Process
 	// No fd of hako's may reach the container (CVE-2024-21626): every fd
 	// above the preserved ones closes at exec. Done before a seccomp
@@ -75,9 +75,12 @@ func prepare(p *Plan) (*prepared, error) {
 		return nil, err
 	}
 	if filter != nil {
-		if proc.NoNewPrivileges {
+		// A filter with notify rules is loaded now even with
+		// no_new_privs: its fd must reach the agent through hako, which
+		// is gone once the init waits for start.
+		if proc.NoNewPrivileges && !filter.Notify() {
 			pr.lateSeccomp = filter
-		} else if err := loadSeccomp(filter); err != nil {
+		} else if err := loadSeccomp(filter, notifyFd); err != nil {
 			return nil, err
 		}
 	}
@@ -116,21 +119,24 @@ func prepare(p *Plan) (*prepared, error) {
 	return pr, nil
 }
 
-func loadSeccomp(sc *security.Seccomp) error {
+func loadSeccomp(sc *security.Seccomp, notifyFd func(int) error) error {
 	fd, err := sc.Load()
 	if err != nil {
 		return err
 	}
 	if fd >= 0 {
-		// TODO(hardening issue): hand the notify fd to listenerPath.
-		unix.Close(fd)
+		defer unix.Close(fd)
+		if notifyFd == nil {
+			return fmt.Errorf("linux.seccomp: notify rules, but no way to pass the listener fd")
+		}
+		return notifyFd(fd)
 	}
 	return nil
 }
 
 func (pr *prepared) exec() error {
 	if pr.lateSeccomp != nil {
-		if err := loadSeccomp(pr.lateSeccomp); err != nil {
+		if err := loadSeccomp(pr.lateSeccomp, nil); err != nil {
 			return err
 		}
 	}

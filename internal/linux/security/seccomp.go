@@ -539,3 +539,7 @@ func (s *Seccomp) UnmarshalJSON(data []byte) error {
 	s.flags = w.Flags
 	return nil
 }
+
+// Notify reports whether the filter has SCMP_ACT_NOTIFY rules, whose fd
+// goes to the seccomp agent at linux.seccomp.listenerPath.
+func (s *Seccomp) Notify() bool { return s.flags&unix.SECCOMP_FILTER_FLAG_NEW_LISTENER != 0 }
