@@ -56,7 +56,6 @@ type Store struct {
 	Root string
 }
 
-
 // CheckID applies runc's rule for container ids, which keeps an id usable
 // as a single path component.
 func CheckID(id string) error {
