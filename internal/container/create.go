@@ -184,7 +184,7 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 		return nil, err
 	}
 	plan := &initproc.Plan{
-		Kind: initproc.KindInit, Spec: forInit(s), Seccomp: filter, Process: s.Process, Rootfs: rootfsPath, Bundle: bundle,
+		Kind: initproc.KindInit, Spec: forInit(s, r.Rootless), Seccomp: filter, Process: s.Process, Rootfs: rootfsPath, Bundle: bundle,
 		NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring, Cgroups: cgMounts, RuntimeHooks: hasRuntimeHooks,
 	}
 	preserved, err := preservedFiles(o.ListenFds + o.PreserveFds)
@@ -334,9 +334,21 @@ func rootIDs(lx *specs.Linux) (uint32, uint32) {
 // forInit is the part of the config the container process uses: resources,
 // annotations, the seccomp profile (sent compiled) and the hooks hako runs
 // itself stay here, so the child decodes less.
-func forInit(s *specs.Spec) *specs.Spec {
+//
+// Rootless without a cgroup namespace, every cgroup mount is made read-only
+// whatever the config says: the cgroups visible there are the user's
+// delegated ones, which the container must not write (CVE-2023-25809).
+func forInit(s *specs.Spec, rootless bool) *specs.Spec {
 	c := *s
 	c.Annotations = nil
+	if rootless && (s.Linux == nil || !ns.IsNew(s.Linux.Namespaces, specs.CgroupNamespace)) {
+		c.Mounts = append([]specs.Mount(nil), s.Mounts...)
+		for i, m := range c.Mounts {
+			if m.Type == "cgroup" || m.Type == "cgroup2" {
+				c.Mounts[i].Options = append(append([]string(nil), m.Options...), "ro")
+			}
+		}
+	}
 	if s.Linux != nil {
 		lx := *s.Linux
 		lx.Resources, lx.Seccomp = nil, nil

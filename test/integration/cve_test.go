@@ -256,3 +256,32 @@ func TestDevicesCgroupOnlyAllowedOpen(t *testing.T) {
 		t.Fatalf("devices cgroup:\n%s", out)
 	}
 }
+
+// CVE-2023-25809: rootless without a cgroup namespace, /sys/fs/cgroup is
+// read-only even when the config's cgroup mount asks for read-write.
+func TestCVE2023_25809_RootlessCgroupViewReadOnly(t *testing.T) {
+	e := newEnv(t)
+	for i, m := range e.spec.Mounts {
+		if m.Type == "cgroup" {
+			var opts []string
+			for _, o := range m.Options {
+				if o != "ro" {
+					opts = append(opts, o)
+				}
+			}
+			e.spec.Mounts[i].Options = append(opts, "rw")
+		}
+	}
+	e.spec.Process.Args = []string{"sh", "-c", "grep ' /sys/fs/cgroup ' /proc/self/mountinfo; touch /sys/fs/cgroup/x 2>&1; true"}
+	e.write()
+	out := e.hakoOK("--rootless", "true", "run", "rl1")
+	if !strings.Contains(out, " /sys/fs/cgroup ro,") || !strings.Contains(out, "Read-only file system") {
+		t.Fatalf("rootless cgroup view is writable:\n%s", out)
+	}
+	// The control: not rootless, the config's rw is honoured.
+	e.spec.Process.Args = []string{"sh", "-c", "grep ' /sys/fs/cgroup ' /proc/self/mountinfo"}
+	e.write()
+	if out := e.hakoOK("run", "rl2"); !strings.Contains(out, " /sys/fs/cgroup rw,") {
+		t.Fatalf("control: rw cgroup mount not honoured:\n%s", out)
+	}
+}
