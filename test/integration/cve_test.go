@@ -66,6 +66,14 @@ func TestCVE2024_21626_CwdThroughLeakedFd(t *testing.T) {
 				}
 				so, se, code = e.hako("exec", "--cwd", cwd, "cwdexec", "sh", "-c", "pwd; ls")
 			}
+			if cmd == "run" {
+				// Also with host directories the caller left open
+				// (not preserved) as fds 3 and up.
+				so2, _, code2 := e.hakoWithFds([]string{"/", "/etc", e.root}, "run", fmt.Sprintf("cwdfd%d", fd))
+				if code2 == 0 && (!strings.HasPrefix(so2, "/") || strings.Contains(so2, "passwd") || strings.Contains(so2, "state.json")) {
+					t.Fatalf("run with cwd %s and the caller's fds escaped: %q", cwd, so2)
+				}
+			}
 			if code == 0 && !strings.HasPrefix(so, "/") {
 				t.Fatalf("%s with cwd %s escaped: %q", cmd, cwd, so)
 			}
@@ -283,5 +291,21 @@ func TestCVE2023_25809_RootlessCgroupViewReadOnly(t *testing.T) {
 	e.write()
 	if out := e.hakoOK("run", "rl2"); !strings.Contains(out, " /sys/fs/cgroup rw,") {
 		t.Fatalf("control: rw cgroup mount not honoured:\n%s", out)
+	}
+}
+
+// Fds the caller leaves open without --preserve-fds never reach the
+// container's process.
+func TestCVE2024_21626_CallerFdsDoNotLeak(t *testing.T) {
+	e := newEnv(t)
+	e.spec.Process.Args = []string{"ls", "/proc/self/fd"}
+	e.write()
+	so, se, code := e.hakoWithFds([]string{"/", "/etc", "/etc/passwd"}, "run", "leak1")
+	if code != 0 {
+		t.Fatalf("run: %d %s", code, se)
+	}
+	// 0 1 2 and ls's own directory fd.
+	if fds := strings.Fields(so); len(fds) != 4 {
+		t.Fatalf("fds in the container: %q", fds)
 	}
 }

@@ -150,6 +150,32 @@ func readAll(f *os.File) string {
 	return string(data)
 }
 
+// hakoWithFds runs hako with the given host paths open as fds 3, 4, ...,
+// inherited without --preserve-fds, as a careless caller would.
+func (e *env) hakoWithFds(paths []string, args ...string) (string, string, int) {
+	e.t.Helper()
+	cmd := exec.Command(hakoBin, append([]string{"--root", e.root}, args...)...)
+	cmd.Dir = e.bundle
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		defer f.Close()
+		cmd.ExtraFiles = append(cmd.ExtraFiles, f)
+	}
+	so, se := tempOut(e.t), tempOut(e.t)
+	cmd.Stdout, cmd.Stderr = so, se
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		e.t.Fatalf("hako %v: %v", args, err)
+	}
+	return readAll(so), readAll(se), code
+}
+
 func (e *env) hakoOK(args ...string) string {
 	e.t.Helper()
 	so, se, code := e.hako(args...)
