@@ -13,7 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func TestOpenProcRefusesNonProcRoot(t *testing.T) {
+func TestCVE2025_52881_FakeProcRootRefused(t *testing.T) {
 	defer func(p string) { procPath = p }(procPath)
 	for _, p := range []string{t.TempDir(), "/proc/sys"} {
 		procPath = p
@@ -128,7 +128,7 @@ func init() {
 	}
 }
 
-func TestOpenProcOvermount(t *testing.T) {
+func TestCVE2019_16884_CVE2025_52881_LSMWritesIgnoreOvermountedProc(t *testing.T) {
 	t.Run("clone", func(t *testing.T) {
 		got := parseKV(runHelper(t, "proc-overmount", "TEST_DIR="+t.TempDir()))
 		expectKV(t, got, map[string]string{"plain fake": "true", "guarded fake": "false"})
