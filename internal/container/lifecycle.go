@@ -275,3 +275,21 @@ func (r *Runtime) Update(id string, res *specs.LinuxResources) error {
 	}
 	return cm.Update(res)
 }
+
+// Stats reads the container's resource usage from its cgroups.
+func (c *Container) Stats() (*cgroups.Stats, error) {
+	cm, err := cgroups.Load(c.State.CgroupPaths, c.State.Rootless)
+	if err != nil {
+		return nil, err
+	}
+	return cm.Stats()
+}
+
+// OOMKills is the kernel's count of OOM kills in the container's cgroup.
+func (c *Container) OOMKills() uint64 {
+	cm, err := cgroups.Load(c.State.CgroupPaths, c.State.Rootless)
+	if err != nil {
+		return 0
+	}
+	return cm.OOMKills()
+}
