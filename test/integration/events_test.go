@@ -105,3 +105,108 @@ func TestEventsOOM(t *testing.T) {
 	}
 	t.Fatalf("no oom event; events printed:\n%s", readAll(out))
 }
+
+// update, pause and resume have runc's effects: the same cgroup values and
+// the same states, container for container.
+func TestUpdatePauseResumeMatchRunc(t *testing.T) {
+	runc, err := exec.LookPath("runc")
+	if err != nil {
+		t.Skip("runc not installed")
+	}
+	e := newEnv(t)
+	e.spec.Root.Path = filepath.Join(e.bundle, "rootfs")
+	hakoPid := e.background("cmp1")
+	runcRoot := t.TempDir()
+	r := func(args ...string) string {
+		t.Helper()
+		errf := tempOut(t)
+		cmd := exec.Command(runc, append([]string{"--root", runcRoot}, args...)...)
+		cmd.Stderr = errf
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("runc %v: %v %s", args, err, readAll(errf))
+		}
+		return string(out)
+	}
+	// Another id: with the default cgroupsPath both would share a cgroup.
+	cmd := exec.Command(runc, "--root", runcRoot, "run", "-d", "--bundle", e.bundle, "cmp1-runc")
+	if err := cmd.Run(); err != nil {
+		t.Skipf("runc cannot run here: %v", err)
+	}
+	defer exec.Command(runc, "--root", runcRoot, "delete", "--force", "cmp1-runc").Run()
+	var st struct{ Pid int }
+	json.Unmarshal([]byte(r("state", "cmp1-runc")), &st)
+
+	args := []string{"update", "--memory", "128m", "--memory-swap", "256m", "--pids-limit", "77", "--cpu-share", "256", "--cpu-quota", "50000", "--cpu-period", "100000", "cmp1"}
+	e.hakoOK(args...)
+	args[len(args)-1] = "cmp1-runc"
+	r(args...)
+	files := map[string]string{
+		"memory": "memory.limit_in_bytes", "pids": "pids.max", "cpu": "cpu.shares",
+	}
+	for ctrl, f := range files {
+		mine := strings.TrimSpace(readFile(t, ownCgroupDir(t, hakoPid, ctrl)+"/"+f))
+		theirs := strings.TrimSpace(readFile(t, ownCgroupDir(t, st.Pid, ctrl)+"/"+f))
+		if mine != theirs {
+			t.Errorf("%s after update: hako %s, runc %s", f, mine, theirs)
+		}
+	}
+	for _, f := range []string{"memory.memsw.limit_in_bytes", "cpu.cfs_quota_us"} {
+		ctrl := strings.SplitN(f, ".", 2)[0]
+		mine := strings.TrimSpace(readFile(t, ownCgroupDir(t, hakoPid, ctrl)+"/"+f))
+		theirs := strings.TrimSpace(readFile(t, ownCgroupDir(t, st.Pid, ctrl)+"/"+f))
+		if mine != theirs {
+			t.Errorf("%s after update: hako %s, runc %s", f, mine, theirs)
+		}
+	}
+	status := func(out string) string {
+		var s struct{ Status string }
+		json.Unmarshal([]byte(out), &s)
+		return s.Status
+	}
+	e.hakoOK("pause", "cmp1")
+	r("pause", "cmp1-runc")
+	if a, b := status(e.hakoOK("state", "cmp1")), status(r("state", "cmp1-runc")); a != "paused" || a != b {
+		t.Errorf("after pause: hako %s, runc %s", a, b)
+	}
+	if a, b := readFile(t, ownCgroupDir(t, hakoPid, "freezer")+"/freezer.state"), readFile(t, ownCgroupDir(t, st.Pid, "freezer")+"/freezer.state"); a != b {
+		t.Errorf("freezer.state: hako %q, runc %q", a, b)
+	}
+	e.hakoOK("resume", "cmp1")
+	r("resume", "cmp1-runc")
+	if a, b := status(e.hakoOK("state", "cmp1")), status(r("state", "cmp1-runc")); a != "running" || a != b {
+		t.Errorf("after resume: hako %s, runc %s", a, b)
+	}
+}
+
+// The limits have their effects: a fork loop stops at pids.max, and a
+// frozen container is not scheduled.
+func TestPidsLimitAndFreezeEffects(t *testing.T) {
+	e := newEnv(t)
+	limit := int64(10)
+	e.spec.Linux.Resources.Pids = &specs.LinuxPids{Limit: &limit}
+	e.spec.Root.Readonly = false
+	e.spec.Process.Args = []string{"sh", "-c", "while true; do :; done"}
+	e.write()
+	e.hakoOK("run", "-d", "eff1")
+	out, _, _ := e.hako("exec", "eff1", "sh", "-c", "for i in $(seq 30); do sleep 100 & done 2>&1; echo spawned")
+	if !strings.Contains(out, "can't fork") && !strings.Contains(out, "Resource temporarily unavailable") {
+		t.Errorf("30 children under pids.max 10 did not fail:\n%s", out)
+	}
+	var st struct{ Pid int }
+	json.Unmarshal([]byte(e.hakoOK("state", "eff1")), &st)
+	usage := ownCgroupDir(t, st.Pid, "cpuacct") + "/cpuacct.usage"
+	count := func() string { return strings.TrimSpace(readFile(t, usage)) }
+	e.hakoOK("pause", "eff1")
+	time.Sleep(100 * time.Millisecond)
+	a := count()
+	time.Sleep(300 * time.Millisecond)
+	if b := count(); a != b {
+		t.Errorf("a frozen container ran: cpu usage went from %s to %s ns", a, b)
+	}
+	e.hakoOK("resume", "eff1")
+	time.Sleep(300 * time.Millisecond)
+	if c := count(); c == a {
+		t.Errorf("the container did not run again after resume (cpu usage %s ns)", c)
+	}
+}
