@@ -27,6 +27,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 # user-namespaced containers to hako (ctr run --uidmap ignores --runc-binary).
 [plugins."io.containerd.runtime.v1.linux"]
   runtime = "`+hakoBin+`"
+  runtime_root = "`+dir+`/runc"
 `), 0o644)
 	daemon(t, "containerd.log", func() bool { _, err := os.Stat(sock); return err == nil }, "containerd", "--config", cfg)
 	c := func(args ...string) []string { return append([]string{"-a", sock}, args...) }
@@ -70,7 +71,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 	runOK(t, "ctr", c("run", "-d", "--runtime", "io.containerd.runtime.v1.linux", "--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536", img, "c5", "sleep", "1000")...)
 	time.Sleep(300 * time.Millisecond)
 	contains(t, runOK(t, "ctr", c("task", "exec", "--exec-id", "e5", "c5", "cat", "/proc/self/uid_map")...), "100000")
-	if _, err := os.Stat("/run/containerd/runc/default/c5/config.json"); err != nil {
+	if _, err := os.Stat(dir + "/runc/default/c5/config.json"); err != nil {
 		t.Errorf("c5 was not run by hako (no hako state): %v", err)
 	}
 	runOK(t, "ctr", c("task", "kill", "-s", "KILL", "c5")...)

@@ -120,20 +120,7 @@ func (e *env) write() {
 // and the exit code.
 func (e *env) hako(args ...string) (string, string, int) {
 	e.t.Helper()
-	cmd := exec.Command(hakoBin, append([]string{"--root", e.root}, args...)...)
-	cmd.Dir = e.bundle
-	// Files, not pipes: a detached container keeps its stdio open, and
-	// exec.Cmd would wait for a pipe's every writer to close.
-	so, se := tempOut(e.t), tempOut(e.t)
-	cmd.Stdout, cmd.Stderr = so, se
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		e.t.Fatalf("hako %v: %v", args, err)
-	}
-	return readAll(so), readAll(se), code
+	return e.hakoWithFds(nil, args...)
 }
 
 func tempOut(t *testing.T) *os.File {
@@ -164,6 +151,8 @@ func (e *env) hakoWithFds(paths []string, args ...string) (string, string, int) 
 		defer f.Close()
 		cmd.ExtraFiles = append(cmd.ExtraFiles, f)
 	}
+	// Files, not pipes: a detached container keeps its stdio open, and
+	// exec.Cmd would wait for a pipe's every writer to close.
 	so, se := tempOut(e.t), tempOut(e.t)
 	cmd.Stdout, cmd.Stderr = so, se
 	err := cmd.Run()
