@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 func TestRunOutputAndExitCodes(t *testing.T) {
@@ -169,4 +171,43 @@ func TestListAndPs(t *testing.T) {
 	if err := json.Unmarshal([]byte(e.hakoOK("ps", "--format", "json", "l1")), &pids); err != nil || len(pids) != 1 || pids[0] != pid {
 		t.Fatalf("ps json: %v %v (init %d)", pids, err, pid)
 	}
+}
+
+// hako killed in the middle of create (here while a createRuntime hook
+// runs) leaves a state that delete --force removes completely: the init
+// waiting for it, its cgroups and the state directory.
+func TestDeleteForceAfterHakoKilledMidCreate(t *testing.T) {
+	e := newEnv(t)
+	mark := filepath.Join(t.TempDir(), "hook-started")
+	e.spec.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "touch " + mark + "; sleep 30"}}}}
+	e.write()
+	cmd := exec.Command(hakoBin, "--root", e.root, "create", "--bundle", e.bundle, "mid1")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		if _, err := os.Stat(mark); err == nil {
+			break
+		}
+		if i > 500 {
+			t.Fatal("the hook never ran")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var st struct{ Pid int }
+	json.Unmarshal([]byte(e.hakoOK("state", "mid1")), &st)
+	if st.Pid <= 0 {
+		t.Fatal("no init pid in the state of a half-created container")
+	}
+	cg := ownCgroupDir(t, st.Pid, "pids")
+	cmd.Process.Kill()
+	cmd.Wait()
+	e.hakoOK("delete", "--force", "mid1")
+	if _, err := os.Stat(cg); err == nil {
+		t.Errorf("cgroup %s left behind", cg)
+	}
+	if s, err := os.ReadFile("/proc/" + itoa(st.Pid) + "/stat"); err == nil && !strings.Contains(string(s), ") Z") {
+		t.Errorf("init %d still alive", st.Pid)
+	}
+	assertNothingLeft(t, e, "mid1")
 }
