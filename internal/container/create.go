@@ -1,6 +1,7 @@
 package container
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -182,6 +183,15 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 	filter, err := security.BuildSeccomp(lx.Seccomp)
 	if err != nil {
 		return nil, err
+	}
+	if filter != nil {
+		data, err := json.Marshal(filter)
+		if err != nil {
+			return nil, err
+		}
+		if err := state.WriteAtomic(filepath.Join(dir, state.SeccompName), data, 0o600); err != nil {
+			return nil, err
+		}
 	}
 	plan := &initproc.Plan{
 		Kind: initproc.KindInit, Spec: forInit(s, r.Rootless), Seccomp: filter, Process: s.Process, Rootfs: rootfsPath, Bundle: bundle,

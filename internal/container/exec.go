@@ -1,10 +1,12 @@
 package container
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/hako-runtime/hako/internal/linux/ns"
 	"github.com/hako-runtime/hako/internal/linux/security"
 	"github.com/hako-runtime/hako/internal/nsenter"
+	"github.com/hako-runtime/hako/internal/state"
 )
 
 // ExecOpts are exec's inputs once the CLI has built the process.
@@ -78,7 +81,7 @@ func (c *Container) Exec(o *ExecOpts) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	filter, err := security.BuildSeccomp(lx.Seccomp)
+	filter, err := c.seccomp(lx.Seccomp)
 	if err != nil {
 		return 0, err
 	}
@@ -134,4 +137,18 @@ func existing(paths []string) []string {
 		}
 	}
 	return out
+}
+
+// seccomp is the container's compiled filter, as create saved it; compiled
+// again only where there is none saved (a profile without rules saves none).
+func (c *Container) seccomp(sc *specs.LinuxSeccomp) (*security.Seccomp, error) {
+	data, err := os.ReadFile(filepath.Join(c.rt.Store.Dir(c.State.ID), state.SeccompName))
+	if err != nil {
+		return security.BuildSeccomp(sc)
+	}
+	var f security.Seccomp
+	if err := json.Unmarshal(data, &f); err != nil {
+		return nil, fmt.Errorf("container %q: saved seccomp filter: %w", c.State.ID, err)
+	}
+	return &f, nil
 }

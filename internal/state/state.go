@@ -33,6 +33,10 @@ const (
 	// ConfigName is the validated config.json the container was created
 	// from; exec and delete read it, not the bundle, which may change.
 	ConfigName = "config.json"
+	// SeccompName holds linux.seccomp compiled at create, so that each
+	// exec loads it instead of compiling the profile again (tens of ms for
+	// a large profile).
+	SeccompName = "seccomp.json"
 )
 
 // State is what hako remembers about a container between commands.
