@@ -91,3 +91,19 @@ func TestSeccompNotifyListener(t *testing.T) {
 	}
 	os.Remove(sock)
 }
+
+// exec'd processes get the container's filter (the one create compiled and
+// saved), as runc applies it.
+func TestSeccompAppliesToExec(t *testing.T) {
+	e := newEnv(t)
+	e.spec.Linux.Seccomp = &specs.LinuxSeccomp{
+		DefaultAction: specs.ActAllow,
+		Syscalls:      []specs.LinuxSyscall{{Names: []string{"sethostname"}, Action: specs.ActErrno}},
+	}
+	addCaps(e.spec, "CAP_SYS_ADMIN")
+	e.background("scx")
+	out, _, _ := e.hako("exec", "scx", "sh", "-c", "hostname x 2>&1; grep Seccomp: /proc/self/status")
+	if !strings.Contains(out, "not permitted") || !strings.Contains(out, "Seccomp:\t2") {
+		t.Fatalf("exec without the container's filter:\n%s", out)
+	}
+}
