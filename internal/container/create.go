@@ -20,7 +20,6 @@ import (
 	"github.com/hako-runtime/hako/internal/linux/idmap"
 	"github.com/hako-runtime/hako/internal/linux/ns"
 	"github.com/hako-runtime/hako/internal/linux/rootfs"
-	"github.com/hako-runtime/hako/internal/linux/security"
 	"github.com/hako-runtime/hako/internal/nsenter"
 	"github.com/hako-runtime/hako/internal/spec"
 	"github.com/hako-runtime/hako/internal/state"
@@ -180,7 +179,7 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 		cgMounts = append(cgMounts, rootfs.CgroupMount{Dir: m.Dir, HostPath: m.HostPath, Symlinks: m.Symlinks})
 	}
 	hasRuntimeHooks := s.Hooks != nil && (len(s.Hooks.Prestart) > 0 || len(s.Hooks.CreateRuntime) > 0) //nolint:staticcheck // prestart is deprecated but still honoured
-	filter, err := security.BuildSeccomp(lx.Seccomp)
+	filter, err := r.compileSeccomp(lx.Seccomp)
 	if err != nil {
 		return nil, err
 	}

@@ -107,3 +107,28 @@ func TestSeccompAppliesToExec(t *testing.T) {
 		t.Fatalf("exec without the container's filter:\n%s", out)
 	}
 }
+
+// The compiled profile is cached under --root; a second container with the
+// same profile uses it, and a damaged entry is compiled again.
+func TestSeccompCache(t *testing.T) {
+	e := newEnv(t)
+	e.spec.Linux.Seccomp = &specs.LinuxSeccomp{
+		DefaultAction: specs.ActAllow,
+		Syscalls:      []specs.LinuxSyscall{{Names: []string{"sethostname"}, Action: specs.ActErrno}},
+	}
+	addCaps(e.spec, "CAP_SYS_ADMIN")
+	e.spec.Process.Args = []string{"sh", "-c", "hostname x 2>&1; true"}
+	e.write()
+	for i, damage := range []bool{false, false, true} {
+		if damage {
+			entries, _ := filepath.Glob(filepath.Join(e.root, "@seccomp-cache", "*.json"))
+			if len(entries) != 1 {
+				t.Fatalf("cache entries: %v", entries)
+			}
+			os.WriteFile(entries[0], []byte("{garbage"), 0o600)
+		}
+		if out := e.hakoOK("run", "sc"+itoa(i)); !strings.Contains(out, "not permitted") {
+			t.Fatalf("run %d without the filter:\n%s", i, out)
+		}
+	}
+}
