@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Installs what building and testing hako needs on Debian 12, as root.
+# Installs what building and testing hako needs on Debian 12, as root;
+# sourced with DEPS=build only what building and the demo need.
 # Go itself (1.26) is expected on PATH or at /usr/local/go/bin.
 set -euo pipefail
-pkgs=(gcc libseccomp-dev busybox-static uidmap iproute2 procps file bsdutils
-	podman containerd docker.io slirp4netns fuse-overlayfs
-	# test/vm boots Debian's 6.1 kernel (a pure cgroup v2 host) under qemu;
-	# installing the image does not change the running kernel.
-	qemu-system-x86 linux-image-amd64)
+pkgs=(gcc libseccomp-dev busybox-static)
+if [ "${DEPS:-test}" != build ]; then
+	pkgs+=(uidmap iproute2 procps file bsdutils
+		podman containerd docker.io slirp4netns fuse-overlayfs
+		# test/vm boots Debian's 6.1 kernel (a pure cgroup v2 host) under
+		# qemu; installing the image does not change the running kernel.
+		qemu-system-x86 linux-image-amd64)
+fi
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
