@@ -9,6 +9,7 @@
 package nsenter
 
 // #cgo CFLAGS: -Wall -O2
+// #cgo LDFLAGS: -static
 import "C"
 
 import (
