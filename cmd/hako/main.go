@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
 	"github.com/hako-runtime/hako/internal/container"
 	"github.com/hako-runtime/hako/internal/initproc"
 	"github.com/hako-runtime/hako/internal/linux/idmap"
@@ -80,7 +82,7 @@ func realMain(args []string) int {
 		return 1
 	}
 	if *showVersion {
-		fmt.Printf("hako version %s\nspec: 1.2.0\n", version)
+		fmt.Printf("hako version %s\nspec: %s\n", version, specs.Version)
 		return 0
 	}
 	if g.logFormat != "text" && g.logFormat != "json" {
