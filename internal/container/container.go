@@ -104,13 +104,43 @@ func (c *Container) Status() Status {
 		return Created
 	}
 	if len(c.State.CgroupPaths) > 0 {
-		if cm, err := cgroups.Load(c.State.CgroupPaths, c.State.Rootless); err == nil {
+		if cm, err := c.cgroupManager(); err == nil {
 			if p, _ := cm.Paused(); p {
 				return Paused
 			}
 		}
 	}
 	return Running
+}
+
+// cgroupManager is the container's cgroups, from the paths its state saved.
+func (c *Container) cgroupManager() (*cgroups.Manager, error) {
+	return cgroups.Load(c.State.CgroupPaths, c.State.Rootless)
+}
+
+// joinCgroups says how a new container process joins cm: the v1 tasks files
+// its constructor writes "0" to, and the cgroup2 directory it is cloned
+// into. Rootless creation skips the cgroups it may not make, so those that
+// do not exist are left out rather than failing the join.
+func joinCgroups(cm *cgroups.Manager, rootless bool) (tasks []string, cgroup2 string) {
+	tasks, cgroup2 = cm.JoinFiles(), cm.UnifiedPath()
+	if rootless {
+		tasks = existing(tasks)
+		if len(existing([]string{cgroup2})) == 0 {
+			cgroup2 = ""
+		}
+	}
+	return tasks, cgroup2
+}
+
+func existing(paths []string) []string {
+	var out []string
+	for _, p := range paths {
+		if _, err := os.Stat(p); err == nil && p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // alive reports whether pid is still the process started at start (pids

@@ -163,14 +163,9 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 	if err != nil {
 		return nil, err
 	}
-	req := nsenter.Request{CgroupTasks: cm.JoinFiles(), Join: join, Unshare: unshare}
-	cgroup2 := cm.UnifiedPath()
-	if r.Rootless {
-		req.CgroupTasks = existing(req.CgroupTasks)
-		if len(existing([]string{cgroup2})) == 0 {
-			cgroup2 = ""
-		}
-	}
+	req := nsenter.Request{Join: join, Unshare: unshare}
+	var cgroup2 string
+	req.CgroupTasks, cgroup2 = joinCgroups(cm, r.Rootless)
 	for clock, off := range lx.TimeOffsets {
 		req.TimeOffsets = append(req.TimeOffsets, nsenter.TimeOffset{Clock: clock, Secs: off.Secs, Nanos: off.Nanosecs})
 	}

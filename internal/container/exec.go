@@ -11,7 +11,6 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/hako-runtime/hako/internal/initproc"
-	"github.com/hako-runtime/hako/internal/linux/cgroups"
 	"github.com/hako-runtime/hako/internal/linux/ns"
 	"github.com/hako-runtime/hako/internal/linux/security"
 	"github.com/hako-runtime/hako/internal/nsenter"
@@ -56,19 +55,11 @@ func (c *Container) Exec(o *ExecOpts) (int, error) {
 	req := nsenter.Request{Join: ns.PathsOf(c.State.InitPid, lx.Namespaces)}
 	cgroup2 := ""
 	if len(c.State.CgroupPaths) > 0 {
-		cm, err := cgroups.Load(c.State.CgroupPaths, c.State.Rootless)
+		cm, err := c.cgroupManager()
 		if err != nil {
 			return 0, err
 		}
-		req.CgroupTasks = cm.JoinFiles()
-		cgroup2 = cm.UnifiedPath()
-		if c.State.Rootless {
-			// Rootless creation skips the cgroups it may not make.
-			req.CgroupTasks = existing(req.CgroupTasks)
-			if len(existing([]string{cgroup2})) == 0 {
-				cgroup2 = ""
-			}
-		}
+		req.CgroupTasks, cgroup2 = joinCgroups(cm, c.State.Rootless)
 	}
 	console := o.ConsoleFile
 	if o.ConsoleSocket != "" {
@@ -127,16 +118,6 @@ func (c *Container) Exec(o *ExecOpts) (int, error) {
 		}
 	}
 	return p.pid, nil
-}
-
-func existing(paths []string) []string {
-	var out []string
-	for _, p := range paths {
-		if _, err := os.Stat(p); err == nil && p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // seccomp is the container's compiled filter, as create saved it; compiled

@@ -94,7 +94,7 @@ func (r *Runtime) Kill(id string, sig unix.Signal, all bool) error {
 // signalAll signals every process of the container. The cgroup is frozen
 // meanwhile so that nothing forks a process that escapes the signal.
 func (c *Container) signalAll(sig unix.Signal) error {
-	cm, err := cgroups.Load(c.State.CgroupPaths, c.State.Rootless)
+	cm, err := c.cgroupManager()
 	if err != nil {
 		return c.signalInit(sig)
 	}
@@ -178,7 +178,7 @@ func (c *Container) killAndWait() error {
 func (c *Container) destroy() error {
 	cfg, cfgErr := c.Config()
 	if len(c.State.CgroupPaths) > 0 {
-		cm, err := cgroups.Load(c.State.CgroupPaths, c.State.Rootless)
+		cm, err := c.cgroupManager()
 		if err == nil {
 			if pids, _ := cm.Pids(); len(pids) > 0 {
 				_ = c.signalAll(unix.SIGKILL)
@@ -203,7 +203,7 @@ func (c *Container) destroy() error {
 
 // Pids lists the container's processes.
 func (c *Container) Pids() ([]int, error) {
-	cm, err := cgroups.Load(c.State.CgroupPaths, c.State.Rootless)
+	cm, err := c.cgroupManager()
 	if err != nil {
 		return nil, err
 	}
@@ -233,7 +233,7 @@ func (r *Runtime) freeze(id string, freeze bool) error {
 	if !freeze && s != Paused {
 		return fmt.Errorf("%w: container %s is not paused (%s)", ErrWrongState, id, s)
 	}
-	cm, err := cgroups.Load(c.State.CgroupPaths, c.State.Rootless)
+	cm, err := c.cgroupManager()
 	if err != nil {
 		return err
 	}
@@ -269,7 +269,7 @@ func (r *Runtime) Update(id string, res *specs.LinuxResources) error {
 	if c.Status() == Stopped {
 		return fmt.Errorf("%w: cannot update a stopped container", ErrNotRunning)
 	}
-	cm, err := cgroups.Load(c.State.CgroupPaths, c.State.Rootless)
+	cm, err := c.cgroupManager()
 	if err != nil {
 		return err
 	}
@@ -278,7 +278,7 @@ func (r *Runtime) Update(id string, res *specs.LinuxResources) error {
 
 // Stats reads the container's resource usage from its cgroups.
 func (c *Container) Stats() (*cgroups.Stats, error) {
-	cm, err := cgroups.Load(c.State.CgroupPaths, c.State.Rootless)
+	cm, err := c.cgroupManager()
 	if err != nil {
 		return nil, err
 	}
@@ -287,7 +287,7 @@ func (c *Container) Stats() (*cgroups.Stats, error) {
 
 // OOMKills is the kernel's count of OOM kills in the container's cgroup.
 func (c *Container) OOMKills() uint64 {
-	cm, err := cgroups.Load(c.State.CgroupPaths, c.State.Rootless)
+	cm, err := c.cgroupManager()
 	if err != nil {
 		return 0
 	}
