@@ -40,6 +40,33 @@ func testPath(t *testing.T, sub string) string {
 	return top + sub
 }
 
+// keepSubtreeControl puts dir's cgroup.subtree_control back as it was when
+// the test ends: the manager enables controllers in ancestors (the hybrid
+// root included) and, like runc, never turns them off, which would change
+// what later tests and other runtimes on this host see. Cleanups run after
+// the test's deferred Destroy, when no cgroup below dir uses the controller.
+func keepSubtreeControl(t *testing.T, dir string) {
+	t.Helper()
+	before, err := hostFS{}.read(dir, "cgroup.subtree_control")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		now, err := hostFS{}.read(dir, "cgroup.subtree_control")
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		for _, c := range strings.Fields(now) {
+			if !slices.Contains(strings.Fields(before), c) {
+				if err := (hostFS{}).write(dir, "cgroup.subtree_control", "-"+c); err != nil {
+					t.Errorf("restore %s/cgroup.subtree_control: %v", dir, err)
+				}
+			}
+		}
+	})
+}
+
 func readFile(t *testing.T, dir, file string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(dir, file))
@@ -349,6 +376,7 @@ func TestHybridHugetlb(t *testing.T) {
 	if m.Paths()["hugetlb"] != "" {
 		t.Skip("hugetlb is a v1 hierarchy here")
 	}
+	keepSubtreeControl(t, hybridRoot)
 	if err := m.Create(); err != nil {
 		t.Fatal(err)
 	}

@@ -157,10 +157,12 @@ func (m *Manager) Stats() (*Stats, error) {
 			}
 		}
 	}
-	if m.unified != "" {
-		// Hybrid: what lives in the cgroup2 tree (hugetlb here).
-		m.hugetlbV2(s, m.unified)
-	}
+	// On a hybrid host the cgroup2 tree is not read: runc reports only
+	// the v1 hierarchies there (hugetlb:{} when hugetlb lives in cgroup2),
+	// and engines parse its output. Whether the files exist in the
+	// container's unified directory depends on which runtime last enabled
+	// hugetlb in the hybrid root, so reading them would make the output
+	// depend on the host's history rather than the container.
 	return s, nil
 }
 
