@@ -7,15 +7,16 @@ import (
 	"os"
 	"runtime"
 	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/hako-runtime/hako/internal/hooks"
 	"github.com/hako-runtime/hako/internal/linux/idmap"
+	"github.com/hako-runtime/hako/internal/linux/netns"
 	"github.com/hako-runtime/hako/internal/linux/ns"
 	"github.com/hako-runtime/hako/internal/linux/rootfs"
 	"github.com/hako-runtime/hako/internal/nsenter"
+	"github.com/hako-runtime/hako/internal/spec"
 	"github.com/hako-runtime/hako/internal/state"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -168,6 +169,11 @@ func (c *child) runInit(p *Plan) error {
 			return err
 		}
 	}
+	if ns.IsNew(lx.Namespaces, specs.NetworkNamespace) {
+		if err := netns.LoopbackUp(); err != nil {
+			return err
+		}
+	}
 	if err := writeSysctls(lx.Sysctl); err != nil {
 		return err
 	}
@@ -279,10 +285,11 @@ func (c *child) runExec(p *Plan) error {
 // namespace of the writer, so the values land in the container's.
 func writeSysctls(sysctls map[string]string) error {
 	for k, v := range sysctls {
-		if strings.Contains(k, "..") || strings.Contains(k, "/") {
-			return fmt.Errorf("linux.sysctl %q: invalid name", k)
+		rel, err := spec.SysctlPath(k)
+		if err != nil {
+			return fmt.Errorf("linux.sysctl: %w", err)
 		}
-		p := "/proc/sys/" + strings.ReplaceAll(k, ".", "/")
+		p := "/proc/sys/" + rel
 		if err := os.WriteFile(p, []byte(v), 0); err != nil {
 			return fmt.Errorf("linux.sysctl %s=%s: %w", k, v, err)
 		}

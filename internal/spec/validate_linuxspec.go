@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -213,9 +214,13 @@ func (v *validator) sysctl() error {
 	for _, raw := range keys {
 		f := keyed("linux.sysctl", raw)
 		k := sysctlDots(raw)
-		switch {
-		case k == "":
+		if k == "" {
 			return fieldErr(f, "empty sysctl name")
+		}
+		if _, err := SysctlPath(raw); err != nil {
+			return fieldErr(f, "%v", err)
+		}
+		switch {
 		case ipcSysctls[k] || strings.HasPrefix(k, "fs.mqueue."):
 			if !v.has(specs.IPCNamespace) {
 				return needNS(f, "IPC", specs.IPCNamespace)
@@ -247,6 +252,22 @@ func (v *validator) sysctl() error {
 	return nil
 }
 
+// SysctlPath is where a linux.sysctl name lives below /proc/sys. Both forms
+// sysctl(8) and runc accept map to the same file: "net.ipv4.ip_forward" and
+// "net/ipv4/ip_forward" are net/ipv4/ip_forward, and a dot inside a
+// component ("eno2.100", an interface name) is written as "/" in the dot form
+// and as "." in the slash form. It is the one place the name becomes a path;
+// the container's init writes exactly what this returns.
+func SysctlPath(name string) (string, error) {
+	p := swapDotsSlashes(sysctlDots(name))
+	for _, c := range strings.Split(p, "/") {
+		if c == "" || c == "." || c == ".." {
+			return "", fmt.Errorf("sysctl name %q: empty, \".\" or \"..\" component", name)
+		}
+	}
+	return p, nil
+}
+
 // sysctlDots normalises the "/"-separated form sysctl(8) accepts, as runc
 // does: "net/ipv4/conf/eno2.100/rp_filter" is "net.ipv4.conf.eno2/100.rp_filter".
 func sysctlDots(s string) string {
@@ -254,6 +275,10 @@ func sysctlDots(s string) string {
 	if i < 0 || s[i] == '.' {
 		return s
 	}
+	return swapDotsSlashes(s)
+}
+
+func swapDotsSlashes(s string) string {
 	return strings.Map(func(r rune) rune {
 		switch r {
 		case '.':

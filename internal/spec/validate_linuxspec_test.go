@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"strings"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -143,6 +144,7 @@ func TestValidateSysctl(t *testing.T) {
 		{"host-wide", sysctl("vm.swappiness", "1"), `linux.sysctl["vm.swappiness"]: sysctl "vm.swappiness" is not allowed in the container's namespaces`},
 		{"kernel other", sysctl("kernel.pid_max", "1"), `linux.sysctl["kernel.pid_max"]: sysctl "kernel.pid_max" is not allowed in the container's namespaces`},
 		{"empty", sysctl("", "1"), `linux.sysctl[""]: empty sysctl name`},
+		{"dot-dot", sysctl("net/../../etc/shadow", "1"), `linux.sysctl["net/../../etc/shadow"]: sysctl name "net/../../etc/shadow": empty, "." or ".." component`},
 		{"first in sorted order", sysctl("vm.b", "1", "vm.a", "1"), `linux.sysctl["vm.a"]: sysctl "vm.a" is not allowed in the container's namespaces`},
 	})
 }
@@ -212,5 +214,47 @@ func TestValidatePersonalityRdtMempolicy(t *testing.T) {
 			s.Linux.MemoryPolicy = &specs.LinuxMemoryPolicy{Mode: specs.MpolBind, Nodes: "3-1"}
 		},
 			`linux.memoryPolicy.nodes: invalid node list "3-1"`},
+	})
+}
+
+func TestSysctlPath(t *testing.T) {
+	for _, c := range []struct{ name, want string }{
+		{"net.ipv4.ip_forward", "net/ipv4/ip_forward"},
+		{"net/ipv4/ip_forward", "net/ipv4/ip_forward"},
+		{"net/ipv4/conf/eno2.100/rp_filter", "net/ipv4/conf/eno2.100/rp_filter"},
+		{"net.ipv4.conf.eno2/100.rp_filter", "net/ipv4/conf/eno2.100/rp_filter"},
+		{"kernel.shmmax", "kernel/shmmax"},
+		{"net/../../etc/x", ""},
+		{"net..ipv4", ""},
+		{"net.ipv4.", ""},
+		{"/net/ipv4", ""},
+	} {
+		got, err := SysctlPath(c.name)
+		if c.want == "" {
+			if err == nil {
+				t.Errorf("SysctlPath(%q) = %q, want an error", c.name, got)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("SysctlPath(%q) = %q, %v; want %q", c.name, got, err, c.want)
+		}
+	}
+}
+
+func FuzzSysctlPath(f *testing.F) {
+	for _, s := range []string{"net.ipv4.ip_forward", "net/ipv4/conf/eno2.100/rp_filter", "a/../b", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		p, err := SysctlPath(name)
+		if err != nil {
+			return
+		}
+		for _, c := range strings.Split(p, "/") {
+			if c == "" || c == "." || c == ".." {
+				t.Fatalf("SysctlPath(%q) = %q: escapes /proc/sys", name, p)
+			}
+		}
 	})
 }

@@ -1,0 +1,171 @@
+package integration
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// refRuntimes are the reference runtimes installed here, each with its own
+// --root, for side-by-side runs of the same bundle.
+func refRuntimes(t *testing.T) map[string][]string {
+	t.Helper()
+	refs := map[string][]string{}
+	for _, n := range []string{"runc", "crun"} {
+		if p, err := exec.LookPath(n); err == nil {
+			refs[n] = []string{p, "--root", t.TempDir()}
+		}
+	}
+	return refs
+}
+
+// runWith runs the bundle's process to completion under a runtime (argv0
+// and its global flags) and returns its combined output and exit code.
+func runWith(t *testing.T, rt []string, bundle, id string) (string, int) {
+	t.Helper()
+	out := tempOut(t)
+	cmd := exec.Command(rt[0], append(rt[1:], "run", "--bundle", bundle, id)...)
+	cmd.Stdout, cmd.Stderr = out, out
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("%s run: %v", rt[0], err)
+	}
+	exec.Command(rt[0], append(rt[1:], "delete", "--force", id)...).Run()
+	return readAll(out), code
+}
+
+// Seed 001: a daemon probing a closed port on 127.0.0.1 in a new network
+// namespace must be refused at once. The kernel creates the namespace with
+// lo down (ENETUNREACH); runc and crun bring it up.
+func TestLoopbackUpInNewNetworkNamespace(t *testing.T) {
+	e := newEnv(t)
+	e.spec.Root.Path = filepath.Join(e.bundle, "rootfs")
+	e.spec.Process.Args = []string{"sh", "-c", "cat /sys/class/net/lo/flags; nc 127.0.0.1 9050 </dev/null 2>&1; true"}
+	for _, a := range []string{"nc"} {
+		os.Symlink("busybox", filepath.Join(e.bundle, "rootfs/bin", a))
+	}
+	e.write()
+	check := func(name, out string) {
+		t.Helper()
+		if !strings.Contains(out, "Connection refused") {
+			t.Errorf("%s: a probe of 127.0.0.1:9050 was not refused:\n%s", name, out)
+		}
+		// IFF_UP is bit 0 of the flags sysfs prints in hex.
+		if f := strings.Fields(out); len(f) == 0 || !strings.HasSuffix(f[0], "9") {
+			t.Errorf("%s: lo flags %q, want IFF_UP|IFF_LOOPBACK (0x9) set", name, out)
+		}
+	}
+	out, code := runWith(t, []string{hakoBin, "--root", e.root}, e.bundle, "lo-up")
+	if code != 0 {
+		t.Fatalf("hako run: exit %d\n%s", code, out)
+	}
+	check("hako", out)
+	for name, rt := range refRuntimes(t) {
+		if out, code := runWith(t, rt, e.bundle, "lo-up"); code == 0 {
+			check(name, out)
+		}
+	}
+}
+
+// Both forms sysctl(8) and runc accept name the same file.
+func TestSysctlSlashAndDotForms(t *testing.T) {
+	e := newEnv(t)
+	e.spec.Root.Path = filepath.Join(e.bundle, "rootfs")
+	e.spec.Linux.Sysctl = map[string]string{"net/ipv4/ip_default_ttl": "99", "net.ipv4.tcp_syncookies": "0"}
+	e.spec.Process.Args = []string{"cat", "/proc/sys/net/ipv4/ip_default_ttl", "/proc/sys/net/ipv4/tcp_syncookies"}
+	e.write()
+	rts := refRuntimes(t)
+	rts["hako"] = []string{hakoBin, "--root", e.root}
+	for name, rt := range rts {
+		out, code := runWith(t, rt, e.bundle, "sysctl-forms")
+		if name != "hako" && code != 0 {
+			continue
+		}
+		if code != 0 || strings.Fields(out)[0] != "99" || strings.Fields(out)[1] != "0" {
+			t.Errorf("%s: exit %d, got %q, want 99 and 0", name, code, out)
+		}
+	}
+}
+
+// A read-only /dev (runc's rule) is made read-only after everything under
+// it: devpts, shm, the device nodes and /dev/console.
+func TestReadonlyDevAppliedLast(t *testing.T) {
+	e := newEnv(t)
+	for i, m := range e.spec.Mounts {
+		if m.Destination == "/dev" {
+			e.spec.Mounts[i].Options = append(m.Options, "ro")
+		}
+	}
+	out := e.run("sh", "-c", "grep -E ' /dev(/pts|/shm)? ' /proc/self/mountinfo; touch /dev/x 2>&1; ls /dev/null /dev/pts/ptmx")
+	if !strings.Contains(out, " /dev ro,") {
+		t.Errorf("/dev is not read-only:\n%s", out)
+	}
+	if !strings.Contains(out, " /dev/pts rw,") || !strings.Contains(out, " /dev/shm ") {
+		t.Errorf("/dev's submounts missing or read-only:\n%s", out)
+	}
+	if !strings.Contains(out, "Read-only file system") {
+		t.Errorf("touch /dev/x did not fail with EROFS:\n%s", out)
+	}
+}
+
+// mountShared mounts a tmpfs on dir and makes it a shared mount, as /
+// is on systemd hosts; the test's cleanup detaches it.
+func mountShared(t *testing.T, dir, name string) {
+	t.Helper()
+	if out, err := exec.Command("mount", "-t", "tmpfs", name, dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-R", "-l", dir).Run() })
+	if out, err := exec.Command("mount", "--make-rshared", dir).CombinedOutput(); err != nil {
+		t.Fatalf("make-rshared: %v %s", err, out)
+	}
+}
+
+// Kubernetes' Bidirectional propagation (critest's rshared case):
+// rootfsPropagation rshared with the rootfs a shared mount point of its own,
+// as containerd's overlay is. pivot_root refuses a shared parent, so the
+// rootfs's mount is made private first (runc's rootfsParentMountPrivate) and
+// rshared applied after; mounts made on either side of an rshared bind still
+// reach the other.
+func TestRootfsPropagationRshared(t *testing.T) {
+	e := newEnv(t)
+	area := t.TempDir()
+	mountShared(t, area, "hako-area")
+	if out, err := exec.Command("cp", "-a", e.bundle, area).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	e.bundle = filepath.Join(area, "bundle")
+	rootfs := filepath.Join(e.bundle, "rootfs")
+	if out, err := exec.Command("mount", "--bind", rootfs, rootfs).CombinedOutput(); err != nil {
+		t.Fatalf("bind rootfs: %v %s", err, out)
+	}
+	vol := t.TempDir()
+	mountShared(t, vol, "hako-vol")
+	e.spec.Root.Path = rootfs
+	e.spec.Linux.RootfsPropagation = "rshared"
+	e.spec.Mounts = append(e.spec.Mounts, specs.Mount{Destination: "/mnt/vol", Type: "bind", Source: vol, Options: []string{"rbind", "rshared"}})
+	addCaps(e.spec, "CAP_SYS_ADMIN")
+	e.background("rshared")
+	e.hakoOK("exec", "rshared", "sh", "-c", "mkdir /mnt/vol/in && mount -t tmpfs hako-from-inside /mnt/vol/in")
+	if !strings.Contains(hostMounts(t), filepath.Join(vol, "in")+" ") {
+		t.Errorf("a mount made in the container under an rshared bind did not reach the host:\n%s", hostMounts(t))
+	}
+	os.Mkdir(filepath.Join(vol, "late"), 0o755)
+	if out, err := exec.Command("mount", "-t", "tmpfs", "hako-from-host", filepath.Join(vol, "late")).CombinedOutput(); err != nil {
+		t.Fatalf("mount: %v %s", err, out)
+	}
+	if out := e.hakoOK("exec", "rshared", "grep", "/mnt/vol/late", "/proc/self/mountinfo"); !strings.Contains(out, "hako-from-host") {
+		t.Errorf("a host mount under the volume did not reach the container: %q", out)
+	}
+	if out := e.hakoOK("exec", "rshared", "grep", "-E", "^[0-9]+ [0-9]+ [0-9:]+ [^ ]+ / ", "/proc/self/mountinfo"); !strings.Contains(out, "shared:") {
+		t.Errorf("the container's / is not shared: %q", out)
+	}
+	e.hakoOK("delete", "--force", "rshared")
+}
