@@ -27,6 +27,13 @@ func (m *mounter) mount(mnt specs.Mount) error {
 		}
 		o.Bind = true
 	}
+	if filepath.Clean(mnt.Destination) == "/dev" && o.Attr&unix.MOUNT_ATTR_RDONLY != 0 {
+		// /dev gets submounts (pts, shm, mqueue), device nodes and
+		// symlinks after this, and /dev/console at the end: runc makes
+		// it read-only last (its finalizeRootfs), and so does Finalize.
+		o.Attr &^= unix.MOUNT_ATTR_RDONLY
+		m.cfg.devReadonly = true
+	}
 	switch {
 	case o.Bind || mnt.Type == "bind":
 		return m.bind(mnt, o)

@@ -26,6 +26,11 @@ func EnterRoot(c *Config) error {
 // of the new one at ".", so no directory for it is needed in the rootfs
 // (which may be read-only), and it is detached right away.
 func pivotRoot(rootfs string) error {
+	oldroot, err := unix.Open("/", unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open old root: %w", err)
+	}
+	defer unix.Close(oldroot)
 	fd, err := unix.Open(rootfs, unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open rootfs %s: %w", rootfs, err)
@@ -39,6 +44,15 @@ func pivotRoot(rootfs string) error {
 			return fmt.Errorf("%w: pivot_root %s: %v (the new root must be a mount point, not on the current root's mount, and neither it nor its parent mount may be shared; try --no-pivot on a ramfs root)", ErrPivot, rootfs, err)
 		}
 		return fmt.Errorf("pivot_root %s: %w", rootfs, err)
+	}
+	// After pivot_root the cwd is still the new root's directory, and
+	// mount(2) does not step onto the old root stacked on it: "." would
+	// name the new root, and the MS_SLAVE below would cut every shared
+	// mount of the container (an rshared volume, Kubernetes'
+	// Bidirectional propagation) from its host peers. runc does the same
+	// fchdir to the old root, "purely for safety"; here it is needed.
+	if err := unix.Fchdir(oldroot); err != nil {
+		return fmt.Errorf("chdir to old root: %w", err)
 	}
 	// Unmounting a mount that is shared with the host would propagate the
 	// unmount there: make the old root a slave first.

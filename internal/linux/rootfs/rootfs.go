@@ -43,6 +43,10 @@ type Config struct {
 	// IDMapTrees are detached idmapped mounts made by the parent, by
 	// index in Spec.Mounts; Setup moves each into place and closes it.
 	IDMapTrees map[int]int
+
+	// devReadonly: the /dev mount asked for "ro", which Finalize applies
+	// once everything below /dev exists.
+	devReadonly bool
 }
 
 // ErrUnsafePath is wrapped when something in the rootfs is refused.
@@ -88,10 +92,14 @@ func Setup(c *Config) error {
 }
 
 // makeParentPrivate makes the mount holding the rootfs private where it is
-// shared: pivot_root refuses a new root whose parent mount is shared, and a
-// shared parent would also carry our mounts back to the host.
+// shared (runc's rootfsParentMountPrivate): pivot_root refuses a new root
+// whose parent mount is shared, the bind of the rootfs onto itself below
+// copies the propagation of its source, and a shared parent would also carry
+// our mounts back to the host. Where the rootfs is a mount point of its own
+// (an engine's overlay) that mount is the one: it becomes the parent of the
+// bind, and after an rshared / it is shared with the host's copy.
 func makeParentPrivate(rootfs string) error {
-	mp, shared, err := mountPointOf(filepath.Dir(rootfs))
+	mp, shared, err := mountPointOf(rootfs)
 	if err != nil || !shared {
 		return err
 	}
@@ -119,6 +127,11 @@ func Finalize(c *Config) error {
 			return fmt.Errorf("create process.cwd %s: %w", c.Spec.Process.Cwd, err)
 		}
 	}
+	if c.devReadonly {
+		if err := remountReadonly("/dev"); err != nil {
+			return err
+		}
+	}
 	if c.Spec.Linux != nil {
 		if err := maskPaths(c.Spec.Linux.MaskedPaths); err != nil {
 			return err
@@ -139,6 +152,21 @@ func Finalize(c *Config) error {
 		if err := unix.Mount("", "/", "", c.Propagation, ""); err != nil {
 			return fmt.Errorf("set rootfsPropagation %s on /: %w", propName(c.Propagation), err)
 		}
+	}
+	return nil
+}
+
+// remountReadonly makes the mount at p (inside the container, not
+// following symlinks out of it) read-only, leaving its submounts as they are.
+func remountReadonly(p string) error {
+	fd, err := openContained(p)
+	if err != nil {
+		return fmt.Errorf("make %s read-only: open: %w", p, err)
+	}
+	defer unix.Close(fd)
+	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
+	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, &attr); err != nil {
+		return fmt.Errorf("make %s read-only: mount_setattr: %w", p, err)
 	}
 	return nil
 }
