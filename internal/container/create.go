@@ -220,7 +220,7 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 					return fmt.Errorf("write %s: %w", p, err)
 				}
 			}
-			plan.State = c.stateJSON(Creating)
+			plan.State, plan.StartState = c.stateJSON(Creating), c.stateJSON(Created)
 			trees, err := idmapTrees(s, bundle, pid)
 			if err != nil {
 				return err
@@ -249,10 +249,10 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 		switch m.Type {
 		case initproc.MsgHooks:
 			r.debug("create %s: running prestart and createRuntime hooks", o.ID)
-			if err := hooks.Run("prestart", s.Hooks.Prestart, c.stateJSON(Created)); err != nil { //nolint:staticcheck
+			if err := hooks.RunIn(bundle, "prestart", s.Hooks.Prestart, c.stateJSON(Creating)); err != nil { //nolint:staticcheck
 				return nil, err
 			}
-			if err := hooks.Run("createRuntime", s.Hooks.CreateRuntime, c.stateJSON(Created)); err != nil {
+			if err := hooks.RunIn(bundle, "createRuntime", s.Hooks.CreateRuntime, c.stateJSON(Creating)); err != nil {
 				return nil, err
 			}
 			if err := p.send(initproc.Message{Type: initproc.MsgHooksDone}); err != nil {

@@ -23,10 +23,19 @@ import (
 // ErrHook is wrapped by every hook failure.
 var ErrHook = errors.New("hook failed")
 
-// Run runs hooks in order, stopping at the first failure.
+// Run runs hooks in order, stopping at the first failure, in this
+// process's working directory.
 func Run(kind string, hs []specs.Hook, state []byte) error {
+	return RunIn("", kind, hs, state)
+}
+
+// RunIn is Run with the hooks' working directory set to dir. `create` runs
+// prestart and createRuntime hooks from the bundle, because runc's create
+// and run chdir into the bundle before anything else and hooks read files
+// relative to it.
+func RunIn(dir, kind string, hs []specs.Hook, state []byte) error {
 	for i, h := range hs {
-		if err := runOne(h, state); err != nil {
+		if err := runOne(h, state, dir); err != nil {
 			return fmt.Errorf("%w: %s hook #%d (%s): %v", ErrHook, kind, i, h.Path, err)
 		}
 	}
@@ -38,14 +47,14 @@ func Run(kind string, hs []specs.Hook, state []byte) error {
 func RunAll(kind string, hs []specs.Hook, state []byte) error {
 	var errs []error
 	for i, h := range hs {
-		if err := runOne(h, state); err != nil {
+		if err := runOne(h, state, ""); err != nil {
 			errs = append(errs, fmt.Errorf("%w: %s hook #%d (%s): %v", ErrHook, kind, i, h.Path, err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-func runOne(h specs.Hook, state []byte) error {
+func runOne(h specs.Hook, state []byte, dir string) error {
 	ctx := context.Background()
 	if h.Timeout != nil {
 		var cancel context.CancelFunc
@@ -57,6 +66,7 @@ func runOne(h specs.Hook, state []byte) error {
 	if len(cmd.Args) == 0 {
 		cmd.Args = []string{h.Path}
 	}
+	cmd.Dir = dir
 	cmd.Env = h.Env
 	if cmd.Env == nil {
 		cmd.Env = []string{}

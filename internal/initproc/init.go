@@ -197,7 +197,12 @@ func (c *child) runInit(p *Plan) error {
 			return err
 		}
 	}
-	if s.Hooks != nil {
+	if s.Hooks != nil && len(s.Hooks.CreateContainer) > 0 {
+		// runc runs them from the rootfs, and hooks rely on it (they
+		// are given no path to the rootfs but the bundle's config).
+		if err := unix.Chdir(p.Rootfs); err != nil {
+			return fmt.Errorf("chdir to rootfs %s for createContainer hooks: %w", p.Rootfs, err)
+		}
 		if err := hooks.Run("createContainer", s.Hooks.CreateContainer, p.State); err != nil {
 			return err
 		}
@@ -237,7 +242,7 @@ func (c *child) runInit(p *Plan) error {
 		return err
 	}
 	if s.Hooks != nil {
-		if err := hooks.Run("startContainer", s.Hooks.StartContainer, p.State); err != nil {
+		if err := hooks.Run("startContainer", s.Hooks.StartContainer, p.StartState); err != nil {
 			return err
 		}
 	}

@@ -34,9 +34,11 @@ type Plan struct {
 	// NoNewKeyring keeps the caller's session keyring (--no-new-keyring).
 	NoNewKeyring bool                 `json:"noNewKeyring,omitempty"`
 	Cgroups      []rootfs.CgroupMount `json:"cgroups,omitempty"`
-	// State is the container state JSON given to createContainer and
-	// startContainer hooks.
-	State []byte `json:"state,omitempty"`
+	// State is the container state JSON given to createContainer hooks
+	// (status "creating") and StartState the one startContainer hooks
+	// get (status "created"), both made by the parent.
+	State      []byte `json:"state,omitempty"`
+	StartState []byte `json:"startState,omitempty"`
 	// RuntimeHooks: stop before pivot_root while the parent runs prestart
 	// and createRuntime hooks.
 	RuntimeHooks bool `json:"runtimeHooks,omitempty"`

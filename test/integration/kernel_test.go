@@ -169,3 +169,64 @@ func TestRootfsPropagationRshared(t *testing.T) {
 	}
 	e.hakoOK("delete", "--force", "rshared")
 }
+
+// Each hook gets the status runc gives it (prestart, createRuntime and
+// createContainer "creating", startContainer "created"), and
+// createContainer runs from the rootfs, as runc runs it.
+func TestHookStatusAndCwdMatchRunc(t *testing.T) {
+	e := newEnv(t)
+	rootfs := filepath.Join(e.bundle, "rootfs")
+	e.spec.Root.Path = rootfs
+	e.spec.Root.Readonly = false
+	out := t.TempDir()
+	openUp(t, out)
+	record := func(kind, dir string) specs.Hook {
+		// status from the state JSON on stdin, then the cwd.
+		return specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c", `{ sed 's/.*"status":"\([a-z]*\)".*/\1/'; echo; pwd; } > ` + dir + "/" + kind}}
+	}
+	e.spec.Hooks = &specs.Hooks{
+		Prestart:        []specs.Hook{record("prestart", out)}, //nolint:staticcheck
+		CreateRuntime:   []specs.Hook{record("createRuntime", out)},
+		CreateContainer: []specs.Hook{record("createContainer", out)},
+		StartContainer:  []specs.Hook{record("startContainer", "/tmp")},
+	}
+	os.Symlink("busybox", filepath.Join(rootfs, "bin/sed"))
+	os.Symlink("busybox", filepath.Join(rootfs, "bin/pwd"))
+	e.spec.Process.Args = []string{"true"}
+	e.write()
+	results := func(rt []string) map[string]string {
+		os.RemoveAll(filepath.Join(rootfs, "tmp/startContainer"))
+		if o, code := runWith(t, rt, e.bundle, "hook-status"); code != 0 {
+			t.Fatalf("%s run: exit %d\n%s", rt[0], code, o)
+		}
+		got := map[string]string{}
+		for _, k := range []string{"prestart", "createRuntime", "createContainer"} {
+			got[k] = readFile(t, filepath.Join(out, k))
+		}
+		got["startContainer"] = readFile(t, filepath.Join(rootfs, "tmp/startContainer"))
+		return got
+	}
+	hako := results([]string{hakoBin, "--root", e.root})
+	want := map[string]string{"prestart": "creating\n", "createRuntime": "creating\n", "createContainer": "creating\n" + rootfs + "\n", "startContainer": "created\n"}
+	for k, w := range want {
+		if !strings.HasPrefix(hako[k], w) {
+			t.Errorf("hako: %s hook saw %q, want %q first", k, hako[k], w)
+		}
+	}
+	for name, rt := range refRuntimes(t) {
+		if name != "runc" {
+			continue
+		}
+		ref := results(rt)
+		for _, k := range []string{"prestart", "createRuntime", "createContainer", "startContainer"} {
+			if strings.Fields(ref[k])[0] != strings.Fields(hako[k])[0] {
+				t.Errorf("%s hook status: hako %q, runc %q", k, hako[k], ref[k])
+			}
+		}
+		for _, k := range []string{"prestart", "createRuntime", "createContainer"} {
+			if ref[k] != hako[k] {
+				t.Errorf("%s status and cwd: hako %q, runc %q", k, hako[k], ref[k])
+			}
+		}
+	}
+}
