@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/hako-runtime/hako/internal/console"
 	"github.com/hako-runtime/hako/internal/container"
+	"github.com/hako-runtime/hako/internal/linux/cgroups"
 	"github.com/hako-runtime/hako/internal/spec"
 )
 
@@ -20,12 +22,23 @@ func init() {
 
 type execFlags struct {
 	process, consoleSocket, cwd, user, pidFile, apparmor, label string
-	env, caps, gids                                             stringList
-	tty, detach, noNewPrivs                                     bool
+	env, caps, gids, cgroups                                    stringList
+	tty, detach, noNewPrivs, ignorePaused                       bool
 	preserveFds                                                 int
 }
 
+// execCmd fails as runc's exec does: "exec failed: ..." and status 255;
+// the process's own status passes through unchanged.
 func execCmd(g *globals, args []string) error {
+	err := execMain(g, args)
+	var ee exitError
+	if err == nil || errors.As(err, &ee) {
+		return err
+	}
+	return codedError{255, fmt.Errorf("exec failed: %w", err)}
+}
+
+func execMain(g *globals, args []string) error {
 	fs := newFlags("exec")
 	f := &execFlags{}
 	fs.StringVar(&f.process, "process", "", "path to a process.json")
@@ -49,7 +62,9 @@ func execCmd(g *globals, args []string) error {
 	fs.BoolVar(&f.detach, "d", false, "do not wait for the process")
 	fs.BoolVar(&f.noNewPrivs, "no-new-privs", false, "set no_new_privs")
 	fs.IntVar(&f.preserveFds, "preserve-fds", 0, "pass this many extra fds to the process")
-	rest, err := parse(fs, args, 1, -1, "<container-id> [command [args...]]")
+	fs.BoolVar(&f.ignorePaused, "ignore-paused", false, "exec into a paused container (the process runs once it is resumed)")
+	fs.Var(&f.cgroups, "cgroup", "join a sub-cgroup: [<controller>[,<controller>...]:]<path> (repeatable)")
+	rest, err := parseInOrder(fs, args, 1, -1, "<container-id> [command [args...]]")
 	if err != nil {
 		return err
 	}
@@ -66,8 +81,13 @@ func execCmd(g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
+	sub, err := cgroups.ParseSub(f.cgroups)
+	if err != nil {
+		return err
+	}
 	o := &container.ExecOpts{Process: p, ConsoleSocket: f.consoleSocket, PidFile: f.pidFile,
-		PreserveFds: f.preserveFds, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
+		PreserveFds: f.preserveFds, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
+		IgnorePaused: f.ignorePaused, SubCgroups: sub}
 	var relaySock *os.File
 	if p.Terminal && f.consoleSocket == "" && !f.detach {
 		theirs, ours, err := console.Socketpair()

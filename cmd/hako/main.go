@@ -55,6 +55,17 @@ type exitError struct{ code int }
 
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
+// codedError is a failure with runc's exit status for it: exec exits 255
+// when it fails before the process's own status exists, and callers
+// (Kubernetes probes through the CRI) tell the two apart by it.
+type codedError struct {
+	code int
+	err  error
+}
+
+func (e codedError) Error() string { return e.err.Error() }
+func (e codedError) Unwrap() error { return e.err }
+
 func main() {
 	if initproc.IsChild() {
 		initproc.Main()
@@ -124,6 +135,10 @@ func realMain(args []string) int {
 	}
 	if err != nil {
 		g.logError(fmt.Errorf("%s: %w", name, err))
+		var ce codedError
+		if errors.As(err, &ce) {
+			return ce.code
+		}
 		return 1
 	}
 	return 0
@@ -217,7 +232,55 @@ func newFlags(name string) *flag.FlagSet {
 }
 
 // parse parses a subcommand's flags and checks the number of arguments.
+// Flags may follow the container id, as runc's CLI library (urfave/cli v1)
+// allows: `hako update ID --memory 1M`.
 func parse(fs *flag.FlagSet, args []string, min, max int, argsUsage string) ([]string, error) {
+	return parseArgs(fs, reorder(fs, args), min, max, argsUsage)
+}
+
+// parseInOrder is parse for commands whose arguments after the container id
+// belong to another program (exec's command, ps's options), where runc sets
+// SkipArgReorder: flags end at the first argument.
+func parseInOrder(fs *flag.FlagSet, args []string, min, max int, argsUsage string) ([]string, error) {
+	return parseArgs(fs, args, min, max, argsUsage)
+}
+
+// reorder moves every flag (with its value, for flags that take one) before
+// the positional arguments, up to a "--", which is kept with what follows it.
+func reorder(fs *flag.FlagSet, args []string) []string {
+	var flags, rest []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			rest = append(rest, args[i:]...)
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			rest = append(rest, a)
+			continue
+		}
+		flags = append(flags, a)
+		name := strings.TrimLeft(a, "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		if f := fs.Lookup(name); f == nil || isBoolFlag(f) {
+			continue
+		}
+		if i+1 < len(args) {
+			i++
+			flags = append(flags, args[i])
+		}
+	}
+	return append(flags, rest...)
+}
+
+func isBoolFlag(f *flag.Flag) bool {
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
+}
+
+func parseArgs(fs *flag.FlagSet, args []string, min, max int, argsUsage string) ([]string, error) {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(os.Stderr)

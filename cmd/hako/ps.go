@@ -14,7 +14,7 @@ func init() {
 		fs := newFlags("ps")
 		format := fs.String("format", "table", "table or json")
 		fs.StringVar(format, "f", "table", "table or json")
-		rest, err := parse(fs, args, 1, -1, "<container-id> [ps options]")
+		rest, err := parseInOrder(fs, args, 1, -1, "<container-id> [ps options]")
 		if err != nil {
 			return err
 		}

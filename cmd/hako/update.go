@@ -22,7 +22,7 @@ type updateFlags struct {
 	blkioWeight, cpuShares, cpuPeriod, cpuRtPeriod          string
 	cpuQuota, cpuRtRuntime, memory, memoryReservation       string
 	memorySwap, pidsLimit, cpusetCpus, cpusetMems, cpuBurst string
-	l3Cache, memBw                                          string
+	l3Cache, memBw, cpuIdle                                 string
 }
 
 func updateCmd(g *globals, args []string) error {
@@ -38,6 +38,7 @@ func updateCmd(g *globals, args []string) error {
 	str(&f.cpuPeriod, "cpu-period")
 	str(&f.cpuQuota, "cpu-quota")
 	str(&f.cpuBurst, "cpu-burst")
+	str(&f.cpuIdle, "cpu-idle")
 	str(&f.cpuShares, "cpu-share")
 	str(&f.cpuRtPeriod, "cpu-rt-period")
 	str(&f.cpuRtRuntime, "cpu-rt-runtime")
@@ -133,6 +134,12 @@ func (f *updateFlags) build(fs *flag.FlagSet) (*specs.LinuxResources, error) {
 	}
 	if v := u64("cpu-burst", f.cpuBurst); v != nil {
 		setCPU().Burst = v
+	}
+	if v := i64("cpu-idle", f.cpuIdle, false); v != nil {
+		if *v != 0 && *v != 1 {
+			return nil, fmt.Errorf("--cpu-idle %q: must be 0 or 1", f.cpuIdle)
+		}
+		setCPU().Idle = v
 	}
 	if v := u64("cpu-rt-period", f.cpuRtPeriod); v != nil {
 		setCPU().RealtimePeriod = v

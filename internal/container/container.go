@@ -34,7 +34,9 @@ const (
 
 // Sentinel errors for callers.
 var (
-	ErrNotRunning = errors.New("container is not running")
+	// ErrNotRunning's text is runc's: containerd's shim matches
+	// "container not running" after kill to decide that the task is gone.
+	ErrNotRunning = errors.New("container not running")
 	ErrWrongState = errors.New("container is in the wrong state")
 )
 
@@ -171,8 +173,19 @@ func procStart(pid int) (uint64, bool, error) {
 		return 0, false, fmt.Errorf("parse /proc/%d/stat", pid)
 	}
 	v, err := strconv.ParseUint(f[19], 10, 64)
-	return v, f[0] == "Z" || f[0] == "X", err
+	if err != nil {
+		return 0, false, fmt.Errorf("parse /proc/%d/stat: %w", pid, err)
+	}
+	// A process past exit(2) but not yet a zombie has already dropped its
+	// namespaces; a PID namespace's init stays so while the kernel reaps
+	// the namespace. It can take no signal, exec or join: it has stopped.
+	flags, _ := strconv.ParseUint(f[6], 10, 64)
+	return v, f[0] == "Z" || f[0] == "X" || flags&pfExiting != 0, nil
 }
+
+// pfExiting is PF_EXITING of include/linux/sched.h, in /proc/<pid>/stat's
+// flags field.
+const pfExiting = 0x4
 
 // OCIState is the state JSON of `state`, `list --format json` and hooks:
 // the runtime-spec's fields plus runc's rootfs, created and owner.

@@ -11,6 +11,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/hako-runtime/hako/internal/initproc"
+	"github.com/hako-runtime/hako/internal/linux/cgroups"
 	"github.com/hako-runtime/hako/internal/linux/ns"
 	"github.com/hako-runtime/hako/internal/linux/security"
 	"github.com/hako-runtime/hako/internal/nsenter"
@@ -27,6 +28,12 @@ type ExecOpts struct {
 	Stdin         *os.File
 	Stdout        *os.File
 	Stderr        *os.File
+	// IgnorePaused execs into a paused container (--ignore-paused): the
+	// process starts frozen and runs once the container is resumed.
+	IgnorePaused bool
+	// SubCgroups are exec --cgroup's sub-cgroups to join; nil joins the
+	// container's own.
+	SubCgroups *cgroups.Sub
 }
 
 // Exec starts a process beside the init: in exactly the namespaces the
@@ -37,7 +44,9 @@ func (c *Container) Exec(o *ExecOpts) (int, error) {
 	switch s := c.Status(); s {
 	case Running, Created:
 	case Paused:
-		return 0, fmt.Errorf("%w: cannot exec in a paused container", ErrWrongState)
+		if !o.IgnorePaused {
+			return 0, fmt.Errorf("%w: cannot exec in a paused container (use --ignore-paused to override)", ErrWrongState)
+		}
 	default:
 		return 0, fmt.Errorf("%w: cannot exec in a stopped container", ErrNotRunning)
 	}
@@ -57,6 +66,9 @@ func (c *Container) Exec(o *ExecOpts) (int, error) {
 	if len(c.State.CgroupPaths) > 0 {
 		cm, err := c.cgroupManager()
 		if err != nil {
+			return 0, err
+		}
+		if cm, err = cm.WithSub(o.SubCgroups); err != nil {
 			return 0, err
 		}
 		req.CgroupTasks, cgroup2 = joinCgroups(cm, c.State.Rootless)

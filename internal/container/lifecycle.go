@@ -83,7 +83,7 @@ func (r *Runtime) Kill(id string, sig unix.Signal, all bool) error {
 	}
 	defer unlock()
 	if c.Status() == Stopped {
-		return fmt.Errorf("%w: container %q", ErrNotRunning, id)
+		return ErrNotRunning
 	}
 	if all {
 		return c.signalAll(sig)

@@ -13,8 +13,10 @@ import (
 // Parse returns the signal s names.
 func Parse(s string) (unix.Signal, error) {
 	if n, err := strconv.Atoi(s); err == nil {
-		if n <= 0 || n > 64 {
-			return 0, fmt.Errorf("signal %d: out of range 1-64", n)
+		// 0 sends nothing and only checks that the init is alive,
+		// which probes use (`kill ID 0`), as with kill(1) and runc.
+		if n < 0 || n > 64 {
+			return 0, fmt.Errorf("signal %d: out of range 0-64", n)
 		}
 		return unix.Signal(n), nil
 	}

@@ -10,7 +10,7 @@ func TestParse(t *testing.T) {
 	ok := map[string]unix.Signal{
 		"KILL": unix.SIGKILL, "SIGKILL": unix.SIGKILL, "kill": unix.SIGKILL, "9": unix.SIGKILL,
 		"TERM": unix.SIGTERM, "15": unix.SIGTERM, "sigusr1": unix.SIGUSR1, "HUP": unix.SIGHUP,
-		"RTMIN": 34, "SIGRTMIN+3": 37, "RTMAX-1": 63,
+		"RTMIN": 34, "SIGRTMIN+3": 37, "RTMAX-1": 63, "0": 0,
 	}
 	for in, want := range ok {
 		got, err := Parse(in)
@@ -18,7 +18,7 @@ func TestParse(t *testing.T) {
 			t.Errorf("Parse(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"", "0", "65", "-1", "NOPE", "SIGRTMIN+40", "RTMINx"} {
+	for _, bad := range []string{"", "65", "-1", "NOPE", "SIGRTMIN+40", "RTMINx"} {
 		if _, err := Parse(bad); err == nil {
 			t.Errorf("Parse(%q) accepted", bad)
 		}
