@@ -112,23 +112,6 @@ func (c *child) fail(err error) {
 	os.Exit(1)
 }
 
-// sendNotifyFd hands the seccomp listener fd to the parent, which passes it
-// to the agent at listenerPath (after pivot_root that path is out of reach
-// from here). The fd travels alone, after the parent asked for it, so that
-// no JSON reader on either side can swallow its byte.
-func (c *child) sendNotifyFd(fd int) error {
-	if err := c.send(Message{Type: MsgSeccomp}); err != nil {
-		return err
-	}
-	if err := c.await(MsgSendFd); err != nil {
-		return err
-	}
-	if err := unix.Sendmsg(int(c.conn.Fd()), []byte{'S'}, unix.UnixRights(fd), nil, 0); err != nil {
-		return fmt.Errorf("send seccomp notify fd: %w", err)
-	}
-	return nil
-}
-
 // ready reports that everything that can fail has.
 func (c *child) ready() error {
 	return c.send(Message{Type: MsgReady})
@@ -191,7 +174,13 @@ func (c *child) runInit(p *Plan) error {
 			return err
 		}
 	}
-	if s.Hooks != nil {
+	if s.Hooks != nil && len(s.Hooks.CreateContainer) > 0 {
+		// The parent bounds how long it waits for word from us; a hook
+		// runs for as long as its own timeout (or forever without one),
+		// as in runc.
+		if err := c.send(Message{Type: MsgContainerHooks}); err != nil {
+			return err
+		}
 		if err := hooks.Run("createContainer", s.Hooks.CreateContainer, p.State); err != nil {
 			return err
 		}
@@ -220,7 +209,7 @@ func (c *child) runInit(p *Plan) error {
 			return err
 		}
 	}
-	pr, err := prepare(p, c.sendNotifyFd)
+	pr, err := prepare(p, int(c.conn.Fd()))
 	if err != nil {
 		return err
 	}
@@ -264,7 +253,7 @@ func (c *child) runExec(p *Plan) error {
 			return err
 		}
 	}
-	pr, err := prepare(p, c.sendNotifyFd)
+	pr, err := prepare(p, int(c.conn.Fd()))
 	if err != nil {
 		return err
 	}
