@@ -65,43 +65,50 @@ func startNotifyAgent(t *testing.T, sock string) *notifyAgent {
 	a := &notifyAgent{seen: map[string]bool{}}
 	getppid, _ := libseccomp.GetSyscallFromName("getppid")
 	go func() {
-		c, err := l.AcceptUnix()
-		if err != nil {
-			return
-		}
-		buf, oob := make([]byte, 8192), make([]byte, unix.CmsgSpace(4))
-		_, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
-		c.Close()
-		if err != nil {
-			return
-		}
-		msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
-		if len(msgs) != 1 {
-			return
-		}
-		fds, _ := unix.ParseUnixRights(&msgs[0])
-		if len(fds) != 1 {
-			return
-		}
-		defer unix.Close(fds[0])
-		fd := libseccomp.ScmpFd(fds[0])
+		// One connection per listener fd: the init's, then each exec's.
 		for {
-			req, err := libseccomp.NotifReceive(fd)
+			c, err := l.AcceptUnix()
 			if err != nil {
 				return
 			}
-			name, _ := req.Data.Syscall.GetName()
-			a.mu.Lock()
-			a.seen[name] = true
-			a.mu.Unlock()
-			resp := &libseccomp.ScmpNotifResp{ID: req.ID, Flags: libseccomp.NotifRespFlagContinue}
-			if req.Data.Syscall == getppid {
-				resp = &libseccomp.ScmpNotifResp{ID: req.ID, Val: 4242}
-			}
-			libseccomp.NotifRespond(fd, resp)
+			go a.serve(c, getppid)
 		}
 	}()
 	return a
+}
+
+func (a *notifyAgent) serve(c *net.UnixConn, getppid libseccomp.ScmpSyscall) {
+	buf, oob := make([]byte, 8192), make([]byte, unix.CmsgSpace(4))
+	_, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
+	c.Close()
+	if err != nil {
+		return
+	}
+	msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
+	if len(msgs) != 1 {
+		return
+	}
+	fds, _ := unix.ParseUnixRights(&msgs[0])
+	if len(fds) != 1 {
+		return
+	}
+	defer unix.Close(fds[0])
+	fd := libseccomp.ScmpFd(fds[0])
+	for {
+		req, err := libseccomp.NotifReceive(fd)
+		if err != nil {
+			return
+		}
+		name, _ := req.Data.Syscall.GetName()
+		a.mu.Lock()
+		a.seen[name] = true
+		a.mu.Unlock()
+		resp := &libseccomp.ScmpNotifResp{ID: req.ID, Flags: libseccomp.NotifRespFlagContinue}
+		if req.Data.Syscall == getppid {
+			resp = &libseccomp.ScmpNotifResp{ID: req.ID, Val: 4242}
+		}
+		libseccomp.NotifRespond(fd, resp)
+	}
 }
 
 func (a *notifyAgent) saw(name string) bool {
@@ -149,6 +156,33 @@ func TestSeccompNotifyInitSyscalls(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// An exec'd process gets the container's notifying filter too, and its own
+// listener fd reaches the agent before the process needs an answer.
+func TestSeccompNotifyExec(t *testing.T) {
+	if api, err := libseccomp.GetAPI(); err != nil || api < 5 {
+		t.Skipf("libseccomp lacks user notification (API level %d, %v)", api, err)
+	}
+	e := newEnv(t)
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	startNotifyAgent(t, sock)
+	e.spec.Linux.Seccomp = &specs.LinuxSeccomp{
+		DefaultAction: specs.ActAllow,
+		ListenerPath:  sock,
+		Syscalls: []specs.LinuxSyscall{{Names: []string{
+			"write", "read", "close", "execve", "getppid", "openat", "fchdir",
+		}, Action: specs.ActNotify}},
+	}
+	e.spec.Process.Args = []string{"sleep", "1000"}
+	e.write()
+	if so, se, code := e.hakoBounded("run", "-d", "--bundle", e.bundle, "b-notify-exec"); code != 0 {
+		t.Fatalf("run -d: exit %d\nstdout: %s\nstderr: %s", code, so, se)
+	}
+	so, se, code := e.hakoBounded("exec", "b-notify-exec", "sh", "-c", "echo ppid=$PPID")
+	if code != 0 || !strings.Contains(so, "ppid=4242") {
+		t.Fatalf("exec: exit %d, want the agent's getppid answer\nstdout: %s\nstderr: %s", code, so, se)
 	}
 }
 
