@@ -127,6 +127,12 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 	}
 	cleanups = append(cleanups, func() { cm.Destroy() })
 	r.debug("create %s: cgroups %v", o.ID, cm.Paths())
+	// Checked after the cgroups exist: a v1 cgroup made under a frozen
+	// parent is born frozen. A process joining a frozen cgroup stops
+	// before it can report anything; runc refuses it, in these words.
+	if err := frozenErr(cm, "create"); err != nil {
+		return nil, err
+	}
 
 	fifo := filepath.Join(dir, state.FifoName)
 	// 0622 as runc: the init opens it after switching to the process's
@@ -205,6 +211,13 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 		req: req, cgroup2Dir: cgroup2, plan: plan, preserved: preserved,
 		fifoDir: fifoDir, console: consoleSock, uidMaps: lx.UIDMappings, gidMaps: lx.GIDMappings,
 		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr, sealDir: r.sealDir(),
+		stuck: func() error { return frozenErr(cm, "create") },
+		// The cgroup goes away with the failed container: what froze it
+		// cannot want it back.
+		thaw: func() { thawIfFrozen(cm) },
+		onFd: func(fd int) error {
+			return forwardListener(fd, st.InitPid, lx.Seccomp, c.specState(Creating))
+		},
 		onPid: func(pid int) error {
 			start, _, err := procStart(pid)
 			if err != nil {
@@ -240,6 +253,7 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 	r.debug("create %s: container process %d started (unshare %#x, join %v)", o.ID, p.pid, unshare, join)
 	for {
 		m, err := p.next()
+		p.conn.idle = syncIdleTimeout
 		if errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("%w: exited during create", ErrProcess)
 		}
@@ -259,10 +273,8 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 				return nil, err
 			}
 			continue
-		case initproc.MsgSeccomp:
-			if err := p.forwardNotifyFd(lx.Seccomp, c.specState(Creating)); err != nil {
-				return nil, err
-			}
+		case initproc.MsgContainerHooks:
+			p.conn.idle = 0
 			continue
 		case initproc.MsgReady:
 		default:
@@ -277,6 +289,26 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 		}
 	}
 	return c, nil
+}
+
+// frozenErr says why a container process in cm cannot run: its cgroup is
+// frozen (by someone else: hako does not freeze a container it creates).
+// A freezer state it cannot read counts as not frozen.
+func frozenErr(cm *cgroups.Manager, op string) error {
+	if paused, err := cm.Paused(); err != nil || !paused {
+		return nil
+	}
+	dir := cm.Paths()["freezer"]
+	if dir == "" {
+		dir = cm.UnifiedPath()
+	}
+	return fmt.Errorf("%s: cgroup %s: container's cgroup unexpectedly frozen", op, dir)
+}
+
+func thawIfFrozen(cm *cgroups.Manager) {
+	if paused, err := cm.Paused(); err == nil && paused {
+		_ = cm.Thaw()
+	}
 }
 
 func copyProcess(p *specs.Process) *specs.Process {

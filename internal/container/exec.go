@@ -63,6 +63,7 @@ func (c *Container) Exec(o *ExecOpts) (int, error) {
 	}
 	req := nsenter.Request{Join: ns.PathsOf(c.State.InitPid, lx.Namespaces)}
 	cgroup2 := ""
+	var stuck func() error
 	if len(c.State.CgroupPaths) > 0 {
 		cm, err := c.cgroupManager()
 		if err != nil {
@@ -72,6 +73,9 @@ func (c *Container) Exec(o *ExecOpts) (int, error) {
 			return 0, err
 		}
 		req.CgroupTasks, cgroup2 = joinCgroups(cm, c.State.Rootless)
+		// Paused by someone meanwhile: the new process stops in it.
+		// The container is not ours to thaw.
+		stuck = func() error { return frozenErr(cm, "exec") }
 	}
 	console := o.ConsoleFile
 	if o.ConsoleSocket != "" {
@@ -92,21 +96,21 @@ func (c *Container) Exec(o *ExecOpts) (int, error) {
 	so := &spawnOpts{
 		req: req, cgroup2Dir: cgroup2, plan: plan, preserved: preserved, console: console,
 		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr, sealDir: c.rt.sealDir(),
+		stuck: stuck,
+	}
+	var p *proc
+	so.onFd = func(fd int) error {
+		return forwardListener(fd, p.pid, lx.Seccomp, c.specState(Running))
 	}
 	// The pid must stay the init's while we join its namespaces.
 	if !alive(c.State.InitPid, c.State.InitStart) {
 		return 0, ErrNotRunning
 	}
-	p, err := spawn(so)
+	p, err = spawn(so)
 	if err != nil {
 		return 0, err
 	}
 	m, err := p.next()
-	if err == nil && m.Type == initproc.MsgSeccomp {
-		if err = p.forwardNotifyFd(lx.Seccomp, c.specState(Running)); err == nil {
-			m, err = p.next()
-		}
-	}
 	if err == nil && m.Type != initproc.MsgReady {
 		err = fmt.Errorf("%w: unexpected message %q", ErrProcess, m.Type)
 	}

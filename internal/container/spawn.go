@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strconv"
 	"syscall"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -39,13 +40,23 @@ type spawnOpts struct {
 	stdin, stdout, stderr *os.File
 	// sealDir is an empty directory for exeseal's overlay.
 	sealDir string
+	// onFd gets the seccomp listener fd the child sends, the moment it
+	// arrives; the child does not wait for it to be forwarded.
+	onFd func(fd int) error
+	// stuck reports why a silent child cannot go on (its cgroup is
+	// frozen), ending the wait for it.
+	stuck func() error
+	// thaw lets a child in a frozen v1 cgroup die of the SIGKILL it got:
+	// until thawed it would not, and reaping it would hang.
+	thaw func()
 }
 
 // proc is a started container process and the parent's end of its socket.
 type proc struct {
 	pid  int
-	conn *os.File
+	conn *syncConn
 	dec  *json.Decoder
+	thaw func()
 }
 
 // ErrProcess is wrapped by errors the container process reported.
@@ -59,9 +70,15 @@ func spawn(o *spawnOpts) (*proc, error) {
 	if err != nil {
 		return nil, fmt.Errorf("socketpair: %w", err)
 	}
-	parent := os.NewFile(uintptr(fds[0]), "sync-parent")
 	childEnd := os.NewFile(uintptr(fds[1]), "sync-child")
 	defer childEnd.Close()
+	parent, err := newSyncConn(fds[0])
+	if err != nil {
+		return nil, err
+	}
+	p := &proc{pid: -1, conn: parent, thaw: o.thaw}
+	parent.onFd, parent.checkStuck = o.onFd, o.stuck
+	parent.pid = func() int { return p.pid }
 
 	extra := append([]*os.File{}, o.preserved...)
 	next := func(f *os.File) int {
@@ -133,14 +150,23 @@ func spawn(o *spawnOpts) (*proc, error) {
 		return nil, fmt.Errorf("start container process: %w", err)
 	}
 	childEnd.Close()
-	p := &proc{pid: -1, conn: parent}
+	parent.pid = func() int {
+		if p.pid > 0 {
+			return p.pid
+		}
+		return cmd.Process.Pid
+	}
 	fail := func(err error) (*proc, error) {
 		cmd.Process.Kill()
-		cmd.Wait()
 		if p.pid > 0 {
 			unix.Kill(p.pid, unix.SIGKILL)
-			var ws unix.WaitStatus
-			unix.Wait4(p.pid, &ws, 0, nil)
+		}
+		if p.thaw != nil {
+			p.thaw()
+		}
+		reap(cmd.Process.Pid)
+		if p.pid > 0 {
+			reap(p.pid)
 		}
 		parent.Close()
 		return nil, err
@@ -175,7 +201,7 @@ func spawn(o *spawnOpts) (*proc, error) {
 		}
 		rights = unix.UnixRights(fds...)
 	}
-	err = unix.Sendmsg(int(parent.Fd()), []byte{'F'}, rights, nil, 0)
+	err = parent.sendmsg([]byte{'F'}, rights)
 	for _, f := range o.passFds {
 		f.Close()
 	}
@@ -212,8 +238,25 @@ func (p *proc) send(m initproc.Message) error {
 func (p *proc) kill() {
 	if p.pid > 0 {
 		unix.Kill(p.pid, unix.SIGKILL)
-		var ws unix.WaitStatus
-		unix.Wait4(p.pid, &ws, 0, nil)
+		if p.thaw != nil {
+			p.thaw()
+		}
+		reap(p.pid)
 	}
 	p.conn.Close()
+}
+
+// reap waits a little for a SIGKILLed child. A task in a frozen v1 cgroup
+// does not die until the cgroup is thawed, which may never happen (exec
+// into a container someone froze meanwhile): then it is left to die later,
+// reparented once hako exits, rather than hold hako forever.
+func reap(pid int) {
+	for range 200 {
+		var ws unix.WaitStatus
+		wpid, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+		if wpid == pid || (err != nil && err != unix.EINTR) {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -113,23 +113,6 @@ func (c *child) fail(err error) {
 	os.Exit(1)
 }
 
-// sendNotifyFd hands the seccomp listener fd to the parent, which passes it
-// to the agent at listenerPath (after pivot_root that path is out of reach
-// from here). The fd travels alone, after the parent asked for it, so that
-// no JSON reader on either side can swallow its byte.
-func (c *child) sendNotifyFd(fd int) error {
-	if err := c.send(Message{Type: MsgSeccomp}); err != nil {
-		return err
-	}
-	if err := c.await(MsgSendFd); err != nil {
-		return err
-	}
-	if err := unix.Sendmsg(int(c.conn.Fd()), []byte{'S'}, unix.UnixRights(fd), nil, 0); err != nil {
-		return fmt.Errorf("send seccomp notify fd: %w", err)
-	}
-	return nil
-}
-
 // ready reports that everything that can fail has.
 func (c *child) ready() error {
 	return c.send(Message{Type: MsgReady})
@@ -198,6 +181,12 @@ func (c *child) runInit(p *Plan) error {
 		}
 	}
 	if s.Hooks != nil && len(s.Hooks.CreateContainer) > 0 {
+		// The parent bounds how long it waits for word from us; a hook
+		// runs for as long as its own timeout (or forever without one),
+		// as in runc.
+		if err := c.send(Message{Type: MsgContainerHooks}); err != nil {
+			return err
+		}
 		// runc runs them from the rootfs, and hooks rely on it (they
 		// are given no path to the rootfs but the bundle's config).
 		if err := unix.Chdir(p.Rootfs); err != nil {
@@ -231,7 +220,7 @@ func (c *child) runInit(p *Plan) error {
 			return err
 		}
 	}
-	pr, err := prepare(p, c.sendNotifyFd)
+	pr, err := prepare(p, int(c.conn.Fd()))
 	if err != nil {
 		return err
 	}
@@ -275,7 +264,7 @@ func (c *child) runExec(p *Plan) error {
 			return err
 		}
 	}
-	pr, err := prepare(p, c.sendNotifyFd)
+	pr, err := prepare(p, int(c.conn.Fd()))
 	if err != nil {
 		return err
 	}

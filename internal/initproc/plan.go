@@ -64,6 +64,12 @@ const (
 	MsgHooksDone = "hooks-done" // parent: done, go on
 	MsgReady     = "ready"      // child: about to wait for start (init) or exec
 	MsgError     = "error"      // child: failed, Error says why
-	MsgSeccomp   = "seccomp"    // child: has a seccomp notify fd for the agent
-	MsgSendFd    = "send-fd"    // parent: send it now, as one SCM_RIGHTS byte
+	// child: running createContainer hooks, which take as long as they take
+	MsgContainerHooks = "container-hooks"
 )
+
+// FdMarker is the one byte that carries the seccomp listener fd (SCM_RIGHTS)
+// from the child, sent between two messages the moment the filter is
+// loaded. The parent reads the socket with recvmsg only, so the fd cannot be
+// dropped by a plain read, and takes the byte out of the JSON stream.
+const FdMarker = byte(0)

@@ -7,9 +7,11 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
+	"unsafe"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -37,8 +39,9 @@ type prepared struct {
 // seccomp filter when no_new_privs is off (loading one then needs
 // CAP_SYS_ADMIN), the bounding set, the user with PR_SET_KEEPCAPS, the other
 // capability sets, the working directory, then the executable lookup so a
-// missing binary fails `create`, not `start`.
-func prepare(p *Plan, notifyFd func(int) error) (*prepared, error) {
+// missing binary fails `create`, not `start`. sync is the socket a seccomp
+// listener fd goes to the parent on.
+func prepare(p *Plan, sync int) (*prepared, error) {
 	proc := p.Process
 	// No fd of hako's may reach the container (CVE-2024-21626): every fd
 	// above the preserved ones closes at exec. Done before a seccomp
@@ -74,13 +77,8 @@ func prepare(p *Plan, notifyFd func(int) error) (*prepared, error) {
 	if err := setRlimits(proc.Rlimits); err != nil {
 		return nil, err
 	}
-	if filter != nil {
-		// A filter with notify rules is loaded now even with
-		// no_new_privs: its fd must reach the agent through hako, which
-		// is gone once the init waits for start.
-		if proc.NoNewPrivileges && !filter.Notify() {
-			pr.lateSeccomp = filter
-		} else if err := loadSeccomp(filter, notifyFd); err != nil {
+	if filter != nil && !proc.NoNewPrivileges {
+		if err := loadSeccomp(filter, sync); err != nil {
 			return nil, err
 		}
 	}
@@ -116,27 +114,100 @@ func prepare(p *Plan, notifyFd func(int) error) (*prepared, error) {
 		return nil, err
 	}
 	pr.path = path
+	if filter != nil && proc.NoNewPrivileges {
+		// As close to execve as the filter can be: a listener fd must
+		// still reach the agent through hako, which is gone once the init
+		// waits for start, so a notifying filter is loaded here, the
+		// others only in exec.
+		if !filter.Notify() {
+			pr.lateSeccomp = filter
+		} else if err := loadSeccomp(filter, sync); err != nil {
+			return nil, err
+		}
+	}
 	return pr, nil
 }
 
-func loadSeccomp(sc *security.Seccomp, notifyFd func(int) error) error {
+// loadSeccomp loads the filter and, when it has notify rules, hands the
+// listener fd to the parent at once, which passes it on to the agent. From
+// the load on, every notified syscall of ours waits for an answer from
+// whoever holds the listener; until the agent has it, that is nobody but
+// us, and we would wait forever. So between the load and the send there is
+// exactly one syscall, a sendmsg(2) built beforehand (building it then
+// could allocate, and an allocation may mmap), and it is the only syscall
+// that cannot be notified (validation refuses it). The parent forwards the
+// fd without waiting for anything more from us: after the send, every
+// syscall may be notified (close, write, fchdir, setresuid, capset,
+// openat, execve...), the agent answers it.
+//
+// The Go runtime's own syscalls on this thread (a signal's rt_sigreturn,
+// futex, mmap) could in principle fall into that one-syscall window too;
+// a profile notifying those cannot work with any runtime written in Go.
+func loadSeccomp(sc *security.Seccomp, sync int) error {
+	var tx *fdSender
+	if sc.Notify() {
+		if sync < 0 {
+			return fmt.Errorf("seccomp: notify rules, but no socket to pass the listener fd on")
+		}
+		tx = newFdSender()
+	}
 	fd, err := sc.Load()
 	if err != nil {
-		return err
+		return fmt.Errorf("seccomp: %w", err)
 	}
-	if fd >= 0 {
-		defer unix.Close(fd)
-		if notifyFd == nil {
-			return fmt.Errorf("linux.seccomp: notify rules, but no way to pass the listener fd")
-		}
-		return notifyFd(fd)
+	if fd < 0 {
+		return nil
+	}
+	err = tx.send(sync, fd)
+	// Our copy only: the parent holds another, and the agent gets one.
+	unix.Close(fd)
+	if err != nil {
+		return fmt.Errorf("seccomp: send listener fd to hako over the sync socket (fd %d): %w", sync, err)
 	}
 	return nil
 }
 
+// fdSender is one sendmsg(2) carrying FdMarker and one fd, laid out in
+// advance so that sending needs no allocation and no other syscall.
+type fdSender struct {
+	msg unix.Msghdr
+	iov unix.Iovec
+	buf [1]byte
+	oob []byte
+}
+
+func newFdSender() *fdSender {
+	s := &fdSender{oob: unix.UnixRights(-1)}
+	s.buf[0] = FdMarker
+	s.iov.Base = &s.buf[0]
+	s.iov.SetLen(1)
+	s.msg.Iov = &s.iov
+	s.msg.Iovlen = 1
+	s.msg.Control = &s.oob[0]
+	s.msg.SetControllen(len(s.oob))
+	return s
+}
+
+func (s *fdSender) send(sock, fd int) error {
+	*(*int32)(unsafe.Pointer(&s.oob[unix.CmsgLen(0)])) = int32(fd)
+	for {
+		// Raw: a 1-byte send on a unix socket does not block, and the
+		// scheduler hooks of Syscall are code we need not run here.
+		_, _, e := unix.RawSyscall(unix.SYS_SENDMSG, uintptr(sock), uintptr(unsafe.Pointer(&s.msg)), 0)
+		runtime.KeepAlive(s)
+		switch e {
+		case 0:
+			return nil
+		case unix.EINTR:
+			continue
+		}
+		return e
+	}
+}
+
 func (pr *prepared) exec() error {
 	if pr.lateSeccomp != nil {
-		if err := loadSeccomp(pr.lateSeccomp, nil); err != nil {
+		if err := loadSeccomp(pr.lateSeccomp, -1); err != nil {
 			return err
 		}
 	}

@@ -81,8 +81,12 @@ var ErrChild = errors.New("container process setup")
 func Wait(r *bufio.Reader, w io.Writer, writeMaps func() error) (int, error) {
 	for {
 		line, err := r.ReadString('\n')
-		if err != nil {
+		if errors.Is(err, io.EOF) {
 			return 0, fmt.Errorf("%w: the process exited before reporting its pid: %v", ErrChild, err)
+		}
+		if err != nil {
+			// The reader bounds the wait: a frozen or silent child.
+			return 0, fmt.Errorf("%w: waiting for its pid: %w", ErrChild, err)
 		}
 		line = strings.TrimSuffix(line, "\n")
 		switch {

@@ -272,12 +272,13 @@ func buildSeccomp(cfg *specs.LinuxSeccomp) (plan *seccompPlan, err error) {
 		}
 		if act == libseccomp.ActNotify {
 			notify = true
-			// As in runc: the loading process still has to pass the listener
-			// fd on, which may take a write(2), before anyone can answer a
-			// notification; a notified write would hang it.
+			// The loading process passes the listener fd on with a
+			// sendmsg(2) before anyone can answer a notification; a
+			// notified sendmsg would hang it. (runc's init uses write(2)
+			// there, and refuses that instead.)
 			for _, n := range sc.Names {
-				if n == "write" {
-					return nil, fieldErr(field+".action", "SCMP_ACT_NOTIFY cannot be used for the write syscall")
+				if n == "sendmsg" {
+					return nil, fieldErr(field+".action", "SCMP_ACT_NOTIFY cannot be used for the sendmsg syscall: the seccomp listener fd is passed on with it")
 				}
 			}
 		}

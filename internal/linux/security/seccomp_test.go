@@ -65,9 +65,9 @@ func TestBuildSeccompErrors(t *testing.T) {
 		}}, `linux.seccomp.syscalls[0].action: errnoRet 70000 does not fit`},
 		{"notify default", specs.LinuxSeccomp{DefaultAction: specs.ActNotify},
 			`linux.seccomp.defaultAction: SCMP_ACT_NOTIFY cannot be the default action`},
-		{"notify write", specs.LinuxSeccomp{DefaultAction: allow, Syscalls: []specs.LinuxSyscall{
-			{Names: []string{"read", "write"}, Action: specs.ActNotify},
-		}}, `linux.seccomp.syscalls[0].action: SCMP_ACT_NOTIFY cannot be used for the write syscall`},
+		{"notify sendmsg", specs.LinuxSeccomp{DefaultAction: allow, Syscalls: []specs.LinuxSyscall{
+			{Names: []string{"read", "sendmsg"}, Action: specs.ActNotify},
+		}}, `linux.seccomp.syscalls[0].action: SCMP_ACT_NOTIFY cannot be used for the sendmsg syscall`},
 		{"empty name", specs.LinuxSeccomp{DefaultAction: allow, Syscalls: []specs.LinuxSyscall{
 			{Names: []string{"read", ""}, Action: specs.ActErrno},
 		}}, `linux.seccomp.syscalls[0].names[1]: empty syscall name`},
