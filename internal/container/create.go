@@ -108,7 +108,7 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 	if lx == nil {
 		lx = &specs.Linux{}
 	}
-	cm, err := cgroups.New(cgroups.Config{ID: o.ID, CgroupsPath: lx.CgroupsPath, Resources: lx.Resources, Rootless: r.Rootless})
+	cm, err := cgroups.New(cgroups.Config{ID: o.ID, CgroupsPath: lx.CgroupsPath, Resources: lx.Resources, Devices: lx.Devices, Rootless: r.Rootless})
 	if err != nil {
 		return nil, err
 	}
