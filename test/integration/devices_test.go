@@ -84,3 +84,60 @@ func TestDevicesListMatchesRunc(t *testing.T) {
 		t.Errorf("devices.list (sorted) differs for the same bundle:\nhako %q\nrunc %q", got, theirs)
 	}
 }
+
+// update takes resources.devices as runc's update does: any rule that
+// decodes is accepted (access in any order, with repeats, even letters
+// the kernel refuses) and the device rules stay as create made them,
+// while the rest of the file applies.
+func TestUpdateDeviceRulesLikeRunc(t *testing.T) {
+	e := newEnv(t)
+	devicesBundle(e)
+	pid := e.background("c-devupdate")
+	before := sortedDevicesList(t, pid)
+	runc, runcErr := exec.LookPath("runc")
+	runcPid := 0
+	runcRoot := t.TempDir()
+	if runcErr == nil {
+		errf := tempOut(t)
+		cmd := exec.Command(runc, "--root", runcRoot, "run", "-d", "--bundle", e.bundle, "c-devupdate-runc")
+		cmd.Stdout, cmd.Stderr = errf, errf
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("runc run: %v %s", err, readAll(errf))
+		}
+		defer exec.Command(runc, "--root", runcRoot, "delete", "--force", "c-devupdate-runc").Run()
+		out, _ := exec.Command(runc, "--root", runcRoot, "state", "c-devupdate-runc").Output()
+		var st struct{ Pid int }
+		json.Unmarshal(out, &st)
+		runcPid = st.Pid
+	}
+	for i, rule := range []string{
+		`{"allow": true, "type": "c", "major": 10, "minor": 229, "access": "mrw"}`,
+		`{"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rrw"}`,
+		`{"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rwx"}`,
+		`{"allow": true, "type": "c", "major": 10, "minor": 229, "access": ""}`,
+		`{"allow": true, "access": "rwm"}`,
+	} {
+		limit := 40 + i
+		r := filepath.Join(t.TempDir(), "r.json")
+		os.WriteFile(r, []byte(`{"devices": [`+rule+`], "pids": {"limit": `+itoa(limit)+`}}`), 0o644)
+		if _, se, code := e.hako("update", "-r", r, "c-devupdate"); code != 0 {
+			t.Errorf("update with %s: exit %d: %s", rule, code, se)
+			continue
+		}
+		if got := sortedDevicesList(t, pid); !slices.Equal(got, before) {
+			t.Errorf("update with %s changed devices.list:\n%q\nwas %q", rule, got, before)
+		}
+		if v := strings.TrimSpace(readFile(t, ownCgroupDir(t, pid, "pids")+"/pids.max")); v != itoa(limit) {
+			t.Errorf("update with %s: pids.max = %s, want %d", rule, v, limit)
+		}
+		if runcPid == 0 {
+			continue
+		}
+		if out, err := exec.Command(runc, "--root", runcRoot, "update", "-r", r, "c-devupdate-runc").CombinedOutput(); err != nil {
+			t.Errorf("runc update with %s: %v %s (the premise of this test no longer holds)", rule, err, out)
+		}
+		if theirs := sortedDevicesList(t, runcPid); !slices.Equal(theirs, before) {
+			t.Errorf("after update with %s: hako %q, runc %q", rule, before, theirs)
+		}
+	}
+}
