@@ -204,7 +204,7 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 	so = &spawnOpts{
 		req: req, cgroup2Dir: cgroup2, plan: plan, preserved: preserved,
 		fifoDir: fifoDir, console: consoleSock, uidMaps: lx.UIDMappings, gidMaps: lx.GIDMappings,
-		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr, sealDir: r.sealDir(),
+		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr, sealDir: r.sealDir(), rootless: r.Rootless, warn: r.Warn,
 		onPid: func(pid int) error {
 			start, _, err := procStart(pid)
 			if err != nil {
