@@ -108,7 +108,7 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 	if lx == nil {
 		lx = &specs.Linux{}
 	}
-	cm, err := cgroups.New(cgroups.Config{ID: o.ID, CgroupsPath: lx.CgroupsPath, Resources: lx.Resources, Rootless: r.Rootless})
+	cm, err := cgroups.New(cgroups.Config{ID: o.ID, CgroupsPath: lx.CgroupsPath, Resources: lx.Resources, Devices: lx.Devices, Rootless: r.Rootless})
 	if err != nil {
 		return nil, err
 	}
@@ -210,7 +210,7 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 	so = &spawnOpts{
 		req: req, cgroup2Dir: cgroup2, plan: plan, preserved: preserved,
 		fifoDir: fifoDir, console: consoleSock, uidMaps: lx.UIDMappings, gidMaps: lx.GIDMappings,
-		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr, sealDir: r.sealDir(),
+		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr, sealDir: r.sealDir(), rootless: r.Rootless, warn: r.Warn,
 		stuck: func() error { return frozenErr(cm, "create") },
 		// The cgroup goes away with the failed container: what froze it
 		// cannot want it back.

@@ -95,7 +95,7 @@ func (c *Container) Exec(o *ExecOpts) (int, error) {
 	plan := &initproc.Plan{Kind: initproc.KindExec, Process: o.Process, Seccomp: filter}
 	so := &spawnOpts{
 		req: req, cgroup2Dir: cgroup2, plan: plan, preserved: preserved, console: console,
-		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr, sealDir: c.rt.sealDir(),
+		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr, sealDir: c.rt.sealDir(), rootless: c.rt.Rootless, warn: c.rt.Warn,
 		stuck: stuck,
 	}
 	var p *proc

@@ -49,6 +49,10 @@ type spawnOpts struct {
 	// thaw lets a child in a frozen v1 cgroup die of the SIGKILL it got:
 	// until thawed it would not, and reaping it would hang.
 	thaw func()
+	// rootless allows running unsealed when no seal can be had at all;
+	// warn then says so.
+	rootless bool
+	warn     func(string)
 }
 
 // proc is a started container process and the parent's end of its socket.
@@ -104,9 +108,18 @@ func spawn(o *spawnOpts) (*proc, error) {
 		case err == nil:
 			defer exe.Close()
 			exePath = exe.Path()
+		case errors.Is(err, exeseal.ErrUnsupported) && o.rootless:
+			// Neither an overlay nor a sealed memfd (say, memfd exec
+			// forbidden by vm.memfd_noexec=2). A rootless hako's binary
+			// is normally not writable by the container's users anyway,
+			// and the process stays non-dumpable until it execs, but the
+			// seal is gone, and that must be said.
+			if o.warn != nil {
+				o.warn(fmt.Sprintf("running without CVE-2019-5736 binary seal: %v", err))
+			}
 		case errors.Is(err, exeseal.ErrUnsupported):
-			// Rootless: no overlay over the host's filesystems. The
-			// container process is still non-dumpable until it execs.
+			parent.Close()
+			return nil, fmt.Errorf("refusing to start a container process without CVE-2019-5736 binary seal: %w", err)
 		default:
 			parent.Close()
 			return nil, err

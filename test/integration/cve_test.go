@@ -45,6 +45,121 @@ func TestCVE2019_5736_RuntimeBinaryNotWritable(t *testing.T) {
 	}
 }
 
+// stackedHako puts a copy of hako where no overlay can be made over its
+// directory, and where its own file is writable: on a writable overlay
+// (upper layer) over another overlay, which is as deep as the kernel
+// stacks them. script is a sh prelude that mounts the stack in the
+// private mount namespace it runs in; bin is hako's path there.
+func stackedHako(t *testing.T) (script, bin string) {
+	t.Helper()
+	d := t.TempDir()
+	for _, s := range []string{"l", "e", "u", "w", "m1", "m2"} {
+		if err := os.Mkdir(filepath.Join(d, s), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := os.ReadFile(hakoBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(d, "l", "hako"), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	script = fmt.Sprintf("mount -t overlay -o lowerdir=%[1]s/l:%[1]s/e none %[1]s/m1 && "+
+		"mount -t overlay -o lowerdir=%[1]s/m1,upperdir=%[1]s/u,workdir=%[1]s/w none %[1]s/m2 && "+
+		"mkdir %[1]s/e3 %[1]s/m3 && ! mount -t overlay -o lowerdir=%[1]s/m2:%[1]s/e3 none %[1]s/m3 2>/dev/null || "+
+		"{ echo overlay over the stack was possible; exit 99; }", d)
+	return script, filepath.Join(d, "m2", "hako")
+}
+
+// unshared runs sh -c script in new namespaces (unshare(1) flags), so that
+// its mounts and sysctls stay there; stdout and stderr come back.
+func unshared(t *testing.T, flags []string, script string) (string, int) {
+	t.Helper()
+	out := tempOut(t)
+	cmd := exec.Command("unshare", append(append([]string{"--propagation", "private"}, flags...), "sh", "-c", script)...)
+	cmd.Stdout, cmd.Stderr = out, out
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return readAll(out), ee.ExitCode()
+	}
+	if err != nil {
+		t.Fatalf("unshare: %v", err)
+	}
+	return readAll(out), 0
+}
+
+// CVE-2019-5736 where the sealed overlay cannot be made: the defence must
+// not switch off. hako then re-executes a sealed memfd copy of itself, and
+// reopening the init's /proc/<pid>/exe gives no way to change the binary
+// (EPERM from the seals). Without a seal the reopened handle is this
+// test's writable copy of hako, and the write goes through.
+func TestCVE2019_5736_SealedWithoutOverlay(t *testing.T) {
+	e := newEnv(t)
+	e.spec.Process.Args = []string{"true"}
+	e.write()
+	script, bin := stackedHako(t)
+	out, code := unshared(t, []string{"-m"}, script+fmt.Sprintf(" && %s --root %s create --bundle %s c-cve-memfd", bin, e.root, e.bundle))
+	if code != 0 {
+		t.Fatalf("create from a stacked overlay: exit %d: %s", code, out)
+	}
+	var st struct{ Pid int }
+	json.Unmarshal([]byte(e.hakoOK("state", "c-cve-memfd")), &st)
+	fd, err := unix.Open(fmt.Sprintf("/proc/%d/exe", st.Pid), unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	target, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", st.Pid))
+	e.hakoOK("delete", "--force", "c-cve-memfd")
+	w, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", fd), unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if !errors.Is(err, unix.EPERM) && !errors.Is(err, unix.EROFS) {
+			t.Fatalf("reopen of %s failed with %v, want EPERM or EROFS", target, err)
+		}
+		return
+	}
+	defer unix.Close(w)
+	if _, err := unix.Pwrite(w, []byte{0x7f}, 0); !errors.Is(err, unix.EPERM) {
+		t.Fatalf("write to the runtime binary %s through the init's /proc/<pid>/exe: %v, want EPERM", target, err)
+	}
+	if err := unix.Ftruncate(w, 0); !errors.Is(err, unix.EPERM) {
+		t.Fatalf("truncate of the runtime binary %s through the init's /proc/<pid>/exe: %v, want EPERM", target, err)
+	}
+}
+
+// With neither the overlay nor a memfd that may be executed
+// (vm.memfd_noexec=2, set in a private PID namespace, where the sysctl
+// lives), root hako refuses to create the container, says why, and leaves
+// nothing behind, rather than run it with the binary unsealed.
+func TestCVE2019_5736_NoSealRefused(t *testing.T) {
+	e := newEnv(t)
+	e.spec.Process.Args = []string{"true"}
+	e.write()
+	script, bin := stackedHako(t)
+	script = "echo 2 > /proc/sys/vm/memfd_noexec || exit 98; " + script
+	out, code := unshared(t, []string{"-m", "-p", "-f", "--mount-proc"}, script+fmt.Sprintf(" && exec %s --root %s create --bundle %s c-cve-noseal", bin, e.root, e.bundle))
+	if code == 98 || code == 99 {
+		t.Fatalf("setup: exit %d: %s", code, out)
+	}
+	if code == 0 {
+		t.Fatal("create succeeded with no seal for the runtime binary possible")
+	}
+	if !strings.Contains(out, "CVE-2019-5736") || !strings.Contains(out, "memfd_create") || !strings.Contains(out, "overlay") {
+		t.Errorf("error does not say what failed: %q", out)
+	}
+	if _, err := os.Stat(filepath.Join(e.root, "c-cve-noseal")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("state of the refused container left behind: %v", err)
+	}
+	// The default cgroupsPath is the id below the caller's own cgroup.
+	for _, c := range []string{"pids", "memory", "devices"} {
+		if _, err := os.Stat(filepath.Join(ownCgroupDir(t, os.Getpid(), c), "c-cve-noseal")); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s cgroup of the refused container left behind: %v", c, err)
+		}
+	}
+}
+
 // CVE-2024-21626: process.cwd naming one of the runtime's own fds through
 // /proc/self/fd must never give the process a working directory on the host.
 func TestCVE2024_21626_CwdThroughLeakedFd(t *testing.T) {

@@ -31,7 +31,8 @@ func (m *Manager) Create() (retErr error) {
 }
 
 // Update applies new resources to an existing container. Fields left unset
-// keep their current value; devices are only touched when r lists some.
+// keep their current value; device rules are left as create made them, as
+// runc's update leaves them.
 func (m *Manager) Update(r *specs.LinuxResources) error {
 	if r == nil {
 		return nil

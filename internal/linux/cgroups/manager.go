@@ -28,8 +28,12 @@ type Config struct {
 	CgroupsPath string                // linux.cgroupsPath: "", absolute, or relative to our own cgroup
 	Resources   *specs.LinuxResources // may be nil
 	Rootless    bool
-	// Devices is linux.devices. Optional: only used to drop runc's default
-	// device rule for a node the spec lists itself, as runc does.
+	// Devices is linux.devices. Its only effect on the cgroup is runc's:
+	// a default rule for a node the spec lists itself (same path) is
+	// dropped, so that node is reachable only if resources.devices allows
+	// it. runc adds no allow rule for the listed nodes, and neither do we:
+	// a container given /dev/fuse without a rule for 10:229 cannot open it
+	// under runc either.
 	Devices []specs.LinuxDevice
 }
 

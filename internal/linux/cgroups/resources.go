@@ -32,20 +32,16 @@ func newResources(r *specs.LinuxResources, specDevices []specs.LinuxDevice) (*re
 	return res, nil
 }
 
-// updateResources converts r for Update: device rules only when r lists
-// some (the kernel side is then replaced wholesale, so the defaults are
-// added as they were initially); otherwise the rules stay as they are.
+// updateResources converts r for Update. Device rules are never touched,
+// as runc's update (which sets SkipDevices) never touches them: they are
+// fixed at create, and a hook or plugin (a GPU runtime, say) may have added
+// rules of its own that a rewrite from r would drop. So r.Devices is taken
+// as runc takes it, whatever decodes, and ignored.
 func updateResources(r *specs.LinuxResources) (*resources, error) {
-	res, err := convertResources(r)
-	if err != nil {
-		return nil, err
+	if r == nil {
+		r = &specs.LinuxResources{}
 	}
-	if len(res.devices) == 0 {
-		res.skipDevices = true
-	} else {
-		res.devices = append(res.devices, defaultDeviceRules(nil)...)
-	}
-	return res, nil
+	return &resources{spec: r, skipDevices: true}, nil
 }
 
 // convertResources validates and converts the spec's own device rules.

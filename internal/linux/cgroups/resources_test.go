@@ -62,8 +62,7 @@ func TestDeviceRulesFromSpec(t *testing.T) {
 	}
 	want := append([]string{"deny a *:* rwm", "c 10:200 rw", "b 8:* r", "deny a *:* m"}, wantDefaults...)
 	for name, conv := range map[string]func(*specs.LinuxResources) (*resources, error){
-		"new":    func(r *specs.LinuxResources) (*resources, error) { return newResources(r, nil) },
-		"update": updateResources, // a new list replaces the old: defaults again
+		"new": func(r *specs.LinuxResources) (*resources, error) { return newResources(r, nil) },
 	} {
 		res, err := conv(spec)
 		if err != nil {
@@ -199,5 +198,29 @@ func TestNewPaths(t *testing.T) {
 		if len(m.JoinFiles()) == 0 || !strings.HasSuffix(m.JoinFiles()[0], "/tasks") {
 			t.Errorf("%+v: JoinFiles %v", tc, m.JoinFiles())
 		}
+	}
+}
+
+// runc's update sets SkipDevices: whatever resources.devices it is given
+// decodes, is accepted and changes nothing, including access strings and
+// types its create would refuse. Update must neither fail on them nor
+// write any devices file, while the rest of r still applies.
+func TestUpdateLeavesDevicesAlone(t *testing.T) {
+	for _, d := range []specs.LinuxDeviceCgroup{
+		{Allow: true, Type: "c", Major: ptr[int64](10), Minor: ptr[int64](200), Access: "mrw"},
+		{Allow: true, Type: "c", Major: ptr[int64](10), Minor: ptr[int64](200), Access: "rrw"},
+		{Allow: true, Type: "c", Major: ptr[int64](10), Minor: ptr[int64](200), Access: "rwx"},
+		{Allow: true, Type: "c", Access: ""},
+		{Allow: false, Type: "x", Access: "rwm"},
+		{Allow: false, Access: "rwm"},
+	} {
+		f := newFake()
+		m := &Manager{fs: f, v1: map[string]string{"devices": fakeRoot + "/devices", "pids": fakeRoot + "/pids"}}
+		r := &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{d}, Pids: &specs.LinuxPids{Limit: ptr[int64](9)}}
+		if err := m.Update(r); err != nil {
+			t.Errorf("update with device rule %+v: %v", d, err)
+			continue
+		}
+		checkWrites(t, "update with device rule "+d.Access, f, "pids/pids.max=9")
 	}
 }

@@ -9,11 +9,19 @@
 // refuses every write (EROFS) and cannot be unwrapped to the real file, as
 // runc does since 1.2. It costs one mount setup per hako command, no copy of
 // the binary (runc's earlier memfd copies cost ~8 ms and megabytes each).
+//
+// Where the overlay cannot be made (no privilege over the host's mounts,
+// overlayfs missing or stacked too deep under the binary), the defence does
+// not switch off: hako re-executes a copy of itself in a memfd sealed
+// against every change, runc's defence before 1.2. Only when that fails too
+// does Seal give up, with ErrUnsupported naming both causes; the caller
+// decides whether running unsealed is acceptable (rootless) or not (root).
 package exeseal
 
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,29 +29,66 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ErrUnsupported is returned where the kernel cannot build the overlay (no
-// overlayfs, no new mount API, or no privilege over the host's mounts).
-var ErrUnsupported = errors.New("sealed overlay of the hako binary not possible here")
+// ErrUnsupported is returned where neither the overlay nor a sealed memfd
+// can be had.
+var ErrUnsupported = errors.New("sealed copy of the hako binary not possible here")
+
+// errNoOverlay marks the overlay failures that the memfd copy stands in for.
+var errNoOverlay = errors.New("sealed overlay of the hako binary not possible here")
+
+// Kind says which seal an Exe is.
+type Kind string
+
+const (
+	Overlay Kind = "overlay" // read-only overlayfs: no copy
+	Memfd   Kind = "memfd"   // sealed in-memory copy
+)
 
 // Exe is a sealed handle on the running binary.
 type Exe struct {
-	f *os.File
+	f    *os.File
+	kind Kind
 }
 
 // Path is the name execve takes: the handle through /proc/self/fd. The fd is
 // placed high so that no fd a child receives can land on it before it execs.
 func (e *Exe) Path() string { return fmt.Sprintf("/proc/self/fd/%d", e.f.Fd()) }
 
+// Kind is the seal in use, for debug output.
+func (e *Exe) Kind() Kind { return e.kind }
+
 // Close releases the handle.
 func (e *Exe) Close() error { return e.f.Close() }
 
+// Test hooks: tests replace them to make one way of sealing fail.
+var (
+	sealOverlay = overlay
+	sealMemfd   = memfd
+)
+
 // Seal returns a handle on the running binary through a fresh read-only
-// overlayfs. emptyDir must be an empty directory hako owns (overlayfs needs
-// two layers to run without an upper one).
+// overlayfs, or else on a sealed memfd copy of it. emptyDir must be an
+// empty directory hako owns (overlayfs needs two layers to run without an
+// upper one).
 func Seal(emptyDir string) (*Exe, error) {
+	exe, oerr := sealOverlay(emptyDir)
+	if oerr == nil {
+		return exe, nil
+	}
+	if !errors.Is(oerr, errNoOverlay) {
+		return nil, oerr
+	}
+	exe, merr := sealMemfd()
+	if merr == nil {
+		return exe, nil
+	}
+	return nil, fmt.Errorf("%w: %v; and %v", ErrUnsupported, oerr, merr)
+}
+
+func overlay(emptyDir string) (*Exe, error) {
 	self, err := os.Readlink("/proc/self/exe")
 	if err != nil {
-		return nil, fmt.Errorf("%w: readlink /proc/self/exe: %v", ErrUnsupported, err)
+		return nil, fmt.Errorf("%w: readlink /proc/self/exe: %w", errNoOverlay, err)
 	}
 	if err := os.MkdirAll(emptyDir, 0o700); err != nil {
 		return nil, err
@@ -51,35 +96,85 @@ func Seal(emptyDir string) (*Exe, error) {
 	dir, name := filepath.Split(self)
 	fsfd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
 	if err != nil {
-		return nil, fmt.Errorf("%w: fsopen overlay: %v", ErrUnsupported, err)
+		return nil, fmt.Errorf("%w: fsopen overlay: %w", errNoOverlay, err)
 	}
 	defer unix.Close(fsfd)
 	// The binary's directory on top, so that nothing in the empty layer
 	// could ever shadow it.
 	lower := escape(filepath.Clean(dir)) + ":" + escape(emptyDir)
 	if err := unix.FsconfigSetString(fsfd, "lowerdir", lower); err != nil {
-		return nil, fmt.Errorf("%w: overlay lowerdir=%s: %v", ErrUnsupported, lower, err)
+		return nil, fmt.Errorf("%w: overlay lowerdir=%s: %w", errNoOverlay, lower, err)
 	}
 	// xino is irrelevant here and only logs when layers span filesystems.
 	_ = unix.FsconfigSetString(fsfd, "xino", "off")
 	if err := unix.FsconfigCreate(fsfd); err != nil {
-		return nil, fmt.Errorf("%w: create overlay: %v", ErrUnsupported, err)
+		return nil, fmt.Errorf("%w: create overlay (lowerdir=%s): %w", errNoOverlay, lower, err)
 	}
 	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOSUID)
 	if err != nil {
-		return nil, fmt.Errorf("%w: fsmount overlay: %v", ErrUnsupported, err)
+		return nil, fmt.Errorf("%w: fsmount overlay: %w", errNoOverlay, err)
 	}
 	defer unix.Close(mfd)
 	fd, err := unix.Openat(mfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open %s on the sealed overlay: %w", name, err)
 	}
+	return highFd(fd, Overlay)
+}
+
+// memfdSeals forbid every change to the copy, and any change to the seals.
+const memfdSeals = unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
+
+// memfd copies the running binary into a memfd and seals it. A write
+// handle reopened through /proc/<pid>/exe then refuses every write,
+// truncation and growth (EPERM).
+func memfd() (*Exe, error) {
+	src, err := os.Open("/proc/self/exe")
+	if err != nil {
+		return nil, fmt.Errorf("memfd copy: open /proc/self/exe: %w", err)
+	}
+	defer src.Close()
+	// MFD_EXEC: under vm.memfd_noexec=1 a memfd is otherwise made
+	// non-executable; kernels before 6.3 know no such flag (EINVAL).
+	flags := unix.MFD_CLOEXEC | unix.MFD_ALLOW_SEALING
+	fd, err := unix.MemfdCreate("hako", flags|unix.MFD_EXEC)
+	if errors.Is(err, unix.EINVAL) {
+		fd, err = unix.MemfdCreate("hako", flags)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("memfd copy: memfd_create: %w", err)
+	}
+	dst := os.NewFile(uintptr(fd), "memfd:hako")
+	defer dst.Close()
+	if _, err := io.Copy(dst, src); err != nil {
+		return nil, fmt.Errorf("memfd copy: copy /proc/self/exe: %w", err)
+	}
+	if _, err := unix.FcntlInt(dst.Fd(), unix.F_ADD_SEALS, memfdSeals); err != nil {
+		return nil, fmt.Errorf("memfd copy: F_ADD_SEALS: %w", err)
+	}
+	// Trust the kernel's view, not the call: a missing seal is no defence.
+	got, err := unix.FcntlInt(dst.Fd(), unix.F_GET_SEALS, 0)
+	if err != nil {
+		return nil, fmt.Errorf("memfd copy: F_GET_SEALS: %w", err)
+	}
+	if got&memfdSeals != memfdSeals {
+		return nil, fmt.Errorf("memfd copy: seals %#x, want %#x", got, memfdSeals)
+	}
+	nfd, err := unix.Dup(int(dst.Fd()))
+	if err != nil {
+		return nil, fmt.Errorf("memfd copy: dup: %w", err)
+	}
+	return highFd(nfd, Memfd)
+}
+
+// highFd moves fd (which it closes) to 1000 or above.
+func highFd(fd int, kind Kind) (*Exe, error) {
 	high, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 1000)
 	unix.Close(fd)
 	if err != nil {
 		return nil, fmt.Errorf("dup sealed exe fd: %w", err)
 	}
-	return &Exe{f: os.NewFile(uintptr(high), "sealed-exe")}, nil
+	return &Exe{f: os.NewFile(uintptr(high), "sealed-exe"), kind: kind}, nil
 }
 
 // escape quotes the separators overlayfs gives meaning to in lowerdir.

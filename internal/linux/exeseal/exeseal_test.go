@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -77,9 +78,77 @@ func attack(t *testing.T, path string) error {
 	defer unix.Close(fd)
 	stdin.Close()
 	cmd.Wait()
-	w, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", fd), unix.O_WRONLY|unix.O_CLOEXEC, 0)
-	if err == nil {
-		unix.Close(w)
+	return reopenAndWrite(fmt.Sprintf("/proc/self/fd/%d", fd))
+}
+
+// reopenAndWrite opens p for writing and, should that work, tries to
+// change the file the ways an attacker could: write, truncate. nil means
+// one of them worked; otherwise the error of the first refusal.
+func reopenAndWrite(p string) error {
+	w, err := unix.Open(p, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
 	}
-	return err
+	defer unix.Close(w)
+	_, werr := unix.Pwrite(w, []byte{0x7f}, 0)
+	if werr == nil {
+		return nil
+	}
+	if err := unix.Ftruncate(w, 0); err == nil {
+		return nil
+	}
+	return werr
+}
+
+// withOverlayFailing makes the overlay impossible for one test, as it is
+// where the binary's filesystem is stacked too deep or the caller may not
+// mount.
+func withOverlayFailing(t *testing.T) {
+	t.Helper()
+	saved := sealOverlay
+	sealOverlay = func(string) (*Exe, error) {
+		return nil, fmt.Errorf("%w: create overlay: %w", errNoOverlay, unix.EINVAL)
+	}
+	t.Cleanup(func() { sealOverlay = saved })
+}
+
+// Without the overlay the defence must not switch off: the re-executed
+// binary is a sealed memfd copy, and the attack on it fails (EPERM from the
+// seals, at the write if the reopen itself succeeds). The control is the
+// same attack on an unsealed copy in TestCVE2019_5736_BinaryCannotBeReopenedForWriting.
+func TestCVE2019_5736_MemfdWhenNoOverlay(t *testing.T) {
+	withOverlayFailing(t)
+	exe, err := Seal(t.TempDir())
+	if err != nil {
+		t.Fatalf("Seal without an overlay: %v, want a sealed memfd", err)
+	}
+	defer exe.Close()
+	if exe.Kind() != Memfd {
+		t.Fatalf("seal kind %q, want %q", exe.Kind(), Memfd)
+	}
+	seals, err := unix.FcntlInt(exe.f.Fd(), unix.F_GET_SEALS, 0)
+	if err != nil || seals&memfdSeals != memfdSeals {
+		t.Fatalf("seals %#x (%v), want at least %#x", seals, err, memfdSeals)
+	}
+	if err := attack(t, exe.Path()); !errors.Is(err, unix.EPERM) {
+		t.Fatalf("rewriting the memfd-sealed binary: %v, want EPERM", err)
+	}
+}
+
+// With neither seal possible Seal fails, naming both causes, so that the
+// caller can refuse (root) or warn (rootless); it never hands back an
+// unsealed binary as if it were sealed.
+func TestSealFailsWithoutAnySeal(t *testing.T) {
+	withOverlayFailing(t)
+	saved := sealMemfd
+	sealMemfd = func() (*Exe, error) { return nil, fmt.Errorf("memfd copy: memfd_create: %w", unix.EACCES) }
+	t.Cleanup(func() { sealMemfd = saved })
+	exe, err := Seal(t.TempDir())
+	if err == nil {
+		exe.Close()
+		t.Fatal("Seal succeeded with neither an overlay nor a memfd")
+	}
+	if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "create overlay") || !strings.Contains(err.Error(), "memfd_create") {
+		t.Fatalf("error %q: want ErrUnsupported naming both causes", err)
+	}
 }
