@@ -514,3 +514,58 @@ func TestUpdate(t *testing.T) {
 		t.Errorf("bad --memory: %d %q", code, se)
 	}
 }
+
+// The working directory is entered before the switch to the process's
+// user, with the runtime's privileges, as runc does: exec --user 0 reaches
+// a cwd only the configured user may enter even without CAP_DAC_OVERRIDE,
+// and a container starts in a cwd its user could not enter.
+func TestCwdEnteredBeforeUserSwitch(t *testing.T) {
+	e := newEnv(t)
+	rootfs := filepath.Join(e.bundle, "rootfs")
+	for dir, owner := range map[string]int{"home/u": 1000, "secret": 0} {
+		p := filepath.Join(rootfs, dir)
+		if err := os.MkdirAll(p, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		os.Chown(p, owner, owner)
+		os.Chmod(p, 0o700)
+	}
+	e.spec.Process.User = specs.User{UID: 1000, GID: 1000}
+	runtimes := map[string]string{"hako": hakoBin}
+	if p, err := exec.LookPath("runc"); err == nil {
+		runtimes["runc"] = p
+	}
+	for name, bin := range runtimes {
+		rt := func(args ...string) (string, error) {
+			cmd := exec.Command(bin, append([]string{"--root", e.root + "-" + name}, args...)...)
+			cmd.Dir = e.bundle
+			out, err := cmd.CombinedOutput()
+			return string(out), err
+		}
+		e.spec.Process.Cwd = "/home/u"
+		e.spec.Process.Args = []string{"sleep", "1000"}
+		e.write()
+		id := "d-cwd-" + name
+		// Detached, with stdio on a file: the container keeps its
+		// stdio, and a pipe would never see its last writer close.
+		cmd := exec.Command(bin, "--root", e.root+"-"+name, "run", "-d", id)
+		cmd.Dir = e.bundle
+		so := tempOut(t)
+		cmd.Stdout, cmd.Stderr = so, so
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("%s run -d: %v %s", name, err, readAll(so))
+		}
+		t.Cleanup(func() { rt("delete", "--force", id) })
+		out, err := rt("exec", "--user", "0", id, "sh", "-c", "pwd; id -u")
+		if err != nil || out != "/home/u\n0\n" {
+			t.Errorf("%s exec --user 0 into a cwd only uid 1000 may enter: %v %q", name, err, out)
+		}
+		e.spec.Process.Cwd = "/secret"
+		e.spec.Process.Args = []string{"sh", "-c", "pwd; id -u"}
+		e.write()
+		out, err = rt("run", id+"-2")
+		if err != nil || out != "/secret\n1000\n" {
+			t.Errorf("%s run as uid 1000 in a cwd only root may enter: %v %q", name, err, out)
+		}
+	}
+}
