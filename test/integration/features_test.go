@@ -569,3 +569,97 @@ func TestCwdEnteredBeforeUserSwitch(t *testing.T) {
 		}
 	}
 }
+
+// consoleOutput listens on a console socket and returns what the first pty
+// master sent to it carries, up to the first line holding want (or EOF).
+func consoleOutput(t *testing.T, want string) (string, <-chan string) {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "console.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	go func() {
+		defer l.Close()
+		c, err := l.AcceptUnix()
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		defer c.Close()
+		buf, oob := make([]byte, 256), make([]byte, 64)
+		_, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
+		if len(msgs) != 1 {
+			got <- "no fd received"
+			return
+		}
+		fds, _ := unix.ParseUnixRights(&msgs[0])
+		master := os.NewFile(uintptr(fds[0]), "master")
+		defer master.Close()
+		// A bound on a broken container, not a timing assert.
+		master.SetReadDeadline(time.Now().Add(20 * time.Second))
+		var all []byte
+		b := make([]byte, 1024)
+		for {
+			if i := strings.Index(string(all), want); i >= 0 && strings.Contains(string(all[i:]), "\n") {
+				break
+			}
+			n, err := master.Read(b)
+			all = append(all, b[:n]...)
+			if err != nil {
+				break
+			}
+		}
+		got <- string(all)
+	}()
+	return sock, got
+}
+
+// The pty slave belongs to the process's user, the group staying devpts'
+// gid=5, as runc leaves it (its fixStdioPermissions): for the init and for
+// exec -t.
+func TestTerminalOwnedByProcessUser(t *testing.T) {
+	e := newEnv(t)
+	e.spec.Process.Terminal = true
+	e.spec.Process.User = specs.User{UID: 1000, GID: 1000}
+	e.spec.Process.Args = []string{"sh", "-c", "stat -L -c 'init=%u:%g' /proc/self/fd/0; sleep 1000"}
+	e.write()
+	runtimes := map[string]string{"hako": hakoBin}
+	if p, err := exec.LookPath("runc"); err == nil {
+		runtimes["runc"] = p
+	}
+	for name, bin := range runtimes {
+		rt := func(args ...string) {
+			t.Helper()
+			cmd := exec.Command(bin, append([]string{"--root", e.root + "-" + name}, args...)...)
+			cmd.Dir = e.bundle
+			so := tempOut(t)
+			cmd.Stdout, cmd.Stderr = so, so
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("%s %v: %v %s", name, args, err, readAll(so))
+			}
+		}
+		id := "d-tty-" + name
+		sock, got := consoleOutput(t, "init=")
+		rt("create", "--console-socket", sock, id)
+		t.Cleanup(func() {
+			cmd := exec.Command(bin, "--root", e.root+"-"+name, "delete", "--force", id)
+			cmd.Run()
+		})
+		rt("start", id)
+		if out := <-got; !strings.Contains(out, "init=1000:5") {
+			t.Errorf("%s: the init's pty is not 1000:5: %q", name, out)
+		}
+		sock, got = consoleOutput(t, "exec=")
+		rt("exec", "-d", "-t", "--console-socket", sock, "--user", "1000:1000", id, "stat", "-L", "-c", "exec=%u:%g", "/proc/self/fd/0")
+		if out := <-got; !strings.Contains(out, "exec=1000:5") {
+			t.Errorf("%s: exec -t's pty is not 1000:5: %q", name, out)
+		}
+	}
+}
