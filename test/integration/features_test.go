@@ -663,3 +663,41 @@ func TestTerminalOwnedByProcessUser(t *testing.T) {
 		}
 	}
 }
+
+// A bind source below a directory only host root may enter, in a container
+// whose root maps to an unprivileged host uid: runc opens bind sources from
+// outside the user namespace, so the bind works; hako's parent does too.
+func TestUserNSBindSourceBelowRootOnlyDir(t *testing.T) {
+	e := newEnv(t)
+	openUp(t, e.bundle)
+	hidden := filepath.Join(t.TempDir(), "root-only")
+	src := filepath.Join(hidden, "src")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(hidden, 0o700)
+	os.WriteFile(filepath.Join(src, "f"), []byte("reached\n"), 0o644)
+	os.WriteFile(filepath.Join(hidden, "file"), []byte("file-reached\n"), 0o644)
+	// The mapped root cannot create a mount point in a rootfs of host root's.
+	os.WriteFile(filepath.Join(e.bundle, "rootfs/etc/file"), nil, 0o644)
+	e.addNS(specs.UserNamespace)
+	e.spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 330000, Size: 65536}}
+	e.spec.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 330000, Size: 65536}}
+	e.spec.Mounts = append(e.spec.Mounts,
+		specs.Mount{Destination: "/mnt", Type: "bind", Source: src, Options: []string{"rbind", "ro"}},
+		specs.Mount{Destination: "/etc/file", Type: "bind", Source: filepath.Join(hidden, "file"), Options: []string{"bind", "ro"}})
+	e.spec.Process.Args = []string{"sh", "-c", "cat /mnt/f /etc/file"}
+	e.write()
+	runtimes := map[string]string{"hako": hakoBin}
+	if p, err := exec.LookPath("runc"); err == nil {
+		runtimes["runc"] = p
+	}
+	for name, bin := range runtimes {
+		cmd := exec.Command(bin, "--root", e.root+"-"+name, "run", "d-bindsrc-"+name)
+		cmd.Dir = e.bundle
+		out, err := cmd.CombinedOutput()
+		if err != nil || string(out) != "reached\nfile-reached\n" {
+			t.Errorf("%s: bind of a source the mapped root cannot reach: %v %q", name, err, out)
+		}
+	}
+}
