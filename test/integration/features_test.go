@@ -700,4 +700,27 @@ func TestUserNSBindSourceBelowRootOnlyDir(t *testing.T) {
 			t.Errorf("%s: bind of a source the mapped root cannot reach: %v %q", name, err, out)
 		}
 	}
+
+	// Opened from outside, the rbind must still keep the locks the kernel
+	// puts on mounts copied into a less privileged namespace: even with
+	// CAP_SYS_ADMIN in its user namespace, the container can neither
+	// unmount a host submount (revealing what it covers) nor make it
+	// writable. A tree cloned in the host's namespace would carry no locks.
+	inner := filepath.Join(src, "inner")
+	os.MkdirAll(inner, 0o755)
+	if err := unix.Mount("tmpfs", inner, "tmpfs", unix.MS_RDONLY, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(inner, unix.MNT_DETACH) })
+	addCaps(e.spec, "CAP_SYS_ADMIN")
+	e.spec.Process.Args = []string{"sh", "-c", "umount /mnt/inner && echo unmounted; mount -o remount,rw,bind /mnt/inner && echo made-rw; grep -c ' /mnt/inner ' /proc/self/mountinfo"}
+	e.write()
+	for name, bin := range runtimes {
+		cmd := exec.Command(bin, "--root", e.root+"-"+name, "run", "d-bindlock-"+name)
+		cmd.Dir = e.bundle
+		out, err := cmd.CombinedOutput()
+		if err != nil || strings.Contains(string(out), "unmounted") || strings.Contains(string(out), "made-rw") || !strings.HasSuffix(string(out), "1\n") {
+			t.Errorf("%s: a host submount of the rbind is not locked: %v %q", name, err, out)
+		}
+	}
 }
