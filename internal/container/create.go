@@ -242,6 +242,16 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 				plan.IDMapMounts = append(plan.IDMapMounts, idx)
 				so.passFds = append(so.passFds, f)
 			}
+			for idx, f := range bindSources(s, bundle, pid) {
+				plan.BindSources = append(plan.BindSources, idx)
+				so.passFds = append(so.passFds, f)
+			}
+			if len(so.passFds) > initproc.MaxPassFds {
+				for _, f := range so.passFds {
+					f.Close()
+				}
+				return fmt.Errorf("pass %d mount fds to the container process: %w (at most %d)", len(so.passFds), unix.EMSGSIZE, initproc.MaxPassFds)
+			}
 			return nil
 		},
 	}

@@ -1,6 +1,7 @@
 package initproc
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -24,6 +25,15 @@ func setupConsole(p *Plan, devConsole bool) error {
 	}
 	defer master.Close()
 	defer slave.Close()
+	// The slave belongs to whoever opened ptmx, root here; as in runc
+	// (fixStdioPermissions), the process's user gets it, so that it owns
+	// its terminal as after a login. The group stays the one the devpts
+	// mount chose (gid=5). Ids the user namespace cannot map, or a
+	// read-only devpts, leave it as it is, as in runc.
+	uid := int(p.Process.User.UID)
+	if err := unix.Fchown(int(slave.Fd()), uid, -1); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.EPERM) && !errors.Is(err, unix.EROFS) {
+		return fmt.Errorf("chown %s to uid %d: %w", slave.Name(), uid, err)
+	}
 	if cs := p.Process.ConsoleSize; cs != nil {
 		ws := &unix.Winsize{Row: uint16(cs.Height), Col: uint16(cs.Width)}
 		if err := unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, ws); err != nil {

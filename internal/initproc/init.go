@@ -46,12 +46,15 @@ func Main() {
 	if err := c.dec.Decode(&p); err != nil {
 		c.fail(fmt.Errorf("read plan: %w", err))
 	}
-	if len(fds) != len(p.IDMapMounts) {
-		c.fail(fmt.Errorf("got %d fds for %d idmapped mounts", len(fds), len(p.IDMapMounts)))
+	if len(fds) != len(p.IDMapMounts)+len(p.BindSources) {
+		c.fail(fmt.Errorf("got %d fds for %d idmapped mounts and %d bind sources", len(fds), len(p.IDMapMounts), len(p.BindSources)))
 	}
-	c.idmap = map[int]int{}
+	c.idmap, c.bindSrcs = map[int]int{}, map[int]int{}
 	for i, idx := range p.IDMapMounts {
 		c.idmap[idx] = fds[i]
+	}
+	for i, idx := range p.BindSources {
+		c.bindSrcs[idx] = fds[len(p.IDMapMounts)+i]
 	}
 	switch p.Kind {
 	case KindInit:
@@ -65,18 +68,26 @@ func Main() {
 }
 
 type child struct {
-	conn  *os.File
-	dec   *json.Decoder
-	idmap map[int]int
+	conn     *os.File
+	dec      *json.Decoder
+	idmap    map[int]int
+	bindSrcs map[int]int
 }
+
+// MaxPassFds is how many fds the parent may pass before the plan: the
+// kernel's SCM_MAX_FD for one message.
+const MaxPassFds = 253
 
 // recvFds reads the one message the parent sends before the plan.
 func recvFds(sock int) ([]int, error) {
 	buf := make([]byte, 1)
-	oob := make([]byte, unix.CmsgSpace(4*64))
-	_, oobn, _, _, err := unix.Recvmsg(sock, buf, oob, unix.MSG_CMSG_CLOEXEC)
+	oob := make([]byte, unix.CmsgSpace(4*MaxPassFds))
+	_, oobn, flags, _, err := unix.Recvmsg(sock, buf, oob, unix.MSG_CMSG_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("receive fds: %w", err)
+	}
+	if flags&unix.MSG_CTRUNC != 0 {
+		return nil, fmt.Errorf("receive fds: %w (more than %d)", unix.EMSGSIZE, MaxPassFds)
 	}
 	if oobn == 0 {
 		return nil, nil
@@ -137,14 +148,15 @@ func (c *child) runInit(p *Plan) error {
 		lx = &specs.Linux{}
 	}
 	cfg := &rootfs.Config{
-		Rootfs:     p.Rootfs,
-		Bundle:     p.Bundle,
-		Spec:       s,
-		NoPivot:    p.NoPivot,
-		NewMountNS: ns.Has(lx.Namespaces, specs.MountNamespace),
-		InUserNS:   ns.Has(lx.Namespaces, specs.UserNamespace) || idmap.RunningInUserNS(),
-		Cgroups:    p.Cgroups,
-		IDMapTrees: c.idmap,
+		Rootfs:      p.Rootfs,
+		Bundle:      p.Bundle,
+		Spec:        s,
+		NoPivot:     p.NoPivot,
+		NewMountNS:  ns.Has(lx.Namespaces, specs.MountNamespace),
+		InUserNS:    ns.Has(lx.Namespaces, specs.UserNamespace) || idmap.RunningInUserNS(),
+		Cgroups:     p.Cgroups,
+		IDMapTrees:  c.idmap,
+		BindSources: c.bindSrcs,
 	}
 	cfg.Propagation, _ = rootfs.ParsePropagation(lx.RootfsPropagation)
 	if cfg.NewMountNS {

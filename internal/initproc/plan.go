@@ -50,6 +50,10 @@ type Plan struct {
 	// IDMapMounts are the indexes in Spec.Mounts of the idmapped trees
 	// received before the plan, in the order of the fds.
 	IDMapMounts []int `json:"idmapMounts,omitempty"`
+	// BindSources are the indexes in Spec.Mounts of the bind sources the
+	// parent opened (O_PATH, in the container's mount namespace), in the
+	// order of the fds after the idmapped trees.
+	BindSources []int `json:"bindSources,omitempty"`
 }
 
 // Message is one line of JSON on the sync socket.

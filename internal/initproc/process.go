@@ -50,13 +50,20 @@ func prepare(p *Plan, sync int) (*prepared, error) {
 	if err := unix.CloseRange(uint(3+p.PreserveFds), math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC); err != nil {
 		return nil, fmt.Errorf("close_range: %w", err)
 	}
-	// Resolved now, before a seccomp profile may forbid openat2; entered
-	// after the user switch, so that fchdir checks the user's access.
-	var cwd *os.File
+	// Entered now, as runc does: still root with every capability, the
+	// process may start in a directory its user could not enter (exec
+	// --user 0 into a container whose capabilities lack
+	// CAP_DAC_OVERRIDE, or a cwd only the runtime can reach). Refused
+	// here, it is tried again as the user after the switch, for a
+	// directory only that user may enter (root squashed on NFS, say).
+	// Before a seccomp profile may forbid openat2, in the common case.
+	cwdAsUser := false
 	if proc.Cwd != "" {
-		var err error
-		if cwd, err = openCwd(proc.Cwd); err != nil {
-			return nil, err
+		if err := enterCwd(proc.Cwd); err != nil {
+			if !errors.Is(err, unix.EACCES) && !errors.Is(err, unix.EPERM) {
+				return nil, err
+			}
+			cwdAsUser = true
 		}
 	}
 	if proc.NoNewPrivileges {
@@ -97,11 +104,10 @@ func prepare(p *Plan, sync int) (*prepared, error) {
 	if err := security.ApplyCaps(proc.Capabilities); err != nil {
 		return nil, err
 	}
-	if cwd != nil {
-		if err := unix.Fchdir(int(cwd.Fd())); err != nil {
-			return nil, fmt.Errorf("chdir to process.cwd %s: %w", proc.Cwd, err)
+	if cwdAsUser {
+		if err := enterCwd(proc.Cwd); err != nil {
+			return nil, fmt.Errorf("%w (refused as root, then as uid %d)", err, proc.User.UID)
 		}
-		cwd.Close()
 	}
 	umask := 0o022
 	if proc.User.Umask != nil {
@@ -320,6 +326,19 @@ func setRlimits(rl []specs.POSIXRlimit) error {
 			}
 			return fmt.Errorf("setrlimit %s soft=%d hard=%d: %w%s", r.Type, r.Soft, r.Hard, err, hint)
 		}
+	}
+	return nil
+}
+
+// enterCwd makes cwd, resolved by openCwd, the working directory.
+func enterCwd(cwd string) error {
+	f, err := openCwd(cwd)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.Fchdir(int(f.Fd())); err != nil {
+		return fmt.Errorf("chdir to process.cwd %s: %w", cwd, err)
 	}
 	return nil
 }

@@ -424,3 +424,49 @@ func TestCVE2024_21626_CallerFdsDoNotLeak(t *testing.T) {
 		t.Fatalf("fds in the container: %q", fds)
 	}
 }
+
+// runc #1962 (no CVE was assigned; fixed in runc 1.0.0-rc7, refined by #2647):
+// with --no-pivot the host's /proc and /sys stay in the container's mount
+// namespace, out of the chroot's sight but not of the kernel's
+// mount_too_revealing check, which lets a user namespace mount a new procfs
+// only where one is fully visible in the mount namespace. A container could
+// then unshare and mount a procfs free of the masked and read-only paths.
+// With a user namespace of the container's own the host mounts are locked
+// and cannot be unmounted: they are covered instead.
+func TestRuncPR1962_NoPivotHostProcfsHidden(t *testing.T) {
+	script := "unshare -r -m -p -f sh -c 'echo in-userns; mount -t proc -o nosuid,nodev,noexec proc /proc && echo procfs-mounted'; true"
+	for _, userns := range []bool{false, true} {
+		e := newEnv(t)
+		if userns {
+			openUp(t, e.bundle)
+			e.addNS(specs.UserNamespace)
+			e.spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 310000, Size: 65536}}
+			e.spec.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 310000, Size: 65536}}
+		}
+		// Not root: mapping uid 0 into the nested user namespace would
+		// need CAP_SETFCAP, which the default capabilities lack.
+		e.spec.Process.User = specs.User{UID: 1000, GID: 1000}
+		e.spec.Process.Args = []string{"sh", "-c", script}
+		e.write()
+		id := fmt.Sprintf("d-nopivot-proc-%v", userns)
+		runtimes := map[string]string{"hako": hakoBin}
+		if p, err := exec.LookPath("runc"); err == nil {
+			runtimes["runc"] = p
+		}
+		for name, bin := range runtimes {
+			cmd := exec.Command(bin, "--root", e.root+"-"+name, "run", "--no-pivot", id)
+			cmd.Dir = e.bundle
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("%s userns=%v: %v\n%s", name, userns, err, out)
+			}
+			t.Logf("%s userns=%v: %s", name, userns, out)
+			if !strings.Contains(string(out), "in-userns") {
+				t.Fatalf("%s userns=%v: the container could not make a user namespace, so the check proves nothing:\n%s", name, userns, out)
+			}
+			if strings.Contains(string(out), "procfs-mounted") {
+				t.Errorf("%s userns=%v --no-pivot: a new procfs could be mounted (the host's /proc is still fully visible in the mount namespace):\n%s", name, userns, out)
+			}
+		}
+	}
+}

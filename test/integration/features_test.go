@@ -514,3 +514,213 @@ func TestUpdate(t *testing.T) {
 		t.Errorf("bad --memory: %d %q", code, se)
 	}
 }
+
+// The working directory is entered before the switch to the process's
+// user, with the runtime's privileges, as runc does: exec --user 0 reaches
+// a cwd only the configured user may enter even without CAP_DAC_OVERRIDE,
+// and a container starts in a cwd its user could not enter.
+func TestCwdEnteredBeforeUserSwitch(t *testing.T) {
+	e := newEnv(t)
+	rootfs := filepath.Join(e.bundle, "rootfs")
+	for dir, owner := range map[string]int{"home/u": 1000, "secret": 0} {
+		p := filepath.Join(rootfs, dir)
+		if err := os.MkdirAll(p, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		os.Chown(p, owner, owner)
+		os.Chmod(p, 0o700)
+	}
+	e.spec.Process.User = specs.User{UID: 1000, GID: 1000}
+	runtimes := map[string]string{"hako": hakoBin}
+	if p, err := exec.LookPath("runc"); err == nil {
+		runtimes["runc"] = p
+	}
+	for name, bin := range runtimes {
+		rt := func(args ...string) (string, error) {
+			cmd := exec.Command(bin, append([]string{"--root", e.root + "-" + name}, args...)...)
+			cmd.Dir = e.bundle
+			out, err := cmd.CombinedOutput()
+			return string(out), err
+		}
+		e.spec.Process.Cwd = "/home/u"
+		e.spec.Process.Args = []string{"sleep", "1000"}
+		e.write()
+		id := "d-cwd-" + name
+		// Detached, with stdio on a file: the container keeps its
+		// stdio, and a pipe would never see its last writer close.
+		cmd := exec.Command(bin, "--root", e.root+"-"+name, "run", "-d", id)
+		cmd.Dir = e.bundle
+		so := tempOut(t)
+		cmd.Stdout, cmd.Stderr = so, so
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("%s run -d: %v %s", name, err, readAll(so))
+		}
+		t.Cleanup(func() { rt("delete", "--force", id) })
+		out, err := rt("exec", "--user", "0", id, "sh", "-c", "pwd; id -u")
+		if err != nil || out != "/home/u\n0\n" {
+			t.Errorf("%s exec --user 0 into a cwd only uid 1000 may enter: %v %q", name, err, out)
+		}
+		e.spec.Process.Cwd = "/secret"
+		e.spec.Process.Args = []string{"sh", "-c", "pwd; id -u"}
+		e.write()
+		out, err = rt("run", id+"-2")
+		if err != nil || out != "/secret\n1000\n" {
+			t.Errorf("%s run as uid 1000 in a cwd only root may enter: %v %q", name, err, out)
+		}
+	}
+}
+
+// consoleOutput listens on a console socket and returns what the first pty
+// master sent to it carries, up to the first line holding want (or EOF).
+func consoleOutput(t *testing.T, want string) (string, <-chan string) {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "console.sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	go func() {
+		defer l.Close()
+		c, err := l.AcceptUnix()
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		defer c.Close()
+		buf, oob := make([]byte, 256), make([]byte, 64)
+		_, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
+		if len(msgs) != 1 {
+			got <- "no fd received"
+			return
+		}
+		fds, _ := unix.ParseUnixRights(&msgs[0])
+		master := os.NewFile(uintptr(fds[0]), "master")
+		defer master.Close()
+		// A bound on a broken container, not a timing assert.
+		master.SetReadDeadline(time.Now().Add(20 * time.Second))
+		var all []byte
+		b := make([]byte, 1024)
+		for {
+			if i := strings.Index(string(all), want); i >= 0 && strings.Contains(string(all[i:]), "\n") {
+				break
+			}
+			n, err := master.Read(b)
+			all = append(all, b[:n]...)
+			if err != nil {
+				break
+			}
+		}
+		got <- string(all)
+	}()
+	return sock, got
+}
+
+// The pty slave belongs to the process's user, the group staying devpts'
+// gid=5, as runc leaves it (its fixStdioPermissions): for the init and for
+// exec -t.
+func TestTerminalOwnedByProcessUser(t *testing.T) {
+	e := newEnv(t)
+	e.spec.Process.Terminal = true
+	e.spec.Process.User = specs.User{UID: 1000, GID: 1000}
+	e.spec.Process.Args = []string{"sh", "-c", "stat -L -c 'init=%u:%g' /proc/self/fd/0; sleep 1000"}
+	e.write()
+	runtimes := map[string]string{"hako": hakoBin}
+	if p, err := exec.LookPath("runc"); err == nil {
+		runtimes["runc"] = p
+	}
+	for name, bin := range runtimes {
+		rt := func(args ...string) {
+			t.Helper()
+			cmd := exec.Command(bin, append([]string{"--root", e.root + "-" + name}, args...)...)
+			cmd.Dir = e.bundle
+			so := tempOut(t)
+			cmd.Stdout, cmd.Stderr = so, so
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("%s %v: %v %s", name, args, err, readAll(so))
+			}
+		}
+		id := "d-tty-" + name
+		sock, got := consoleOutput(t, "init=")
+		rt("create", "--console-socket", sock, id)
+		t.Cleanup(func() {
+			cmd := exec.Command(bin, "--root", e.root+"-"+name, "delete", "--force", id)
+			cmd.Run()
+		})
+		rt("start", id)
+		if out := <-got; !strings.Contains(out, "init=1000:5") {
+			t.Errorf("%s: the init's pty is not 1000:5: %q", name, out)
+		}
+		sock, got = consoleOutput(t, "exec=")
+		rt("exec", "-d", "-t", "--console-socket", sock, "--user", "1000:1000", id, "stat", "-L", "-c", "exec=%u:%g", "/proc/self/fd/0")
+		if out := <-got; !strings.Contains(out, "exec=1000:5") {
+			t.Errorf("%s: exec -t's pty is not 1000:5: %q", name, out)
+		}
+	}
+}
+
+// A bind source below a directory only host root may enter, in a container
+// whose root maps to an unprivileged host uid: runc opens bind sources from
+// outside the user namespace, so the bind works; hako's parent does too.
+func TestUserNSBindSourceBelowRootOnlyDir(t *testing.T) {
+	e := newEnv(t)
+	openUp(t, e.bundle)
+	hidden := filepath.Join(t.TempDir(), "root-only")
+	src := filepath.Join(hidden, "src")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(hidden, 0o700)
+	os.WriteFile(filepath.Join(src, "f"), []byte("reached\n"), 0o644)
+	os.WriteFile(filepath.Join(hidden, "file"), []byte("file-reached\n"), 0o644)
+	// The mapped root cannot create a mount point in a rootfs of host root's.
+	os.WriteFile(filepath.Join(e.bundle, "rootfs/etc/file"), nil, 0o644)
+	e.addNS(specs.UserNamespace)
+	e.spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 330000, Size: 65536}}
+	e.spec.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 330000, Size: 65536}}
+	e.spec.Mounts = append(e.spec.Mounts,
+		specs.Mount{Destination: "/mnt", Type: "bind", Source: src, Options: []string{"rbind", "ro"}},
+		specs.Mount{Destination: "/etc/file", Type: "bind", Source: filepath.Join(hidden, "file"), Options: []string{"bind", "ro"}})
+	e.spec.Process.Args = []string{"sh", "-c", "cat /mnt/f /etc/file"}
+	e.write()
+	runtimes := map[string]string{"hako": hakoBin}
+	if p, err := exec.LookPath("runc"); err == nil {
+		runtimes["runc"] = p
+	}
+	for name, bin := range runtimes {
+		cmd := exec.Command(bin, "--root", e.root+"-"+name, "run", "d-bindsrc-"+name)
+		cmd.Dir = e.bundle
+		out, err := cmd.CombinedOutput()
+		if err != nil || string(out) != "reached\nfile-reached\n" {
+			t.Errorf("%s: bind of a source the mapped root cannot reach: %v %q", name, err, out)
+		}
+	}
+
+	// Opened from outside, the rbind must still keep the locks the kernel
+	// puts on mounts copied into a less privileged namespace: even with
+	// CAP_SYS_ADMIN in its user namespace, the container can neither
+	// unmount a host submount (revealing what it covers) nor make it
+	// writable. A tree cloned in the host's namespace would carry no locks.
+	inner := filepath.Join(src, "inner")
+	os.MkdirAll(inner, 0o755)
+	if err := unix.Mount("tmpfs", inner, "tmpfs", unix.MS_RDONLY, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(inner, unix.MNT_DETACH) })
+	addCaps(e.spec, "CAP_SYS_ADMIN")
+	e.spec.Process.Args = []string{"sh", "-c", "umount /mnt/inner && echo unmounted; mount -o remount,rw,bind /mnt/inner && echo made-rw; grep -c ' /mnt/inner ' /proc/self/mountinfo"}
+	e.write()
+	for name, bin := range runtimes {
+		cmd := exec.Command(bin, "--root", e.root+"-"+name, "run", "d-bindlock-"+name)
+		cmd.Dir = e.bundle
+		out, err := cmd.CombinedOutput()
+		if err != nil || strings.Contains(string(out), "unmounted") || strings.Contains(string(out), "made-rw") || !strings.HasSuffix(string(out), "1\n") {
+			t.Errorf("%s: a host submount of the rbind is not locked: %v %q", name, err, out)
+		}
+	}
+}

@@ -90,28 +90,43 @@ func (m *mounter) bind(mnt specs.Mount, o Options) error {
 	if !filepath.IsAbs(src) {
 		src = filepath.Join(m.cfg.Bundle, src)
 	}
-	st, err := os.Stat(src)
-	if err != nil {
-		return fmt.Errorf("bind source: %w", err)
+	flags := uint(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC)
+	if o.Recursive {
+		flags |= unix.AT_RECURSIVE
 	}
-	dst, err := m.target(mnt.Destination, st.IsDir())
+	tree, ok := m.cfg.IDMapTrees[m.index]
+	if ok {
+		delete(m.cfg.IDMapTrees, m.index)
+	} else if fd, ok := m.cfg.BindSources[m.index]; ok {
+		delete(m.cfg.BindSources, m.index)
+		tree, err := unix.OpenTree(fd, "", flags|unix.AT_EMPTY_PATH)
+		unix.Close(fd)
+		if err != nil {
+			return fmt.Errorf("open_tree bind source %s: %w", src, err)
+		}
+		return m.bindTree(tree, mnt, o)
+	} else {
+		var err error
+		if tree, err = unix.OpenTree(unix.AT_FDCWD, src, flags); err != nil {
+			return fmt.Errorf("open_tree bind source %s: %w", src, err)
+		}
+	}
+	return m.bindTree(tree, mnt, o)
+}
+
+// bindTree attaches a detached bind mount at the destination, made a file
+// or a directory as the tree's root is; it closes tree.
+func (m *mounter) bindTree(tree int, mnt specs.Mount, o Options) error {
+	defer unix.Close(tree)
+	var st unix.Stat_t
+	if err := unix.Fstat(tree, &st); err != nil {
+		return fmt.Errorf("fstat bind source %s: %w", mnt.Source, err)
+	}
+	dst, err := m.target(mnt.Destination, st.Mode&unix.S_IFMT == unix.S_IFDIR)
 	if err != nil {
 		return err
 	}
 	defer dst.Close()
-	tree, ok := m.cfg.IDMapTrees[m.index]
-	if ok {
-		delete(m.cfg.IDMapTrees, m.index)
-	} else {
-		flags := uint(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC)
-		if o.Recursive {
-			flags |= unix.AT_RECURSIVE
-		}
-		if tree, err = unix.OpenTree(unix.AT_FDCWD, src, flags); err != nil {
-			return fmt.Errorf("open_tree %s: %w", src, err)
-		}
-	}
-	defer unix.Close(tree)
 	if err := setAttrs(tree, o); err != nil {
 		return err
 	}

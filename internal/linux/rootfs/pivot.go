@@ -3,7 +3,9 @@ package rootfs
 import (
 	"errors"
 	"fmt"
+	"strings"
 
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -68,6 +70,9 @@ func pivotRoot(rootfs string) error {
 // moveRoot is --no-pivot: MS_MOVE the rootfs onto / and chroot into it, for
 // roots where pivot_root cannot work (an initramfs is not a mount).
 func moveRoot(rootfs string) error {
+	if err := hideFullProcfs(rootfs); err != nil {
+		return err
+	}
 	if err := unix.Chdir(rootfs); err != nil {
 		return fmt.Errorf("chdir to rootfs: %w", err)
 	}
@@ -82,4 +87,53 @@ func chrootInto(dir string) error {
 		return fmt.Errorf("chroot %s: %w", dir, err)
 	}
 	return unix.Chdir("/")
+}
+
+// hideFullProcfs is runc's msMoveRoot hardening (opencontainers/runc#1962,
+// refined by #2647; as in runc 1.1.5). MS_MOVE and chroot leave the host's
+// mounts in the container's mount namespace, merely out of the chroot's
+// sight. The kernel lets a user namespace mount a new procfs or sysfs only
+// where one is already fully visible in the mount namespace
+// (mount_too_revealing), and it looks at every mount of the namespace, not
+// at what the chroot shows: a fully visible host /proc would let the
+// container `unshare -mrpf` and mount a procfs without the masked and
+// read-only paths. pivot_root detaches the old root, so only --no-pivot
+// needs this.
+//
+// Only mounts of a filesystem's root count for the kernel, and those inside
+// the rootfs are the container's own (masked later).
+func hideFullProcfs(rootfs string) error {
+	infos, err := mountinfo.GetMounts(func(i *mountinfo.Info) (skip, stop bool) {
+		full := i.Root == "/" && (i.FSType == "proc" || i.FSType == "sysfs")
+		return !full || i.Mountpoint == rootfs || strings.HasPrefix(i.Mountpoint, rootfs+"/"), false
+	})
+	if err != nil {
+		return fmt.Errorf("read mountinfo: %w", err)
+	}
+	for _, i := range infos {
+		p := i.Mountpoint
+		// The unmount must not reach the host through shared propagation
+		// (rootfsPropagation may have left / shared).
+		if err := unix.Mount("", p, "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				// Gone with a mount above it, detached already.
+				continue
+			}
+			return fmt.Errorf("make %s rslave before hiding it: %w", p, err)
+		}
+		err := unix.Unmount(p, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.EPERM) {
+			return fmt.Errorf("unmount host %s %s: %w", i.FSType, p, err)
+		}
+		// A mount locked by a user namespace cannot be unmounted; a mount
+		// on its root is a child that keeps it from counting as fully
+		// visible.
+		if err2 := unix.Mount("tmpfs", p, "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=0"); err2 != nil {
+			return fmt.Errorf("cover host %s %s with tmpfs: %w (unmount: %v)", i.FSType, p, err2, err)
+		}
+	}
+	return nil
 }

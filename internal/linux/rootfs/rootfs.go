@@ -43,6 +43,10 @@ type Config struct {
 	// IDMapTrees are detached idmapped mounts made by the parent, by
 	// index in Spec.Mounts; Setup moves each into place and closes it.
 	IDMapTrees map[int]int
+	// BindSources are bind sources the parent opened (O_PATH, in this
+	// mount namespace, with its credentials), by index in Spec.Mounts;
+	// Setup clones each with open_tree and closes it.
+	BindSources map[int]int
 
 	// devReadonly: the /dev mount asked for "ro", which Finalize applies
 	// once everything below /dev exists.
@@ -76,6 +80,14 @@ func Setup(c *Config) error {
 		return fmt.Errorf("open rootfs: %w", err)
 	}
 	defer root.Close()
+	// Sources on the host must not stay open past pivot_root, whatever
+	// fails.
+	defer func() {
+		for idx, fd := range c.BindSources {
+			unix.Close(fd)
+			delete(c.BindSources, idx)
+		}
+	}()
 	m := &mounter{root: root, cfg: c}
 	for i, mnt := range c.Spec.Mounts {
 		m.index = i
