@@ -29,9 +29,8 @@ var Rlimits = map[string]int{
 
 // prepared is a process ready for execve: everything that may fail has.
 type prepared struct {
-	path        string
-	args, env   []string
-	lateSeccomp *security.Seccomp
+	path      string
+	args, env []string
 }
 
 // prepare applies the process's properties in runc's order (its
@@ -121,13 +120,13 @@ func prepare(p *Plan, sync int) (*prepared, error) {
 	}
 	pr.path = path
 	if filter != nil && proc.NoNewPrivileges {
-		// As close to execve as the filter can be: a listener fd must
-		// still reach the agent through hako, which is gone once the init
-		// waits for start, so a notifying filter is loaded here, the
-		// others only in exec.
-		if !filter.Notify() {
-			pr.lateSeccomp = filter
-		} else if err := loadSeccomp(filter, sync); err != nil {
+		// As late as runc 1.2+ loads it: after everything that sets the
+		// process up, before the init reports ready and waits for start.
+		// A listener fd must still reach the agent through hako, which is
+		// gone once the init waits for start; and startContainer hooks
+		// run under the container's filter, as the runtime-spec's
+		// "executed in the container namespace" and runc give them.
+		if err := loadSeccomp(filter, sync); err != nil {
 			return nil, err
 		}
 	}
@@ -212,11 +211,6 @@ func (s *fdSender) send(sock, fd int) error {
 }
 
 func (pr *prepared) exec() error {
-	if pr.lateSeccomp != nil {
-		if err := loadSeccomp(pr.lateSeccomp, -1); err != nil {
-			return err
-		}
-	}
 	err := unix.Exec(pr.path, pr.args, pr.env)
 	return fmt.Errorf("exec %s: %w", pr.path, err)
 }

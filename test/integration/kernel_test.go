@@ -230,3 +230,25 @@ func TestHookStatusAndCwdMatchRunc(t *testing.T) {
 		}
 	}
 }
+
+// startContainer hooks run in the container under its seccomp filter, with
+// and without no_new_privs (runc 1.2+ loads the filter before the init
+// waits for start; 1.1 loaded it after the hooks when no_new_privs was set).
+func TestStartContainerHookUnderSeccomp(t *testing.T) {
+	for _, nnp := range []bool{true, false} {
+		e := newEnv(t)
+		e.spec.Root.Readonly = false
+		e.spec.Process.NoNewPrivileges = nnp
+		eperm := uint(1)
+		e.spec.Linux.Seccomp = &specs.LinuxSeccomp{
+			DefaultAction: specs.ActAllow,
+			Syscalls:      []specs.LinuxSyscall{{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActErrno, ErrnoRet: &eperm}},
+		}
+		e.spec.Hooks = &specs.Hooks{StartContainer: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c",
+			"if mkdir /tmp/hookdir 2>/dev/null; then echo unfiltered; else echo filtered; fi > /tmp/hook"}}}}
+		out := e.run("cat", "/tmp/hook")
+		if strings.TrimSpace(out) != "filtered" {
+			t.Errorf("noNewPrivileges=%v: startContainer hook ran outside the seccomp filter: %q", nnp, out)
+		}
+	}
+}
