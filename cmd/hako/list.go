@@ -31,7 +31,7 @@ func init() {
 			if err != nil {
 				continue // deleted meanwhile, or being created
 			}
-			states = append(states, c.OCIState())
+			states = append(states, c.ListState())
 		}
 		if *quiet {
 			for _, s := range states {

@@ -13,11 +13,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strings"
 	"time"
-
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/hako-runtime/hako/internal/container"
 	"github.com/hako-runtime/hako/internal/initproc"
@@ -85,7 +82,8 @@ func realMain(args []string) int {
 	fs.StringVar(&g.rootless, "rootless", "auto", "rootless mode: true, false or auto")
 	showVersion := fs.Bool("version", false, "print the version")
 	fs.BoolVar(showVersion, "v", false, "print the version")
-	fs.Usage = func() { usage(fs) }
+	fs.Usage = func() { printGlobalHelp(os.Stdout, fs) }
+	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -93,7 +91,7 @@ func realMain(args []string) int {
 		return 1
 	}
 	if *showVersion {
-		fmt.Printf("hako version %s\nspec: %s\n", version, specs.Version)
+		fmt.Print(versionText())
 		return 0
 	}
 	if g.logFormat != "text" && g.logFormat != "json" {
@@ -111,14 +109,16 @@ func realMain(args []string) int {
 		g.logW = f
 	}
 	if fs.NArg() == 0 {
-		usage(fs)
-		return 1
+		printGlobalHelp(os.Stdout, fs)
+		return 0
 	}
 	name := fs.Arg(0)
+	if name == "help" || name == "h" {
+		return g.exit("", helpCmd(fs, fs.Args()[1:]))
+	}
 	cmd, ok := commands[name]
 	if !ok {
-		g.logError(fmt.Errorf("unknown command %q (see hako --help)", name))
-		return 1
+		return g.exit("", errNoHelpTopic(name))
 	}
 	if g.systemd {
 		if _, err := os.Stat("/run/systemd/system"); err != nil {
@@ -128,20 +128,41 @@ func realMain(args []string) int {
 		g.logError(errors.New("--systemd-cgroup: the systemd cgroup driver is not supported yet; omit the flag"))
 		return 1
 	}
-	err := cmd.run(g, fs.Args()[1:])
+	return g.exit(name, cmd.run(g, fs.Args()[1:]))
+}
+
+// exit logs err (prefixed with the command's name) and returns the exit
+// status: a process's own, runc's status for the failure, or 1.
+func (g *globals) exit(name string, err error) int {
 	var ee exitError
 	if errors.As(err, &ee) {
 		return ee.code
 	}
-	if err != nil {
-		g.logError(fmt.Errorf("%s: %w", name, err))
-		var ce codedError
-		if errors.As(err, &ce) {
-			return ce.code
-		}
-		return 1
+	if err == nil {
+		return 0
 	}
-	return 0
+	if name != "" {
+		err = fmt.Errorf("%s: %w", name, err)
+	}
+	g.logError(err)
+	var ce codedError
+	if errors.As(err, &ce) {
+		return ce.code
+	}
+	return 1
+}
+
+// helpCmd is `hako help [command]`.
+func helpCmd(global *flag.FlagSet, args []string) error {
+	if len(args) == 0 {
+		printGlobalHelp(os.Stdout, global)
+		return nil
+	}
+	if _, ok := commands[args[0]]; !ok {
+		return errNoHelpTopic(args[0])
+	}
+	// Every command prints its own help for --help and exits.
+	return commands[args[0]].run(&globals{}, []string{"--help"})
 }
 
 func defaultRoot() string {
@@ -163,20 +184,6 @@ func honorXDG() bool {
 	}
 	u, ok := os.LookupEnv("USER")
 	return !ok || u != "root"
-}
-
-func usage(fs *flag.FlagSet) {
-	fmt.Fprintf(os.Stderr, "usage: hako [global options] command [options] [args]\n\ncommands:\n")
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(os.Stderr, "  %-9s %s\n", n, commands[n].usage)
-	}
-	fmt.Fprintf(os.Stderr, "\nglobal options:\n")
-	fs.PrintDefaults()
 }
 
 // logError writes err to stderr and, with --log, to the log in its format.
@@ -283,9 +290,7 @@ func isBoolFlag(f *flag.Flag) bool {
 func parseArgs(fs *flag.FlagSet, args []string, min, max int, argsUsage string) ([]string, error) {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(os.Stderr)
-			fmt.Fprintf(os.Stderr, "usage: hako %s [options] %s\n", fs.Name(), argsUsage)
-			fs.PrintDefaults()
+			printCommandHelp(os.Stdout, fs, argsUsage)
 			return nil, exitError{0}
 		}
 		return nil, err

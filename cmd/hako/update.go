@@ -28,28 +28,29 @@ type updateFlags struct {
 func updateCmd(g *globals, args []string) error {
 	fs := newFlags("update")
 	f := &updateFlags{}
-	str := func(p *string, names ...string) {
+	// runc's usage texts, so `--help` reads the same.
+	str := func(p *string, usage string, names ...string) {
 		for _, n := range names {
-			fs.StringVar(p, n, "", "")
+			fs.StringVar(p, n, "", usage)
 		}
 	}
-	str(&f.resources, "resources", "r")
-	str(&f.blkioWeight, "blkio-weight")
-	str(&f.cpuPeriod, "cpu-period")
-	str(&f.cpuQuota, "cpu-quota")
-	str(&f.cpuBurst, "cpu-burst")
-	str(&f.cpuIdle, "cpu-idle")
-	str(&f.cpuShares, "cpu-share")
-	str(&f.cpuRtPeriod, "cpu-rt-period")
-	str(&f.cpuRtRuntime, "cpu-rt-runtime")
-	str(&f.cpusetCpus, "cpuset-cpus")
-	str(&f.cpusetMems, "cpuset-mems")
-	str(&f.memory, "memory")
-	str(&f.memoryReservation, "memory-reservation")
-	str(&f.memorySwap, "memory-swap")
-	str(&f.pidsLimit, "pids-limit")
-	str(&f.l3Cache, "l3-cache-schema")
-	str(&f.memBw, "mem-bw-schema")
+	str(&f.resources, "path to the file containing the resources to update or '-' to read from the standard input", "resources", "r")
+	str(&f.blkioWeight, "Specifies per cgroup weight, range is from 10 to 1000", "blkio-weight")
+	str(&f.cpuPeriod, "CPU CFS period to be used for hardcapping (in usecs). 0 to use system default", "cpu-period")
+	str(&f.cpuQuota, "CPU CFS hardcap limit (in usecs). Allowed cpu time in a given period", "cpu-quota")
+	str(&f.cpuBurst, "CPU CFS hardcap burst limit (in usecs). Allowed accumulated cpu time additionally for burst a given period", "cpu-burst")
+	str(&f.cpuIdle, "set cgroup SCHED_IDLE or not, 0: default behavior, 1: SCHED_IDLE", "cpu-idle")
+	str(&f.cpuShares, "CPU shares (relative weight vs. other containers)", "cpu-share")
+	str(&f.cpuRtPeriod, "CPU realtime period to be used for hardcapping (in usecs). 0 to use system default", "cpu-rt-period")
+	str(&f.cpuRtRuntime, "CPU realtime hardcap limit (in usecs). Allowed cpu time in a given period", "cpu-rt-runtime")
+	str(&f.cpusetCpus, "CPU(s) to use", "cpuset-cpus")
+	str(&f.cpusetMems, "Memory node(s) to use", "cpuset-mems")
+	str(&f.memory, "Memory limit (in bytes)", "memory")
+	str(&f.memoryReservation, "Memory reservation or soft_limit (in bytes)", "memory-reservation")
+	str(&f.memorySwap, "Total memory usage (memory + swap); set '-1' to enable unlimited swap", "memory-swap")
+	str(&f.pidsLimit, "Maximum number of pids allowed in the container", "pids-limit")
+	str(&f.l3Cache, "The string of Intel RDT/CAT L3 cache schema (not supported)", "l3-cache-schema")
+	str(&f.memBw, "The string of Intel RDT/MBA memory bandwidth schema (not supported)", "mem-bw-schema")
 	rest, err := parse(fs, args, 1, 1, "<container-id>")
 	if err != nil {
 		return err

@@ -198,7 +198,9 @@ type OCIState struct {
 	Rootfs      string            `json:"rootfs"`
 	Created     time.Time         `json:"created"`
 	Annotations map[string]string `json:"annotations,omitempty"`
-	Owner       string            `json:"owner"`
+	// Owner is empty in `state` and hooks' state, as in runc; `list` sets
+	// it from its state directory (ListState).
+	Owner string `json:"owner"`
 }
 
 // OCIState reports the container's state.
@@ -214,8 +216,33 @@ func (c *Container) ociState(s Status) OCIState {
 	return OCIState{
 		Version: specs.Version, ID: c.State.ID, Pid: pid, Status: s,
 		Bundle: c.State.Bundle, Rootfs: c.State.Rootfs, Created: c.State.Created,
-		Annotations: c.State.Annotations, Owner: c.State.Owner,
+		Annotations: c.State.Annotations,
 	}
+}
+
+// ListState is OCIState as `list` shows it, with runc's owner: the user
+// owning the container's state directory (who created it), by name where
+// /etc/passwd has one, "#uid" otherwise.
+func (c *Container) ListState() OCIState {
+	s := c.OCIState()
+	var st unix.Stat_t
+	if err := unix.Stat(c.rt.Store.Dir(c.State.ID), &st); err == nil {
+		s.Owner = userName(st.Uid)
+	}
+	return s
+}
+
+// userName reads /etc/passwd itself: os/user would call glibc's NSS
+// through cgo, which a static binary cannot load.
+func userName(uid uint32) string {
+	data, _ := os.ReadFile("/etc/passwd")
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Split(line, ":")
+		if len(f) > 2 && f[2] == strconv.FormatUint(uint64(uid), 10) {
+			return f[0]
+		}
+	}
+	return "#" + strconv.FormatUint(uint64(uid), 10)
 }
 
 func (c *Container) stateJSON(s Status) []byte {

@@ -40,11 +40,8 @@ func (r *Runtime) Start(id string) error {
 	if err := awaitFifo(fd, c); err != nil {
 		return err
 	}
+	// The fifo's absence is what says "started" (Status).
 	os.Remove(fifo)
-	c.State.Started = true
-	if err := r.Store.Save(c.State); err != nil {
-		return err
-	}
 	if cfg, err := c.Config(); err == nil && cfg.Hooks != nil {
 		if err := hooks.RunAll("poststart", cfg.Hooks.Poststart, c.stateJSON(Running)); err != nil {
 			r.warn("%v", err)

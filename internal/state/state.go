@@ -47,12 +47,9 @@ type State struct {
 	Bundle      string            `json:"bundle"`
 	Rootfs      string            `json:"rootfs"`
 	Created     time.Time         `json:"created"`
-	Owner       string            `json:"owner"`
 	Annotations map[string]string `json:"annotations,omitempty"`
 	CgroupPaths map[string]string `json:"cgroup_paths,omitempty"`
 	Rootless    bool              `json:"rootless,omitempty"`
-	// Started is set once `start` has released the init.
-	Started bool `json:"started,omitempty"`
 }
 
 // Store is a --root directory.

@@ -102,6 +102,12 @@ func SeccompSupported() bool {
 	return major > 2 || major == 2 && (minor > 3 || minor == 3 && micro >= 1)
 }
 
+// LibseccompVersion is the linked libseccomp's version, for --version.
+func LibseccompVersion() string {
+	major, minor, micro := libseccomp.GetLibraryVersion()
+	return fmt.Sprintf("%d.%d.%d", major, minor, micro)
+}
+
 // SupportedSeccompFlags lists the flag names LoadSeccomp accepts that the
 // running kernel also has, for `features`.
 func SupportedSeccompFlags() []string {

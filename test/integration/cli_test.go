@@ -1,0 +1,146 @@
+package integration
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// rtCmd runs one runtime's command line and returns stdout, stderr and the
+// exit status.
+func rtCmd(t *testing.T, rt []string, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(rt[0], append(append([]string{}, rt[1:]...), args...)...)
+	so, se := tempOut(t), tempOut(t)
+	cmd.Stdout, cmd.Stderr = so, se
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("%v: %v", args, err)
+	}
+	return readAll(so), readAll(se), code
+}
+
+// TestCLIMatchesRunc runs the same command lines against hako and runc and
+// compares what engines and scripts read: the exit status and runc's words.
+func TestCLIMatchesRunc(t *testing.T) {
+	e := newEnv(t)
+	e.spec.Root.Path = filepath.Join(e.bundle, "rootfs")
+	e.spec.Process.Args = []string{"sleep", "1000"}
+	e.write()
+	rts := map[string][]string{"hako": {hakoBin, "--root", e.root}}
+	if ref, ok := refRuntimes(t)["runc"]; ok {
+		rts["runc"] = ref
+	} else {
+		t.Log("runc not installed: checking hako against runc's known answers only")
+	}
+	type step struct {
+		name  string
+		args  []string
+		code  int
+		words string // in stderr (runc's wording), "" for none
+	}
+	steps := []step{
+		{"flags after the id", []string{"update", "cli1", "--pids-limit", "50"}, 0, ""},
+		{"kill 0 probes", []string{"kill", "cli1", "0"}, 0, ""},
+		{"pause", []string{"pause", "cli1"}, 0, ""},
+		{"exec into paused", []string{"exec", "cli1", "true"}, 255, "cannot exec in a paused container"},
+		{"resume", []string{"resume", "cli1"}, 0, ""},
+		{"exec with a bad pid file dir", []string{"exec", "--pid-file", "/nonexistent/dir/pid", "cli1", "true"}, 255, "no such file or directory"},
+		{"exec status passes through", []string{"exec", "cli1", "sh", "-c", "exit 7"}, 7, ""},
+		{"kill", []string{"kill", "cli1", "KILL"}, 0, ""},
+		{"kill a stopped container", []string{"kill", "cli1"}, 1, "container not running"},
+		{"exec into a stopped container", []string{"exec", "cli1", "true"}, 255, "cannot exec in a stopped container"},
+		{"delete", []string{"delete", "cli1"}, 0, ""},
+		{"state of a missing container", []string{"state", "cli1"}, 1, "does not exist"},
+		{"kill a missing container", []string{"kill", "cli1"}, 1, "does not exist"},
+		{"unknown command", []string{"nope"}, 3, "No help topic for 'nope'"},
+		{"help for an unknown command", []string{"help", "nope"}, 3, "No help topic for 'nope'"},
+		{"help", []string{"help", "kill"}, 0, ""},
+	}
+	for name, rt := range rts {
+		if _, se, code := rtCmd(t, rt, "run", "-d", "--bundle", e.bundle, "cli1"); code != 0 {
+			t.Fatalf("%s run -d: %d %s", name, code, se)
+		}
+		for _, s := range steps {
+			_, se, code := rtCmd(t, rt, s.args...)
+			if code != s.code {
+				t.Errorf("%s %s (%v): exit %d, want %d\n%s", name, s.name, s.args, code, s.code, se)
+			}
+			if s.words != "" && !strings.Contains(se, s.words) {
+				t.Errorf("%s %s (%v): stderr %q lacks %q", name, s.name, s.args, se, s.words)
+			}
+		}
+		rtCmd(t, rt, "delete", "--force", "cli1")
+	}
+}
+
+// --version and --help have runc's shape, which tools parse.
+func TestVersionAndHelpShape(t *testing.T) {
+	out, _, code := rtCmd(t, []string{hakoBin}, "--version")
+	if code != 0 || !regexp.MustCompile(`^hako version \S+\ncommit: \S+\nspec: \S+\ngo: \S+\nlibseccomp: \S+\n$`).MatchString(out) {
+		t.Errorf("--version: %d %q", code, out)
+	}
+	out, _, code = rtCmd(t, []string{hakoBin}, "--help")
+	for _, h := range []string{"NAME:\n   hako - ", "\nUSAGE:\n   hako [global options] command", "\nCOMMANDS:\n", "\n   kill ", "\nGLOBAL OPTIONS:\n", "   --root value"} {
+		if code != 0 || !strings.Contains(out, h) {
+			t.Errorf("--help lacks %q:\n%s", h, out)
+		}
+	}
+	out, _, code = rtCmd(t, []string{hakoBin}, "exec", "--help")
+	for _, h := range []string{"NAME:\n   hako exec - ", "USAGE:\n   hako exec [command options] <container-id>", "OPTIONS:\n", "   --tty, -t", "   --cgroup value", "   --ignore-paused"} {
+		if code != 0 || !strings.Contains(out, h) {
+			t.Errorf("exec --help lacks %q:\n%s", h, out)
+		}
+	}
+}
+
+// list shows who owns each container, as runc does: the owner of its
+// state directory.
+func TestListOwner(t *testing.T) {
+	e := newEnv(t)
+	e.background("owner1")
+	out := e.hakoOK("list")
+	if !regexp.MustCompile(`(?m)^owner1\s+\d+\s+running\s+\S+\s+\S+\s+root$`).MatchString(out) {
+		t.Errorf("list:\n%s", out)
+	}
+	if st := e.hakoOK("state", "owner1"); !strings.Contains(st, `"owner": ""`) {
+		t.Errorf("state should leave owner empty, as runc: %s", st)
+	}
+}
+
+// exec --cgroup puts the process in a sub-cgroup of the container's, in
+// runc's v1 "controller:path" form and its plain "path" form.
+func TestExecSubCgroup(t *testing.T) {
+	e := newEnv(t)
+	pid := e.background("subcg1")
+	dir := ownCgroupDir(t, pid, "pids")
+	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out := e.hakoOK("exec", "--cgroup", "pids:sub", "subcg1", "cat", "/proc/self/cgroup")
+	if !regexp.MustCompile(`(?m):pids:\S*/sub$`).MatchString(out) {
+		t.Errorf("exec --cgroup pids:sub: not in the sub-cgroup:\n%s", out)
+	}
+	if regexp.MustCompile(`(?m):memory:\S*/sub$`).MatchString(out) {
+		t.Errorf("exec --cgroup pids:sub moved other controllers too:\n%s", out)
+	}
+	if _, se, code := e.hako("exec", "--cgroup", "nope:sub", "subcg1", "true"); code != 255 || !strings.Contains(se, "unknown controller nope") {
+		t.Errorf("unknown controller: %d %q", code, se)
+	}
+	if _, se, code := e.hako("exec", "--cgroup", "pids:../..", "subcg1", "true"); code != 255 || !strings.Contains(se, "not a sub cgroup path") {
+		t.Errorf("escaping path: %d %q", code, se)
+	}
+	if _, se, code := e.hako("exec", "--cgroup", "missing", "subcg1", "true"); code != 255 || !strings.Contains(se, "does not exist") {
+		t.Errorf("missing sub-cgroup: %d %q", code, se)
+	}
+	e.hakoOK("delete", "--force", "subcg1")
+	if _, err := os.Stat(dir); err == nil {
+		t.Errorf("%s (with its sub-cgroup) left after delete", dir)
+	}
+}
