@@ -133,6 +133,11 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 	if err := frozenErr(cm, "create"); err != nil {
 		return nil, err
 	}
+	// Allowed, as runc allows it, with runc's warning: `kill --all`,
+	// `ps` and delete will treat those processes as the container's.
+	if pids, err := cm.Pids(); err == nil && len(pids) > 0 {
+		r.warn("container's cgroup is not empty: %d process(es) found", len(pids))
+	}
 
 	fifo := filepath.Join(dir, state.FifoName)
 	// 0622 as runc: the init opens it after switching to the process's

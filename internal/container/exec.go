@@ -74,9 +74,15 @@ func (c *Container) Exec(o *ExecOpts) (int, error) {
 		}
 		req.CgroupTasks, cgroup2 = joinCgroups(cm, c.State.Rootless)
 		// Paused by someone meanwhile: the new process stops in it.
-		// The container is not ours to thaw.
-		stuck = func() error { return frozenErr(cm, "exec") }
+		// The container is not ours to thaw. With --ignore-paused that
+		// is what was asked for: like runc, wait for the resume (up to
+		// the sync socket's idle limit).
+		if !o.IgnorePaused {
+			stuck = func() error { return frozenErr(cm, "exec") }
+		}
+		c.rt.debug("exec %s: cgroups %v", c.State.ID, cm.Paths())
 	}
+	c.rt.debug("exec %s: joining namespaces %v of init %d", c.State.ID, req.Join, c.State.InitPid)
 	console := o.ConsoleFile
 	if o.ConsoleSocket != "" {
 		if console, err = dialConsole(o.ConsoleSocket); err != nil {
@@ -110,6 +116,7 @@ func (c *Container) Exec(o *ExecOpts) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	c.rt.debug("exec %s: process %d started: %v as %d:%d in %s", c.State.ID, p.pid, o.Process.Args, o.Process.User.UID, o.Process.User.GID, o.Process.Cwd)
 	m, err := p.next()
 	if err == nil && m.Type != initproc.MsgReady {
 		err = fmt.Errorf("%w: unexpected message %q", ErrProcess, m.Type)
@@ -128,6 +135,7 @@ func (c *Container) Exec(o *ExecOpts) (int, error) {
 		return 0, err
 	}
 	p.conn.Close()
+	c.rt.debug("exec %s: process %d exec'd %s", c.State.ID, p.pid, o.Process.Args[0])
 	if o.PidFile != "" {
 		if err := writePidFile(o.PidFile, p.pid); err != nil {
 			return 0, err

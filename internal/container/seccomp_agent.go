@@ -34,7 +34,8 @@ func forwardListener(fd, pid int, sc *specs.LinuxSeccomp, st specs.State) error 
 	}
 	defer unix.Close(sock)
 	if err := unix.Connect(sock, &unix.SockaddrUnix{Name: sc.ListenerPath}); err != nil {
-		return fmt.Errorf("linux.seccomp.listenerPath %s: connect: %w", sc.ListenerPath, err)
+		// runc's words first: engines and users search for them.
+		return fmt.Errorf("failed to connect with seccomp agent specified in the seccomp profile: linux.seccomp.listenerPath %s: %w", sc.ListenerPath, err)
 	}
 	if err := unix.Sendmsg(sock, data, unix.UnixRights(fd), nil, 0); err != nil {
 		return fmt.Errorf("linux.seccomp.listenerPath %s: send: %w", sc.ListenerPath, err)

@@ -144,3 +144,78 @@ func TestExecSubCgroup(t *testing.T) {
 		t.Errorf("%s (with its sub-cgroup) left after delete", dir)
 	}
 }
+
+// Creating into a cgroup that already holds a process works, with runc's
+// warning.
+func TestCreateIntoNonEmptyCgroupWarns(t *testing.T) {
+	e := newEnv(t)
+	cg := "/hako-test-nonempty-" + sanitize(t.Name())
+	e.spec.Linux.CgroupsPath = cg
+	e.spec.Root.Path = filepath.Join(e.bundle, "rootfs")
+	e.spec.Process.Args = []string{"true"}
+	e.write()
+	// runc looks in the devices hierarchy on v1, hako in pids.
+	dirs := []string{"/sys/fs/cgroup/pids" + cg, "/sys/fs/cgroup/devices" + cg}
+	if _, err := os.Stat("/sys/fs/cgroup/pids"); err != nil {
+		dirs = []string{"/sys/fs/cgroup" + cg}
+	}
+	t.Cleanup(func() {
+		matches, _ := filepath.Glob("/sys/fs/cgroup/*" + cg)
+		for _, m := range append(matches, "/sys/fs/cgroup"+cg) {
+			os.Remove(m)
+		}
+	})
+	// A process of someone else's in the cgroup; delete --force kills it
+	// with the container's, so each runtime gets its own.
+	occupy := func() {
+		sleeper := exec.Command("sleep", "100")
+		if err := sleeper.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { sleeper.Process.Kill(); sleeper.Wait() })
+		for _, d := range dirs {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(d, "cgroup.procs"), []byte(itoa(sleeper.Process.Pid)), 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	rts := map[string][]string{"hako": {hakoBin, "--root", e.root}}
+	if ref, ok := refRuntimes(t)["runc"]; ok {
+		rts["runc"] = ref
+	}
+	for name, rt := range rts {
+		occupy()
+		_, se, code := rtCmd(t, rt, "run", "--bundle", e.bundle, "nonempty")
+		if code != 0 || !regexp.MustCompile(`container's cgroup is not empty: [0-9]+ process\(es\) found`).MatchString(se) {
+			t.Errorf("%s run into a non-empty cgroup: exit %d, %q", name, code, se)
+		}
+		rtCmd(t, rt, "delete", "--force", "nonempty")
+	}
+}
+
+// --debug logs create's and exec's steps at debug level: to stderr, or to
+// --log in its format.
+func TestDebugLogsCreateAndExec(t *testing.T) {
+	e := newEnv(t)
+	e.spec.Process.Args = []string{"sleep", "1000"}
+	e.write()
+	_, se, code := e.hako("--debug", "run", "-d", "--bundle", e.bundle, "dbg1")
+	if code != 0 || !strings.Contains(se, `level=debug msg="create dbg1: cgroups`) || !strings.Contains(se, "container process") {
+		t.Errorf("--debug run -d: exit %d, stderr:\n%s", code, se)
+	}
+	log := filepath.Join(t.TempDir(), "log.json")
+	_, se, code = e.hako("--debug", "--log", log, "--log-format", "json", "exec", "dbg1", "true")
+	if code != 0 || se != "" {
+		t.Errorf("--debug --log exec: exit %d, stderr %q (want everything in the log)", code, se)
+	}
+	data := readFile(t, log)
+	for _, want := range []string{`"level":"debug"`, `exec dbg1: joining namespaces`, `exec dbg1: process `} {
+		if !strings.Contains(data, want) {
+			t.Errorf("log lacks %q:\n%s", want, data)
+		}
+	}
+	e.hakoOK("delete", "--force", "dbg1")
+}

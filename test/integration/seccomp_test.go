@@ -132,3 +132,21 @@ func TestSeccompCache(t *testing.T) {
 		}
 	}
 }
+
+// No agent listening at listenerPath: create fails in runc's words and
+// leaves nothing behind.
+func TestSeccompAgentMissing(t *testing.T) {
+	e := newEnv(t)
+	e.spec.Linux.Seccomp = &specs.LinuxSeccomp{
+		DefaultAction: specs.ActAllow,
+		ListenerPath:  filepath.Join(t.TempDir(), "nobody.sock"),
+		Syscalls:      []specs.LinuxSyscall{{Names: []string{"mkdirat"}, Action: specs.ActNotify}},
+	}
+	e.spec.Process.Args = []string{"true"}
+	e.write()
+	_, se, code := e.hako("run", "noagent")
+	if code == 0 || !strings.Contains(se, "failed to connect with seccomp agent") {
+		t.Errorf("run without an agent: exit %d, %q", code, se)
+	}
+	assertNothingLeft(t, e, "noagent")
+}

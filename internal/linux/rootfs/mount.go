@@ -76,13 +76,20 @@ func (m *mounter) target(dest string, dir bool) (*os.File, error) {
 	return openInRoot(m.root, dest)
 }
 
+// refuseSymlink refuses a /proc or /sys that exists as anything but a
+// directory, in runc's words (which users search for).
 func refuseSymlink(root *os.File, dest string) error {
 	var st unix.Stat_t
 	err := unix.Fstatat(int(root.Fd()), strings.TrimPrefix(dest, "/"), &st, unix.AT_SYMLINK_NOFOLLOW)
-	if err == nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
-		return fmt.Errorf("%w: %s is a symlink in the rootfs; it must be a directory", ErrUnsafePath, dest)
+	if err != nil || st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return nil
 	}
-	return nil
+	fs := map[string]string{"/proc": "proc", "/sys": "sysfs"}[dest]
+	what := "not a directory"
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		what = "a symlink"
+	}
+	return fmt.Errorf("%w: filesystem %q must be mounted on ordinary directory (%s is %s in the rootfs)", ErrUnsafePath, fs, dest, what)
 }
 
 func (m *mounter) bind(mnt specs.Mount, o Options) error {
