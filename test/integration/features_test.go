@@ -155,15 +155,22 @@ func TestProcessProperties(t *testing.T) {
 	adj := 500
 	e.spec.Process.OOMScoreAdj = &adj
 	e.spec.Linux.Sysctl = map[string]string{"net.ipv4.ip_forward": "1"}
+	hostForward := readFile(t, "/proc/sys/net/ipv4/ip_forward")
+	if hostForward == "1\n" {
+		// Made 0 so that the container's 1 cannot be the host's.
+		os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("0"), 0)
+		defer os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0)
+		hostForward = "0\n"
+	}
 	out := e.run("sh", "-c", "hostname; echo $FOO; pwd; id; ulimit -n; ulimit -Hn; cat /proc/self/oom_score_adj; cat /proc/sys/net/ipv4/ip_forward; grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb)' /proc/self/status; grep NoNewPrivs /proc/self/status")
-	for _, want := range []string{"box\n", "bar\n", "/tmp\n", "uid=1000 gid=1000 groups=2000", "\n123\n456\n", "500\n1\n", "CapInh:\t0000000000000000", "CapBnd:\t00000000200000a0"[:7], "NoNewPrivs:\t1"} {
+	for _, want := range []string{"box\n", "bar\n", "/tmp\n", "uid=1000 gid=1000 groups=2000", "\n123\n456\n", "500\n1\n", "CapInh:\t0000000000000000", "CapBnd:\t0000000020000420", "CapEff:\t0000000000000000", "NoNewPrivs:\t1"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("missing %q in:\n%s", want, out)
 		}
 	}
 	// Host namespaces untouched.
-	if v := readFile(t, "/proc/sys/net/ipv4/ip_forward"); strings.TrimSpace(v) == "1" && !strings.Contains(out, "1\n") {
-		t.Log("host ip_forward is 1 already")
+	if after := readFile(t, "/proc/sys/net/ipv4/ip_forward"); after != hostForward {
+		t.Errorf("host net.ipv4.ip_forward changed from %q to %q", hostForward, after)
 	}
 	if h, _ := os.Hostname(); h == "box" {
 		t.Fatal("hostname leaked to the host")
