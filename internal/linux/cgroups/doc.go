@@ -5,7 +5,8 @@
 //
 // Limits behave exactly as under runc's cgroupfs driver: the code here is
 // a hand-written port of the parts of runc's cgroup library
-// (github.com/opencontainers/cgroups, "the library" in comments: fs for
+// (github.com/opencontainers/cgroups v0.1.1, the version runc 1.4 and 1.5
+// build with; "the library" in comments: fs for
 // cgroup v1, fs2 for the unified hierarchy, the device rules) that hako
 // needs, writing resources straight from the spec's LinuxResources with
 // the same files, values, conversions and write orders. The library itself

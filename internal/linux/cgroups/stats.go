@@ -2,7 +2,6 @@ package cgroups
 
 import (
 	"bufio"
-	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -80,9 +79,6 @@ type PidsStats struct {
 	Limit   uint64 `json:"limit,omitempty"`
 }
 
-// Blkio is left empty where the host has no per-device accounting read.
-type Blkio struct{}
-
 // Hugetlb is one page size's usage.
 type Hugetlb struct {
 	Usage   uint64 `json:"usage,omitempty"`
@@ -144,18 +140,10 @@ func (m *Manager) Stats() (*Stats, error) {
 		c.SchedRelaxDomainLevel, _ = strconv.ParseInt(m.str(d, "cpuset.sched_relax_domain_level"), 10, 64)
 	}
 	if d := m.v1["hugetlb"]; d != "" {
-		matches, _ := filepath.Glob(filepath.Join(d, "hugetlb.*.usage_in_bytes"))
-		for _, f := range matches {
-			size := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), "hugetlb."), ".usage_in_bytes")
-			if strings.Contains(size, ".") {
-				continue // the .rsvd counters, which runc does not report
-			}
-			s.Hugetlb[size] = Hugetlb{
-				Usage:   m.u(d, "hugetlb."+size+".usage_in_bytes"),
-				Max:     m.u(d, "hugetlb."+size+".max_usage_in_bytes"),
-				Failcnt: m.u(d, "hugetlb."+size+".failcnt"),
-			}
-		}
+		m.hugetlbV1(s, d)
+	}
+	if d := m.v1["blkio"]; d != "" {
+		m.blkioV1(s, d)
 	}
 	// On a hybrid host the cgroup2 tree is not read: runc reports only
 	// the v1 hierarchies there (hugetlb:{} when hugetlb lives in cgroup2),
@@ -180,21 +168,7 @@ func (m *Manager) statsV2(s *Stats, d string) {
 	c.CPUs = parseList(m.str(d, "cpuset.cpus.effective"))
 	c.Mems = parseList(m.str(d, "cpuset.mems.effective"))
 	m.hugetlbV2(s, d)
-}
-
-func (m *Manager) hugetlbV2(s *Stats, d string) {
-	matches, _ := filepath.Glob(filepath.Join(d, "hugetlb.*.current"))
-	for _, f := range matches {
-		size := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), "hugetlb."), ".current")
-		if strings.Contains(size, ".") {
-			continue
-		}
-		s.Hugetlb[size] = Hugetlb{
-			Usage:   m.u(d, "hugetlb."+size+".current"),
-			Max:     m.u(d, "hugetlb."+size+".max"),
-			Failcnt: m.kv(d, "hugetlb."+size+".events")["max"],
-		}
-	}
+	m.ioV2(s, d)
 }
 
 // OOMKills is the number of processes the kernel's OOM killer has killed
