@@ -13,19 +13,20 @@ func init() {
 		detach := fs.Bool("detach", false, "do not wait for the container")
 		fs.BoolVar(detach, "d", false, "do not wait for the container")
 		keep := fs.Bool("keep", false, "keep the container's state after it exits")
+		noSubreaper := fs.Bool("no-subreaper", false, "disable the use of the subreaper used to reap reparented processes")
 		rest, err := parse(fs, args, 1, 1, "<container-id>")
 		if err != nil {
 			return err
 		}
 		o.ID = rest[0]
-		return runContainer(g, o, *detach, *keep)
+		return runContainer(g, o, *detach, *keep, *noSubreaper)
 	})
 }
 
-func runContainer(g *globals, o *container.CreateOpts, detach, keep bool) error {
+func runContainer(g *globals, o *container.CreateOpts, detach, keep, noSubreaper bool) error {
 	rt := g.runtime()
 	o.RelayTTY = !detach
-	if !detach {
+	if !detach && !noSubreaper {
 		// Orphans of the container (when it has no PID namespace of its
 		// own) are reaped here rather than by the host's init.
 		_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
