@@ -278,10 +278,10 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 		switch m.Type {
 		case initproc.MsgHooks:
 			r.debug("create %s: running prestart and createRuntime hooks", o.ID)
-			if err := hooks.RunIn(bundle, "prestart", s.Hooks.Prestart, c.stateJSON(Creating)); err != nil { //nolint:staticcheck
+			if err := hooks.RunIn(bundle, "prestart", s.Hooks.Prestart, c.stateJSON(Created)); err != nil { //nolint:staticcheck
 				return nil, err
 			}
-			if err := hooks.RunIn(bundle, "createRuntime", s.Hooks.CreateRuntime, c.stateJSON(Creating)); err != nil {
+			if err := hooks.RunIn(bundle, "createRuntime", s.Hooks.CreateRuntime, c.stateJSON(Created)); err != nil {
 				return nil, err
 			}
 			if err := p.send(initproc.Message{Type: initproc.MsgHooksDone}); err != nil {
