@@ -155,3 +155,33 @@ func RunningInUserNS() bool {
 	m, err := Parse(string(data))
 	return err == nil && !(len(m) == 1 && m[0].ContainerID == 0 && m[0].HostID == 0 && m[0].Size == 4294967295)
 }
+
+// Process is a process's user namespace maps as /proc shows them to the
+// reader (ids of the reader's namespace on the outside column).
+type Process struct {
+	UIDMap    []specs.LinuxIDMapping `json:"uid_map"`
+	GIDMap    []specs.LinuxIDMapping `json:"gid_map"`
+	Setgroups string                 `json:"setgroups"`
+}
+
+// Read reads /proc/<pid>/{uid_map,gid_map,setgroups}.
+func Read(pid int) (*Process, error) {
+	proc := "/proc/" + strconv.Itoa(pid) + "/"
+	p := &Process{}
+	for _, f := range []struct {
+		name string
+		dst  *[]specs.LinuxIDMapping
+	}{{"uid_map", &p.UIDMap}, {"gid_map", &p.GIDMap}} {
+		data, err := os.ReadFile(proc + f.name)
+		if err != nil {
+			return nil, err
+		}
+		if *f.dst, err = Parse(string(data)); err != nil {
+			return nil, err
+		}
+	}
+	if data, err := os.ReadFile(proc + "setgroups"); err == nil {
+		p.Setgroups = strings.TrimSpace(string(data))
+	}
+	return p, nil
+}
