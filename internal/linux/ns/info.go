@@ -42,7 +42,7 @@ func Describe(pid, host int) []Info {
 			continue
 		}
 		i.Inode = ino
-		if h, err := Inode(ProcPath(host, k.Proc)); err == nil {
+		if h, ok := HostInode(host, k.Proc); ok {
 			i.Host = h == ino
 		}
 		if k.Proc == "pid" || k.Proc == "time" {
@@ -106,4 +106,25 @@ func NSpid(pid int) ([]int, error) {
 		}
 	}
 	return nil, fmt.Errorf("no NSpid in /proc/%d/status", pid)
+}
+
+// initialInodes are the fixed nsfs inodes of the kernel's initial
+// namespaces (include/linux/proc_ns.h: PROC_*_INIT_INO), used when PID 1's
+// ns links cannot be read (a non-dumpable init, a VM's agent as PID 1).
+var initialInodes = map[string]uint64{
+	"ipc": 0xEFFFFFFF, "uts": 0xEFFFFFFE, "user": 0xEFFFFFFD, "pid": 0xEFFFFFFC,
+	"cgroup": 0xEFFFFFFB, "time": 0xEFFFFFFA, "net": 0xEFFFFFF9, "mnt": 0xEFFFFFF8,
+}
+
+// HostInode returns the inode of host's namespace of the given kind, or
+// the initial namespace's where host's cannot be read.
+func HostInode(host int, kind string) (uint64, bool) {
+	if h, err := Inode(ProcPath(host, kind)); err == nil {
+		return h, true
+	}
+	if host == 1 {
+		h, ok := initialInodes[kind]
+		return h, ok
+	}
+	return 0, false
 }
