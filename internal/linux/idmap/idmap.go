@@ -17,6 +17,9 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/hako-runtime/hako/internal/explain"
 )
 
 // Format renders mappings in the kernel's "inside outside count" lines.
@@ -105,10 +108,10 @@ func (w *Writer) Write(pid int, uids, gids []specs.LinuxIDMapping) error {
 			}
 		}
 		if err := w.WriteFile(proc+"/uid_map", []byte(Format(uids))); err != nil {
-			return fmt.Errorf("write %s/uid_map %q: %w%s", proc, Format(uids), err, hint(err, "uid"))
+			return fmt.Errorf("write %s/uid_map %q: %w%s", proc, Format(uids), err, explainMap(proc, "uid", err, w.Euid))
 		}
 		if err := w.WriteFile(proc+"/gid_map", []byte(Format(gids))); err != nil {
-			return fmt.Errorf("write %s/gid_map %q: %w%s", proc, Format(gids), err, hint(err, "gid"))
+			return fmt.Errorf("write %s/gid_map %q: %w%s", proc, Format(gids), err, explainMap(proc, "gid", err, w.Euid))
 		}
 		return nil
 	}
@@ -131,6 +134,34 @@ func (w *Writer) Write(pid int, uids, gids []specs.LinuxIDMapping) error {
 		}
 	}
 	return nil
+}
+
+// explainMap says why the kernel refused a map, from the explain table
+// with the target's setgroups and whether a map was written already; a
+// refusal without an errno gets the general rule.
+func explainMap(proc, kind string, err error, euid int) string {
+	var errno unix.Errno
+	if !errors.As(err, &errno) {
+		return hint(err, kind)
+	}
+	f := &explain.Facts{Euid: euid}
+	if data, err := os.ReadFile(proc + "/setgroups"); err == nil {
+		f.Setgroups = strings.TrimSpace(string(data))
+	}
+	if data, err := os.ReadFile(proc + "/" + kind + "_map"); err == nil {
+		f.MapWritten = strings.TrimSpace(string(data)) != ""
+	}
+	op := explain.WriteUIDMap
+	if kind == "gid" {
+		// gid_map shares uid_map's causes after its own setgroups rule.
+		if x, ok := explain.Lookup(explain.WriteGIDMap, errno, f); ok {
+			return " (" + x.Cause + ": " + x.Fix + ")"
+		}
+	}
+	if x, ok := explain.Lookup(op, errno, f); ok {
+		return " (" + x.Cause + ": " + x.Fix + ")"
+	}
+	return hint(err, kind)
 }
 
 func hint(err error, kind string) string {
