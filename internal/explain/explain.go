@@ -187,6 +187,9 @@ var Table = []Entry{
 		Fix:   "create the directory in the rootfs, or fix the path in config.json"},
 
 	// pivot_root (seed 001's list, pivot.go)
+	{ID: "pivot-same-mount", Op: PivotRoot, Errno: unix.EBUSY, When: func(f *Facts) bool { return f.Tag("not-mountpoint") },
+		Cause: "the new root is a directory on the current root's mount, not a mount point of its own",
+		Fix:   "bind-mount the rootfs on itself (mount --bind rootfs rootfs) before pivot_root"},
 	{ID: "pivot-not-mountpoint", Op: PivotRoot, Errno: unix.EINVAL, When: func(f *Facts) bool { return f.Tag("not-mountpoint") },
 		Cause: "the new root is not a mount point",
 		Fix:   "bind-mount the rootfs on itself (mount --bind rootfs rootfs) before pivot_root"},

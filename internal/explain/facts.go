@@ -85,8 +85,9 @@ func Gather() *Facts {
 	if data, err := os.ReadFile("/proc/self/setgroups"); err == nil {
 		f.Setgroups = strings.TrimSpace(string(data))
 	}
-	a, errA := os.Readlink("/proc/self/ns/pid")
-	b, errB := os.Readlink("/proc/self/ns/pid_for_children")
+	// Namespaces are per thread: thread-self is the caller's.
+	a, errA := os.Readlink("/proc/thread-self/ns/pid")
+	b, errB := os.Readlink("/proc/thread-self/ns/pid_for_children")
 	f.PIDForChildrenDiffers = errA == nil && errB == nil && a != b
 	f.ProcOvermounted = procOvermounted()
 	f.NewUIDMapNoPriv = !Privileged("/usr/bin/newuidmap")
@@ -98,6 +99,19 @@ func Gather() *Facts {
 // /proc/1/root where that is readable, which is the same test for
 // processes in PID 1's mount namespace.
 func Chrooted() bool {
+	// Mounts outside the root are hidden from mountinfo: a chroot into a
+	// directory that is not a mount shows no mount at "/".
+	if data, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
+		top := false
+		for _, l := range strings.Split(string(data), "\n") {
+			if f := strings.Fields(l); len(f) > 4 && f[4] == "/" {
+				top = true
+			}
+		}
+		if !top {
+			return true
+		}
+	}
 	var self, root unix.Stat_t
 	if unix.Stat("/", &self) != nil {
 		return false
@@ -155,4 +169,20 @@ func Privileged(path string) bool {
 	}
 	sz, err := unix.Getxattr(path, "security.capability", nil)
 	return err == nil && sz > 0
+}
+
+// MapFacts are Gather's facts for a write to pid's uid_map or gid_map
+// (kind "uid" or "gid"): the target's setgroups and whether its map is
+// written already, which decide between the EPERM causes.
+func MapFacts(pid int, kind string) *Facts {
+	f := Gather()
+	proc := "/proc/" + strconv.Itoa(pid) + "/"
+	f.Setgroups = ""
+	if data, err := os.ReadFile(proc + "setgroups"); err == nil {
+		f.Setgroups = strings.TrimSpace(string(data))
+	}
+	if data, err := os.ReadFile(proc + kind + "_map"); err == nil {
+		f.MapWritten = strings.TrimSpace(string(data)) != ""
+	}
+	return f
 }

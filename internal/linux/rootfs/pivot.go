@@ -73,7 +73,7 @@ func pivotRoot(rootfs string) error {
 		return fmt.Errorf("chdir to rootfs: %w", err)
 	}
 	if err := unix.PivotRoot(".", "."); err != nil {
-		if errors.Is(err, unix.EINVAL) {
+		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EBUSY) {
 			return fmt.Errorf("%w: %w", ErrPivot, explain.Wrap(explain.PivotRoot, rootfs, err, pivotTags(rootfs)...))
 		}
 		return explain.Wrap(explain.PivotRoot, rootfs, err)
