@@ -43,6 +43,9 @@ func (r *Report) Text(w io.Writer) {
 			if n.Parent != 0 {
 				p("  parent %s:[%d]", n.Kind, n.Parent)
 			}
+			if n.ForChildrenPending {
+				p("  %s_for_children: a new namespace awaiting its first child (unshare without fork)", n.Kind)
+			}
 			if n.ForChildren != 0 {
 				p("  %s_for_children:[%d] (children go elsewhere)", n.Kind, n.ForChildren)
 			}

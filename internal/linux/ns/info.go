@@ -1,6 +1,7 @@
 package ns
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -15,6 +16,11 @@ type Info struct {
 	Inode       uint64 `json:"inode"` // the namespace's identity
 	Host        bool   `json:"host"`  // the same as PID 1's
 	ForChildren uint64 `json:"for_children,omitempty"`
+	// ForChildrenPending: the process unshared a new PID namespace that
+	// has no init yet (no child forked since unshare(CLONE_NEWPID)); the
+	// kernel then answers ENOENT for pid_for_children and the namespace
+	// has no inode to show.
+	ForChildrenPending bool `json:"for_children_pending,omitempty"`
 	// Owner is the inode of the owning user namespace (NS_GET_USERNS); for
 	// a user namespace, its parent.
 	Owner uint64 `json:"owner_userns,omitempty"`
@@ -46,8 +52,12 @@ func Describe(pid, host int) []Info {
 			i.Host = h == ino
 		}
 		if k.Proc == "pid" || k.Proc == "time" {
-			if c, err := Inode(ProcPath(pid, k.Proc+"_for_children")); err == nil && c != ino {
+			c, err := Inode(ProcPath(pid, k.Proc+"_for_children"))
+			switch {
+			case err == nil && c != ino:
 				i.ForChildren = c
+			case errors.Is(err, os.ErrNotExist):
+				i.ForChildrenPending = true
 			}
 		}
 		i.Owner, _ = Related(ProcPath(pid, k.Proc), unix.NS_GET_USERNS)
