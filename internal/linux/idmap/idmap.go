@@ -17,6 +17,9 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/hako-runtime/hako/internal/explain"
 )
 
 // Format renders mappings in the kernel's "inside outside count" lines.
@@ -105,10 +108,10 @@ func (w *Writer) Write(pid int, uids, gids []specs.LinuxIDMapping) error {
 			}
 		}
 		if err := w.WriteFile(proc+"/uid_map", []byte(Format(uids))); err != nil {
-			return fmt.Errorf("write %s/uid_map %q: %w%s", proc, Format(uids), err, hint(err, "uid"))
+			return fmt.Errorf("write %s/uid_map %q: %w%s", proc, Format(uids), err, explainMap(proc, "uid", err, w.Euid))
 		}
 		if err := w.WriteFile(proc+"/gid_map", []byte(Format(gids))); err != nil {
-			return fmt.Errorf("write %s/gid_map %q: %w%s", proc, Format(gids), err, hint(err, "gid"))
+			return fmt.Errorf("write %s/gid_map %q: %w%s", proc, Format(gids), err, explainMap(proc, "gid", err, w.Euid))
 		}
 		return nil
 	}
@@ -133,6 +136,34 @@ func (w *Writer) Write(pid int, uids, gids []specs.LinuxIDMapping) error {
 	return nil
 }
 
+// explainMap says why the kernel refused a map, from the explain table
+// with the target's setgroups and whether a map was written already; a
+// refusal without an errno gets the general rule.
+func explainMap(proc, kind string, err error, euid int) string {
+	var errno unix.Errno
+	if !errors.As(err, &errno) {
+		return hint(err, kind)
+	}
+	f := &explain.Facts{Euid: euid}
+	if data, err := os.ReadFile(proc + "/setgroups"); err == nil {
+		f.Setgroups = strings.TrimSpace(string(data))
+	}
+	if data, err := os.ReadFile(proc + "/" + kind + "_map"); err == nil {
+		f.MapWritten = strings.TrimSpace(string(data)) != ""
+	}
+	op := explain.WriteUIDMap
+	if kind == "gid" {
+		// gid_map shares uid_map's causes after its own setgroups rule.
+		if x, ok := explain.Lookup(explain.WriteGIDMap, errno, f); ok {
+			return " (" + x.Cause + ": " + x.Fix + ")"
+		}
+	}
+	if x, ok := explain.Lookup(op, errno, f); ok {
+		return " (" + x.Cause + ": " + x.Fix + ")"
+	}
+	return hint(err, kind)
+}
+
 func hint(err error, kind string) string {
 	if !errors.Is(err, os.ErrPermission) {
 		return ""
@@ -154,4 +185,34 @@ func RunningInUserNS() bool {
 	}
 	m, err := Parse(string(data))
 	return err == nil && !(len(m) == 1 && m[0].ContainerID == 0 && m[0].HostID == 0 && m[0].Size == 4294967295)
+}
+
+// Process is a process's user namespace maps as /proc shows them to the
+// reader (ids of the reader's namespace on the outside column).
+type Process struct {
+	UIDMap    []specs.LinuxIDMapping `json:"uid_map"`
+	GIDMap    []specs.LinuxIDMapping `json:"gid_map"`
+	Setgroups string                 `json:"setgroups"`
+}
+
+// Read reads /proc/<pid>/{uid_map,gid_map,setgroups}.
+func Read(pid int) (*Process, error) {
+	proc := "/proc/" + strconv.Itoa(pid) + "/"
+	p := &Process{}
+	for _, f := range []struct {
+		name string
+		dst  *[]specs.LinuxIDMapping
+	}{{"uid_map", &p.UIDMap}, {"gid_map", &p.GIDMap}} {
+		data, err := os.ReadFile(proc + f.name)
+		if err != nil {
+			return nil, err
+		}
+		if *f.dst, err = Parse(string(data)); err != nil {
+			return nil, err
+		}
+	}
+	if data, err := os.ReadFile(proc + "setgroups"); err == nil {
+		p.Setgroups = strings.TrimSpace(string(data))
+	}
+	return p, nil
 }

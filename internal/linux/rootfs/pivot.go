@@ -7,7 +7,38 @@ import (
 
 	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
+
+	"github.com/hako-runtime/hako/internal/explain"
 )
+
+// pivotTags names which of pivot_root's conditions fails for rootfs, so
+// that the explain table gives the one cause instead of the list.
+func pivotTags(rootfs string) []string {
+	infos, err := mountinfo.GetMounts(nil)
+	if err != nil {
+		return nil
+	}
+	byID := map[int]*mountinfo.Info{}
+	var at *mountinfo.Info
+	for _, i := range infos {
+		byID[i.ID] = i
+		if i.Mountpoint == rootfs {
+			at = i
+		}
+	}
+	if at == nil {
+		return []string{"not-mountpoint"}
+	}
+	if i := byID[at.Parent]; strings.Contains(at.Optional, "shared:") || (i != nil && strings.Contains(i.Optional, "shared:")) {
+		return []string{"shared"}
+	}
+	for _, i := range infos {
+		if i.Mountpoint == "/" && i.FSType == "rootfs" {
+			return []string{"initramfs"}
+		}
+	}
+	return nil
+}
 
 // ErrPivot is wrapped when pivot_root fails for a reason seed 001 lists.
 var ErrPivot = errors.New("pivot_root refused")
@@ -42,10 +73,10 @@ func pivotRoot(rootfs string) error {
 		return fmt.Errorf("chdir to rootfs: %w", err)
 	}
 	if err := unix.PivotRoot(".", "."); err != nil {
-		if errors.Is(err, unix.EINVAL) {
-			return fmt.Errorf("%w: pivot_root %s: %v (the new root must be a mount point, not on the current root's mount, and neither it nor its parent mount may be shared; try --no-pivot on a ramfs root)", ErrPivot, rootfs, err)
+		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EBUSY) {
+			return fmt.Errorf("%w: %w", ErrPivot, explain.Wrap(explain.PivotRoot, rootfs, err, pivotTags(rootfs)...))
 		}
-		return fmt.Errorf("pivot_root %s: %w", rootfs, err)
+		return explain.Wrap(explain.PivotRoot, rootfs, err)
 	}
 	// After pivot_root the cwd is still the new root's directory, and
 	// mount(2) does not step onto the old root stacked on it: "." would
