@@ -27,18 +27,9 @@ func refRuntimes(t *testing.T) map[string][]string {
 // and its global flags) and returns its combined output and exit code.
 func runWith(t *testing.T, rt []string, bundle, id string) (string, int) {
 	t.Helper()
-	out := tempOut(t)
-	cmd := exec.Command(rt[0], append(rt[1:], "run", "--bundle", bundle, id)...)
-	cmd.Stdout, cmd.Stderr = out, out
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("%s run: %v", rt[0], err)
-	}
-	exec.Command(rt[0], append(rt[1:], "delete", "--force", id)...).Run()
-	return readAll(out), code
+	so, se, code := rtCmd(t, rt, "run", "--bundle", bundle, id)
+	rtCmd(t, rt, "delete", "--force", id)
+	return so + se, code
 }
 
 // Seed 001: a daemon probing a closed port on 127.0.0.1 in a new network
