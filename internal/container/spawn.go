@@ -103,7 +103,10 @@ func spawn(o *spawnOpts) (*proc, error) {
 	}
 	exePath := "/proc/self/exe"
 	if o.sealDir != "" {
-		exe, err := exeseal.Seal(o.sealDir)
+		// os/exec's fork moves an fd that sits below its target up to
+		// len(fds) and beyond, and its error pipe too: above all of
+		// those, the sealed binary's fd cannot be overwritten.
+		exe, err := exeseal.Seal(o.sealDir, 2*(3+len(extra))+2)
 		switch {
 		case err == nil:
 			defer exe.Close()

@@ -51,7 +51,8 @@ type Exe struct {
 }
 
 // Path is the name execve takes: the handle through /proc/self/fd. The fd is
-// placed high so that no fd a child receives can land on it before it execs.
+// placed at or above Seal's minFd, where no fd a child receives, and none its
+// fork shuffles on the way, can land on it before it execs.
 func (e *Exe) Path() string { return fmt.Sprintf("/proc/self/fd/%d", e.f.Fd()) }
 
 // Kind is the seal in use, for debug output.
@@ -70,22 +71,22 @@ var (
 // overlayfs, or else on a sealed memfd copy of it. emptyDir must be an
 // empty directory hako owns (overlayfs needs two layers to run without an
 // upper one).
-func Seal(emptyDir string) (*Exe, error) {
-	exe, oerr := sealOverlay(emptyDir)
+func Seal(emptyDir string, minFd int) (*Exe, error) {
+	exe, oerr := sealOverlay(emptyDir, minFd)
 	if oerr == nil {
 		return exe, nil
 	}
 	if !errors.Is(oerr, errNoOverlay) {
 		return nil, oerr
 	}
-	exe, merr := sealMemfd()
+	exe, merr := sealMemfd(minFd)
 	if merr == nil {
 		return exe, nil
 	}
 	return nil, fmt.Errorf("%w: %v; and %v", ErrUnsupported, oerr, merr)
 }
 
-func overlay(emptyDir string) (*Exe, error) {
+func overlay(emptyDir string, minFd int) (*Exe, error) {
 	self, err := os.Readlink("/proc/self/exe")
 	if err != nil {
 		return nil, fmt.Errorf("%w: readlink /proc/self/exe: %w", errNoOverlay, err)
@@ -119,7 +120,7 @@ func overlay(emptyDir string) (*Exe, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s on the sealed overlay: %w", name, err)
 	}
-	return highFd(fd, Overlay)
+	return highFd(fd, minFd, Overlay)
 }
 
 // memfdSeals forbid every change to the copy, and any change to the seals.
@@ -128,7 +129,7 @@ const memfdSeals = unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | un
 // memfd copies the running binary into a memfd and seals it. A write
 // handle reopened through /proc/<pid>/exe then refuses every write,
 // truncation and growth (EPERM).
-func memfd() (*Exe, error) {
+func memfd(minFd int) (*Exe, error) {
 	src, err := os.Open("/proc/self/exe")
 	if err != nil {
 		return nil, fmt.Errorf("memfd copy: open /proc/self/exe: %w", err)
@@ -164,12 +165,17 @@ func memfd() (*Exe, error) {
 	if err != nil {
 		return nil, fmt.Errorf("memfd copy: dup: %w", err)
 	}
-	return highFd(nfd, Memfd)
+	return highFd(nfd, minFd, Memfd)
 }
 
-// highFd moves fd (which it closes) to 1000 or above.
-func highFd(fd int, kind Kind) (*Exe, error) {
-	high, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 1000)
+// highFd moves fd (which it closes) to the lowest free fd at or above
+// minFd. Not to a fixed high number such as 1000: an fd beyond the file
+// table's size makes the kernel grow the table, and growing a table that
+// the Go runtime's threads share waits for an RCU grace period
+// (expand_fdtable's synchronize_rcu), 4-12 ms measured here, on every
+// container start.
+func highFd(fd, minFd int, kind Kind) (*Exe, error) {
+	high, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, minFd)
 	unix.Close(fd)
 	if err != nil {
 		return nil, fmt.Errorf("dup sealed exe fd: %w", err)

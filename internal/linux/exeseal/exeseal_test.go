@@ -36,7 +36,7 @@ func TestCVE2019_5736_BinaryCannotBeReopenedForWriting(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (overlayfs over the host's filesystems)")
 	}
-	exe, err := Seal(t.TempDir())
+	exe, err := Seal(t.TempDir(), 3)
 	if errors.Is(err, ErrUnsupported) {
 		t.Skip(err)
 	}
@@ -106,7 +106,7 @@ func reopenAndWrite(p string) error {
 func withOverlayFailing(t *testing.T) {
 	t.Helper()
 	saved := sealOverlay
-	sealOverlay = func(string) (*Exe, error) {
+	sealOverlay = func(string, int) (*Exe, error) {
 		return nil, fmt.Errorf("%w: create overlay: %w", errNoOverlay, unix.EINVAL)
 	}
 	t.Cleanup(func() { sealOverlay = saved })
@@ -118,7 +118,7 @@ func withOverlayFailing(t *testing.T) {
 // same attack on an unsealed copy in TestCVE2019_5736_BinaryCannotBeReopenedForWriting.
 func TestCVE2019_5736_MemfdWhenNoOverlay(t *testing.T) {
 	withOverlayFailing(t)
-	exe, err := Seal(t.TempDir())
+	exe, err := Seal(t.TempDir(), 3)
 	if err != nil {
 		t.Fatalf("Seal without an overlay: %v, want a sealed memfd", err)
 	}
@@ -141,9 +141,9 @@ func TestCVE2019_5736_MemfdWhenNoOverlay(t *testing.T) {
 func TestSealFailsWithoutAnySeal(t *testing.T) {
 	withOverlayFailing(t)
 	saved := sealMemfd
-	sealMemfd = func() (*Exe, error) { return nil, fmt.Errorf("memfd copy: memfd_create: %w", unix.EACCES) }
+	sealMemfd = func(int) (*Exe, error) { return nil, fmt.Errorf("memfd copy: memfd_create: %w", unix.EACCES) }
 	t.Cleanup(func() { sealMemfd = saved })
-	exe, err := Seal(t.TempDir())
+	exe, err := Seal(t.TempDir(), 3)
 	if err == nil {
 		exe.Close()
 		t.Fatal("Seal succeeded with neither an overlay nor a memfd")
