@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hako-runtime/hako/internal/linux/cgroups"
+	"github.com/hako-runtime/hako/internal/plan"
 	"github.com/hako-runtime/hako/internal/state"
 )
 
@@ -54,6 +55,17 @@ type Runtime struct {
 // being taken for a container id.
 func (r *Runtime) sealDir() string {
 	return filepath.Join(r.Store.Root, "@exeseal-empty")
+}
+
+// debugPlan logs a compiled plan, one step a line.
+func (r *Runtime) debugPlan(what string, pl *plan.Plan) {
+	if r.Debug == nil {
+		return
+	}
+	r.debug("%s: plan (%s, %d steps):", what, pl.Kind, len(pl.Steps))
+	for _, l := range pl.Lines() {
+		r.debug("%s: plan %s", what, l)
+	}
 }
 
 func (r *Runtime) debug(format string, args ...any) {

@@ -14,13 +14,14 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hako-runtime/hako/internal/console"
+	"github.com/hako-runtime/hako/internal/frame"
 	"github.com/hako-runtime/hako/internal/hooks"
-	"github.com/hako-runtime/hako/internal/initproc"
 	"github.com/hako-runtime/hako/internal/linux/cgroups"
 	"github.com/hako-runtime/hako/internal/linux/idmap"
 	"github.com/hako-runtime/hako/internal/linux/ns"
 	"github.com/hako-runtime/hako/internal/linux/rootfs"
 	"github.com/hako-runtime/hako/internal/nsenter"
+	"github.com/hako-runtime/hako/internal/plan"
 	"github.com/hako-runtime/hako/internal/spec"
 	"github.com/hako-runtime/hako/internal/state"
 )
@@ -184,7 +185,6 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 	for _, m := range cm.Mounts() {
 		cgMounts = append(cgMounts, rootfs.CgroupMount{Dir: m.Dir, HostPath: m.HostPath, Symlinks: m.Symlinks})
 	}
-	hasRuntimeHooks := s.Hooks != nil && (len(s.Hooks.Prestart) > 0 || len(s.Hooks.CreateRuntime) > 0) //nolint:staticcheck // prestart is deprecated but still honoured
 	filter, err := r.compileSeccomp(lx.Seccomp)
 	if err != nil {
 		return nil, err
@@ -198,22 +198,22 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 			return nil, err
 		}
 	}
-	plan := &initproc.Plan{
-		Kind: initproc.KindInit, Spec: forInit(s, r.Rootless), Seccomp: filter, Process: s.Process, Rootfs: rootfsPath, Bundle: bundle,
-		NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring, Cgroups: cgMounts, RuntimeHooks: hasRuntimeHooks,
+	pl, err := plan.FromSpec(&plan.OCI{
+		Spec: s, Bundle: bundle, Rootfs: rootfsPath, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring,
+		Rootless: r.Rootless, HostInUserNS: idmap.RunningInUserNS(), Cgroups: cgMounts, Seccomp: filter,
+		PreserveFds: o.ListenFds + o.PreserveFds, ListenFds: o.ListenFds,
+	})
+	if err != nil {
+		return nil, err
 	}
+	r.debugPlan("create "+o.ID, pl)
 	preserved, err := preservedFiles(o.ListenFds + o.PreserveFds)
 	if err != nil {
 		return nil, err
 	}
-	if o.ListenFds > 0 {
-		env := append([]string{}, s.Process.Env...)
-		plan.Process = copyProcess(s.Process)
-		plan.Process.Env = append(env, "LISTEN_FDS="+strconv.Itoa(o.ListenFds), "LISTEN_PID=1")
-	}
 	var so *spawnOpts
 	so = &spawnOpts{
-		req: req, cgroup2Dir: cgroup2, plan: plan, preserved: preserved,
+		req: req, cgroup2Dir: cgroup2, plan: pl, preserved: preserved,
 		fifoDir: fifoDir, console: consoleSock, uidMaps: lx.UIDMappings, gidMaps: lx.GIDMappings,
 		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr, sealDir: r.sealDir(), rootless: r.Rootless, warn: r.Warn,
 		stuck: func() error { return frozenErr(cm, "create") },
@@ -238,25 +238,12 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 					return fmt.Errorf("write %s: %w", p, err)
 				}
 			}
-			plan.State, plan.StartState = c.stateJSON(Creating), c.stateJSON(Created)
-			trees, err := idmapTrees(s, bundle, pid)
+			pl.SetHookState(c.stateJSON(Creating), c.stateJSON(Created))
+			files, err := mountFds(pl, s, pid)
 			if err != nil {
 				return err
 			}
-			for idx, f := range trees {
-				plan.IDMapMounts = append(plan.IDMapMounts, idx)
-				so.passFds = append(so.passFds, f)
-			}
-			for idx, f := range bindSources(s, bundle, pid) {
-				plan.BindSources = append(plan.BindSources, idx)
-				so.passFds = append(so.passFds, f)
-			}
-			if len(so.passFds) > initproc.MaxPassFds {
-				for _, f := range so.passFds {
-					f.Close()
-				}
-				return fmt.Errorf("pass %d mount fds to the container process: %w (at most %d)", len(so.passFds), unix.EMSGSIZE, initproc.MaxPassFds)
-			}
+			so.passFds = files
 			return nil
 		},
 	}
@@ -275,8 +262,8 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 		if err != nil {
 			return nil, err
 		}
-		switch m.Type {
-		case initproc.MsgHooks:
+		switch m {
+		case frame.TypeHooks:
 			r.debug("create %s: running prestart and createRuntime hooks", o.ID)
 			if err := hooks.RunIn(bundle, "prestart", s.Hooks.Prestart, c.stateJSON(Created)); err != nil { //nolint:staticcheck
 				return nil, err
@@ -284,16 +271,16 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 			if err := hooks.RunIn(bundle, "createRuntime", s.Hooks.CreateRuntime, c.stateJSON(Created)); err != nil {
 				return nil, err
 			}
-			if err := p.send(initproc.Message{Type: initproc.MsgHooksDone}); err != nil {
+			if err := p.send(frame.TypeHooksDone); err != nil {
 				return nil, err
 			}
 			continue
-		case initproc.MsgContainerHooks:
+		case frame.TypeContainerHooks:
 			p.conn.idle = 0
 			continue
-		case initproc.MsgReady:
+		case frame.TypeReady:
 		default:
-			return nil, fmt.Errorf("%w: unexpected message %q", ErrProcess, m.Type)
+			return nil, fmt.Errorf("%w: unexpected message %q", ErrProcess, m)
 		}
 		break
 	}
@@ -324,11 +311,6 @@ func thawIfFrozen(cm *cgroups.Manager) {
 	if paused, err := cm.Paused(); err == nil && paused {
 		_ = cm.Thaw()
 	}
-}
-
-func copyProcess(p *specs.Process) *specs.Process {
-	cp := *p
-	return &cp
 }
 
 // preservedFiles wraps fds 3..3+n-1 of this process.
@@ -380,33 +362,4 @@ func rootIDs(lx *specs.Linux) (uint32, uint32) {
 		gid = uint32(os.Getegid())
 	}
 	return uid, gid
-}
-
-// forInit is the part of the config the container process uses: resources,
-// annotations, the seccomp profile (sent compiled) and the hooks hako runs
-// itself stay here, so the child decodes less.
-//
-// Rootless without a cgroup namespace, every cgroup mount is made read-only
-// whatever the config says: the cgroups visible there are the user's
-// delegated ones, which the container must not write (CVE-2023-25809).
-func forInit(s *specs.Spec, rootless bool) *specs.Spec {
-	c := *s
-	c.Annotations = nil
-	if rootless && (s.Linux == nil || !ns.IsNew(s.Linux.Namespaces, specs.CgroupNamespace)) {
-		c.Mounts = append([]specs.Mount(nil), s.Mounts...)
-		for i, m := range c.Mounts {
-			if m.Type == "cgroup" || m.Type == "cgroup2" {
-				c.Mounts[i].Options = append(append([]string(nil), m.Options...), "ro")
-			}
-		}
-	}
-	if s.Linux != nil {
-		lx := *s.Linux
-		lx.Resources, lx.Seccomp = nil, nil
-		c.Linux = &lx
-	}
-	if s.Hooks != nil {
-		c.Hooks = &specs.Hooks{CreateContainer: s.Hooks.CreateContainer, StartContainer: s.Hooks.StartContainer}
-	}
-	return &c
 }

@@ -10,11 +10,12 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
-	"github.com/hako-runtime/hako/internal/initproc"
+	"github.com/hako-runtime/hako/internal/frame"
 	"github.com/hako-runtime/hako/internal/linux/cgroups"
 	"github.com/hako-runtime/hako/internal/linux/ns"
 	"github.com/hako-runtime/hako/internal/linux/security"
 	"github.com/hako-runtime/hako/internal/nsenter"
+	"github.com/hako-runtime/hako/internal/plan"
 	"github.com/hako-runtime/hako/internal/state"
 )
 
@@ -98,9 +99,13 @@ func (c *Container) Exec(o *ExecOpts) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	plan := &initproc.Plan{Kind: initproc.KindExec, Process: o.Process, Seccomp: filter}
+	pl, err := plan.ForExec(o.Process, filter, o.PreserveFds)
+	if err != nil {
+		return 0, err
+	}
+	c.rt.debugPlan("exec "+c.State.ID, pl)
 	so := &spawnOpts{
-		req: req, cgroup2Dir: cgroup2, plan: plan, preserved: preserved, console: console,
+		req: req, cgroup2Dir: cgroup2, plan: pl, preserved: preserved, console: console,
 		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr, sealDir: c.rt.sealDir(), rootless: c.rt.Rootless, warn: c.rt.Warn,
 		stuck: stuck,
 	}
@@ -118,8 +123,8 @@ func (c *Container) Exec(o *ExecOpts) (int, error) {
 	}
 	c.rt.debug("exec %s: process %d started: %v as %d:%d in %s", c.State.ID, p.pid, o.Process.Args, o.Process.User.UID, o.Process.User.GID, o.Process.Cwd)
 	m, err := p.next()
-	if err == nil && m.Type != initproc.MsgReady {
-		err = fmt.Errorf("%w: unexpected message %q", ErrProcess, m.Type)
+	if err == nil && m != frame.TypeReady {
+		err = fmt.Errorf("%w: unexpected message %q", ErrProcess, m)
 	}
 	if errors.Is(err, io.EOF) {
 		err = fmt.Errorf("%w: exited before exec", ErrProcess)

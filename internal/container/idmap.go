@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"syscall"
 
@@ -15,39 +14,14 @@ import (
 	"github.com/hako-runtime/hako/internal/nsenter"
 )
 
-// idmapTrees makes the detached, idmapped bind mounts of the config's
-// idmap/ridmap mounts (the successor of seed 004's shiftfs). Making one
-// needs privilege over the source filesystem's user namespace (the host's),
-// which only hako has: the container's init cannot. Each tree is later
-// moved into place by the init. The result maps mount index to tree.
-func idmapTrees(s *specs.Spec, bundle string, initPid int) (map[int]*os.File, error) {
-	trees := map[int]*os.File{}
-	fail := func(err error) (map[int]*os.File, error) {
-		for _, f := range trees {
-			f.Close()
-		}
-		return nil, err
-	}
-	for i, m := range s.Mounts {
-		o := rootfs.ParseOptions(m.Options)
-		mapped := len(m.UIDMappings) > 0
-		if !o.IDMap && !mapped {
-			continue
-		}
-		tree, err := idmapTree(m, o, bundle, initPid)
-		if err != nil {
-			return fail(fmt.Errorf("mounts[%d] idmapped bind of %s on %s: %w", i, m.Source, m.Destination, err))
-		}
-		trees[i] = tree
-	}
-	return trees, nil
-}
-
-func idmapTree(m specs.Mount, o rootfs.Options, bundle string, initPid int) (*os.File, error) {
+// idmapTree makes the detached, idmapped bind mount of an idmap/ridmap
+// mount (the successor of seed 004's shiftfs). Making one needs privilege
+// over the source filesystem's user namespace (the host's), which only
+// hako has: the container's init cannot. The init later moves it into
+// place.
+func idmapTree(m *rootfs.Mount, initPid int) (*os.File, error) {
+	o := m.Options
 	src := m.Source
-	if !filepath.IsAbs(src) {
-		src = filepath.Join(bundle, src)
-	}
 	flags := uint(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC)
 	if o.Recursive {
 		flags |= unix.AT_RECURSIVE

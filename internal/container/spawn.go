@@ -15,17 +15,18 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
-	"github.com/hako-runtime/hako/internal/initproc"
+	"github.com/hako-runtime/hako/internal/frame"
 	"github.com/hako-runtime/hako/internal/linux/exeseal"
 	"github.com/hako-runtime/hako/internal/linux/idmap"
 	"github.com/hako-runtime/hako/internal/nsenter"
+	"github.com/hako-runtime/hako/internal/plan"
 )
 
 // spawnOpts describes a container process to start.
 type spawnOpts struct {
 	req        nsenter.Request
 	cgroup2Dir string // joined at birth with clone3(CLONE_INTO_CGROUP)
-	plan       *initproc.Plan
+	plan       *plan.Plan
 	preserved  []*os.File // become fds 3, 4, ... in the container
 	fifoDir    *os.File
 	console    *os.File
@@ -34,8 +35,8 @@ type spawnOpts struct {
 	// onPid runs once the container process's pid is known and before
 	// the plan is sent: the state must name it before anything can fail.
 	onPid func(pid int) error
-	// passFds go to the child with SCM_RIGHTS just before the plan
-	// (onPid may set them).
+	// passFds go to the child attached to the plan's frame (onPid may
+	// set them); the plan's steps name them by index.
 	passFds               []*os.File
 	stdin, stdout, stderr *os.File
 	// sealDir is an empty directory for exeseal's overlay.
@@ -59,8 +60,11 @@ type spawnOpts struct {
 type proc struct {
 	pid  int
 	conn *syncConn
-	dec  *json.Decoder
+	r    *frame.Reader
 	thaw func()
+	// onFd takes ownership of a seccomp listener fd the moment its frame
+	// arrives; the child does not wait for it to be forwarded.
+	onFd func(fd int) error
 }
 
 // ErrProcess is wrapped by errors the container process reported.
@@ -80,8 +84,8 @@ func spawn(o *spawnOpts) (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &proc{pid: -1, conn: parent, thaw: o.thaw}
-	parent.onFd, parent.checkStuck = o.onFd, o.stuck
+	p := &proc{pid: -1, conn: parent, thaw: o.thaw, onFd: o.onFd}
+	parent.checkStuck = o.stuck
 	parent.pid = func() int { return p.pid }
 
 	extra := append([]*os.File{}, o.preserved...)
@@ -93,9 +97,8 @@ func spawn(o *spawnOpts) (*proc, error) {
 		return 2 + len(extra)
 	}
 	syncFd := next(childEnd)
-	o.plan.FifoDirFd = next(o.fifoDir)
-	o.plan.ConsoleFd = next(o.console)
-	o.plan.PreserveFds = len(o.preserved)
+	o.plan.Fds.FifoDir = next(o.fifoDir)
+	o.plan.Fds.Console = next(o.console)
 
 	self, err := os.Executable()
 	if err != nil {
@@ -201,53 +204,75 @@ func spawn(o *spawnOpts) (*proc, error) {
 	if err := cmd.Wait(); err != nil {
 		return fail(fmt.Errorf("namespace setup process: %w", err))
 	}
-	p.dec = json.NewDecoder(r)
+	p.r = frame.NewReader(r, &parent.fds)
 	if o.onPid != nil {
 		if err := o.onPid(pid); err != nil {
 			return fail(err)
 		}
 	}
-	// Always one message, with or without fds: the child reads it before
-	// the plan, so its JSON decoder can never swallow the fds' byte.
-	var rights []byte
-	if len(o.passFds) > 0 {
-		fds := make([]int, len(o.passFds))
-		for i, f := range o.passFds {
-			fds[i] = int(f.Fd())
-		}
-		rights = unix.UnixRights(fds...)
+	payload, err := json.Marshal(o.plan)
+	if err != nil {
+		return fail(fmt.Errorf("encode plan: %w", err))
 	}
-	err = parent.sendmsg([]byte{'F'}, rights)
+	fr := &frame.Frame{Type: frame.TypePlan, Payload: payload}
+	for _, f := range o.passFds {
+		fr.Fds = append(fr.Fds, int(f.Fd()))
+	}
+	err = parent.send(fr)
 	for _, f := range o.passFds {
 		f.Close()
 	}
 	if err != nil {
-		return fail(fmt.Errorf("send fds: %w", err))
-	}
-	if err := json.NewEncoder(parent).Encode(o.plan); err != nil {
 		return fail(fmt.Errorf("send plan: %w", err))
 	}
 	return p, nil
 }
 
-// next reads the next message from the container process. An error message
-// becomes an error; EOF means the process died or exec'd.
-func (p *proc) next() (initproc.Message, error) {
-	var m initproc.Message
-	if err := p.dec.Decode(&m); err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return m, io.EOF
+// next reads the next frame from the container process and returns its
+// type. An error frame becomes an error; a seccomp listener fd goes to onFd
+// at once; EOF means the process died or exec'd.
+func (p *proc) next() (frame.Type, error) {
+	for {
+		f, err := p.r.Next()
+		if err != nil {
+			if f != nil {
+				closeAll(f.Fds)
+			}
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return 0, io.EOF
+			}
+			return 0, fmt.Errorf("read from container process: %w", err)
 		}
-		return m, fmt.Errorf("read from container process: %w", err)
+		switch f.Type {
+		case frame.TypeSeccompFd:
+			if len(f.Fds) != 1 || p.onFd == nil {
+				closeAll(f.Fds)
+				return 0, fmt.Errorf("%w: unexpected seccomp listener frame with %d fds", ErrProcess, len(f.Fds))
+			}
+			if err := p.onFd(f.Fds[0]); err != nil {
+				return 0, fmt.Errorf("receive seccomp listener fd from container process %d: %w", p.pid, err)
+			}
+			continue
+		case frame.TypeError:
+			closeAll(f.Fds)
+			return f.Type, fmt.Errorf("%w: %s", ErrProcess, f.Payload)
+		}
+		if len(f.Fds) > 0 {
+			closeAll(f.Fds)
+			return 0, fmt.Errorf("%w: %s frame with unexpected fds", ErrProcess, f.Type)
+		}
+		return f.Type, nil
 	}
-	if m.Type == initproc.MsgError {
-		return m, fmt.Errorf("%w: %s", ErrProcess, m.Error)
-	}
-	return m, nil
 }
 
-func (p *proc) send(m initproc.Message) error {
-	return json.NewEncoder(p.conn).Encode(m)
+func closeAll(fds []int) {
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
+}
+
+func (p *proc) send(t frame.Type) error {
+	return p.conn.send(&frame.Frame{Type: t})
 }
 
 // kill stops and reaps the process; used on failure paths.
@@ -259,6 +284,7 @@ func (p *proc) kill() {
 		}
 		reap(p.pid)
 	}
+	p.conn.closeFds()
 	p.conn.Close()
 }
 

@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/hako-runtime/hako/internal/initproc"
+	"github.com/hako-runtime/hako/internal/frame"
 )
 
 // How long the parent waits on a container process that says nothing.
@@ -31,17 +31,17 @@ var (
 var errSilent = errors.New("the container process stopped answering")
 
 // syncConn is the parent's end of a container process's sync socket. Every
-// read is a recvmsg, so that a seccomp listener fd the child sends between
-// two messages (initproc.FdMarker) cannot be lost to a plain read; the fd
-// goes to onFd at once, the marker never reaches the JSON decoder. And no
+// read is a recvmsg, so that no fd the child attaches to a frame (the
+// seccomp listener) can be lost to a plain read: fds are queued in arrival
+// order for the frame reader (internal/frame) to hand to their frame. And no
 // read blocks for good: the socket is non-blocking, each wait is cut into
 // syncPoll slices, after each of which checkStuck may end it (a frozen
 // cgroup), and idle bounds the whole.
 type syncConn struct {
 	f  *os.File
 	rc syscall.RawConn
-	// onFd takes ownership of each fd received.
-	onFd func(fd int) error
+	// fds received and not yet claimed by a frame.
+	fds frame.Queue
 	// checkStuck reports why a silent child cannot go on, or nil.
 	checkStuck func() error
 	// idle is the bound on one wait; 0 means none.
@@ -72,34 +72,45 @@ func (c *syncConn) Write(p []byte) (int, error) { return c.f.Write(p) }
 func (c *syncConn) Close() error { return c.f.Close() }
 
 // sendmsg sends data with rights through the poller.
-func (c *syncConn) sendmsg(data, rights []byte) error {
+func (c *syncConn) sendmsg(data, rights []byte) (int, error) {
+	var n int
 	var serr error
 	err := c.rc.Write(func(fd uintptr) bool {
 		for {
-			serr = unix.Sendmsg(int(fd), data, rights, nil, 0)
+			n, serr = unix.SendmsgN(int(fd), data, rights, nil, 0)
 			if serr != unix.EINTR {
 				return serr != unix.EAGAIN
 			}
 		}
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
-	return serr
+	return n, serr
+}
+
+// send writes one frame.
+func (c *syncConn) send(f *frame.Frame) error { return frame.Send(c.sendmsg, f) }
+
+// closeFds closes fds received that no frame claimed.
+func (c *syncConn) closeFds() {
+	for _, fd := range c.fds.Drain() {
+		unix.Close(fd)
+	}
 }
 
 func (c *syncConn) Read(p []byte) (int, error) {
 	start := time.Now()
-	oob := make([]byte, unix.CmsgSpace(4*4))
+	oob := make([]byte, frame.OOBSpace)
 	for {
 		if err := c.f.SetReadDeadline(time.Now().Add(syncPoll)); err != nil {
 			return 0, fmt.Errorf("sync socket: set deadline: %w", err)
 		}
-		var n, oobn int
+		var n, oobn, flags int
 		var rerr error
 		err := c.rc.Read(func(fd uintptr) bool {
 			for {
-				n, oobn, _, _, rerr = unix.Recvmsg(int(fd), p, oob, unix.MSG_CMSG_CLOEXEC)
+				n, oobn, flags, _, rerr = unix.Recvmsg(int(fd), p, oob, unix.MSG_CMSG_CLOEXEC)
 				if rerr != unix.EINTR {
 					return rerr != unix.EAGAIN
 				}
@@ -122,17 +133,8 @@ func (c *syncConn) Read(p []byte) (int, error) {
 		if err != nil {
 			return 0, fmt.Errorf("read sync socket: %w", err)
 		}
-		if oobn > 0 {
-			if err := c.takeFds(p[:n], oob[:oobn]); err != nil {
-				return 0, err
-			}
-			// The kernel ends a read at the message that carried fds,
-			// so the marker is the last byte.
-			n--
-			if n == 0 {
-				continue
-			}
-			return n, nil
+		if err := frame.TakeRights(&c.fds, oob[:oobn], flags); err != nil {
+			return 0, fmt.Errorf("receive fds from container process %d: %w", c.who(), err)
 		}
 		if n == 0 {
 			return 0, io.EOF
@@ -146,32 +148,4 @@ func (c *syncConn) who() int {
 		return -1
 	}
 	return c.pid()
-}
-
-func (c *syncConn) takeFds(data, oob []byte) error {
-	var fds []int
-	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err == nil {
-		for i := range msgs {
-			f, perr := unix.ParseUnixRights(&msgs[i])
-			if perr != nil {
-				err = perr
-				continue
-			}
-			fds = append(fds, f...)
-		}
-	}
-	if err == nil && (len(data) == 0 || data[len(data)-1] != initproc.FdMarker || len(fds) != 1) {
-		err = fmt.Errorf("want one fd with the marker byte, got %d fds", len(fds))
-	}
-	if err == nil && c.onFd == nil {
-		err = errors.New("no fd expected")
-	}
-	if err != nil {
-		for _, fd := range fds {
-			unix.Close(fd)
-		}
-		return fmt.Errorf("receive seccomp listener fd from container process %d: %w", c.who(), err)
-	}
-	return c.onFd(fds[0])
 }

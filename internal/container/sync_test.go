@@ -1,7 +1,6 @@
 package container
 
 import (
-	"encoding/json"
 	"errors"
 	"os"
 	"testing"
@@ -9,7 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/hako-runtime/hako/internal/initproc"
+	"github.com/hako-runtime/hako/internal/frame"
 )
 
 func syncPair(t *testing.T) (*syncConn, int) {
@@ -26,34 +25,38 @@ func syncPair(t *testing.T) (*syncConn, int) {
 	return c, fds[1]
 }
 
-// A listener fd sent between two messages reaches onFd, and its marker
-// byte never reaches the JSON decoder.
+// A listener fd sent in a frame between two frames reaches onFd, and the
+// frames around it arrive whole.
 func TestSyncConnFdBetweenMessages(t *testing.T) {
 	c, child := syncPair(t)
 	var got []int
-	c.onFd = func(fd int) error { got = append(got, fd); return nil }
+	p := &proc{conn: c, r: frame.NewReader(c, &c.fds), onFd: func(fd int) error { got = append(got, fd); return nil }}
 	devnull, err := os.Open(os.DevNull)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer devnull.Close()
-	unix.Write(child, []byte(`{"type":"hooks"}`+"\n"))
-	if err := unix.Sendmsg(child, []byte{initproc.FdMarker}, unix.UnixRights(int(devnull.Fd())), nil, 0); err != nil {
-		t.Fatal(err)
+	cc := frame.NewConn(child)
+	for _, f := range []*frame.Frame{
+		{Type: frame.TypeHooks},
+		{Type: frame.TypeSeccompFd, Fds: []int{int(devnull.Fd())}},
+		{Type: frame.TypeReady},
+	} {
+		if err := cc.Send(f); err != nil {
+			t.Fatal(err)
+		}
 	}
-	unix.Write(child, []byte(`{"type":"ready"}`+"\n"))
 	unix.Close(child)
-	dec := json.NewDecoder(c)
-	var types []string
+	var types []frame.Type
 	for {
-		var m initproc.Message
-		if err := dec.Decode(&m); err != nil {
+		m, err := p.next()
+		if err != nil {
 			break
 		}
-		types = append(types, m.Type)
+		types = append(types, m)
 	}
-	if len(types) != 2 || types[0] != "hooks" || types[1] != "ready" || len(got) != 1 {
-		t.Fatalf("messages %q, fds %v", types, got)
+	if len(types) != 2 || types[0] != frame.TypeHooks || types[1] != frame.TypeReady || len(got) != 1 {
+		t.Fatalf("messages %v, fds %v", types, got)
 	}
 	unix.Close(got[0])
 }

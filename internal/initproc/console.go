@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/hako-runtime/hako/internal/console"
@@ -13,11 +14,11 @@ import (
 // setupConsole makes a pty in the container's devpts, sends the master to the
 // console socket, and makes the slave the process's controlling terminal and
 // stdio. For the init it is also bound onto /dev/console.
-func setupConsole(p *Plan, devConsole bool) error {
-	if p.ConsoleFd < 0 {
+func setupConsole(consoleFd int, uid int, size *specs.Box, devConsole bool) error {
+	if consoleFd < 0 {
 		return fmt.Errorf("process.terminal is true but no console socket was given")
 	}
-	sock := os.NewFile(uintptr(p.ConsoleFd), "console-socket")
+	sock := os.NewFile(uintptr(consoleFd), "console-socket")
 	defer sock.Close()
 	master, slave, err := console.NewPty("/dev/pts/ptmx")
 	if err != nil {
@@ -30,11 +31,10 @@ func setupConsole(p *Plan, devConsole bool) error {
 	// its terminal as after a login. The group stays the one the devpts
 	// mount chose (gid=5). Ids the user namespace cannot map, or a
 	// read-only devpts, leave it as it is, as in runc.
-	uid := int(p.Process.User.UID)
 	if err := unix.Fchown(int(slave.Fd()), uid, -1); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.EPERM) && !errors.Is(err, unix.EROFS) {
 		return fmt.Errorf("chown %s to uid %d: %w", slave.Name(), uid, err)
 	}
-	if cs := p.Process.ConsoleSize; cs != nil {
+	if cs := size; cs != nil {
 		ws := &unix.Winsize{Row: uint16(cs.Height), Col: uint16(cs.Width)}
 		if err := unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, ws); err != nil {
 			return fmt.Errorf("set console size: %w", err)

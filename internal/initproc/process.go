@@ -4,133 +4,24 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"unsafe"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/hako-runtime/hako/internal/frame"
 	"github.com/hako-runtime/hako/internal/linux/security"
 )
-
-// Rlimits maps the spec's names to resource numbers.
-var Rlimits = map[string]int{
-	"RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3,
-	"RLIMIT_CORE": 4, "RLIMIT_RSS": 5, "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7,
-	"RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9, "RLIMIT_LOCKS": 10, "RLIMIT_SIGPENDING": 11,
-	"RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13, "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
-}
 
 // prepared is a process ready for execve: everything that may fail has.
 type prepared struct {
 	path      string
 	args, env []string
-}
-
-// prepare applies the process's properties in runc's order (its
-// finalizeNamespace): rlimits and no_new_privs while still root, an early
-// seccomp filter when no_new_privs is off (loading one then needs
-// CAP_SYS_ADMIN), the bounding set, the user with PR_SET_KEEPCAPS, the other
-// capability sets, the working directory, then the executable lookup so a
-// missing binary fails `create`, not `start`. sync is the socket a seccomp
-// listener fd goes to the parent on.
-func prepare(p *Plan, sync int) (*prepared, error) {
-	proc := p.Process
-	// No fd of hako's may reach the container (CVE-2024-21626): every fd
-	// above the preserved ones closes at exec. Done before a seccomp
-	// profile may forbid close_range; every fd opened after this is
-	// O_CLOEXEC already.
-	if err := unix.CloseRange(uint(3+p.PreserveFds), math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC); err != nil {
-		return nil, fmt.Errorf("close_range: %w", err)
-	}
-	// Entered now, as runc does: still root with every capability, the
-	// process may start in a directory its user could not enter (exec
-	// --user 0 into a container whose capabilities lack
-	// CAP_DAC_OVERRIDE, or a cwd only the runtime can reach). Refused
-	// here, it is tried again as the user after the switch, for a
-	// directory only that user may enter (root squashed on NFS, say).
-	// Before a seccomp profile may forbid openat2, in the common case.
-	cwdAsUser := false
-	if proc.Cwd != "" {
-		if err := enterCwd(proc.Cwd); err != nil {
-			if !errors.Is(err, unix.EACCES) && !errors.Is(err, unix.EPERM) {
-				return nil, err
-			}
-			cwdAsUser = true
-		}
-	}
-	if proc.NoNewPrivileges {
-		if err := security.SetNoNewPrivileges(); err != nil {
-			return nil, err
-		}
-	}
-	if err := security.ApplyAppArmor(proc.ApparmorProfile); err != nil {
-		return nil, err
-	}
-	if err := security.ApplySELinux(proc.SelinuxLabel); err != nil {
-		return nil, err
-	}
-	pr := &prepared{args: proc.Args}
-	filter := p.Seccomp
-	// Before the user switch: a non-root process
-	// may no longer raise its hard limits.
-	if err := setRlimits(proc.Rlimits); err != nil {
-		return nil, err
-	}
-	if filter != nil && !proc.NoNewPrivileges {
-		if err := loadSeccomp(filter, sync); err != nil {
-			return nil, err
-		}
-	}
-	if err := security.DropBounding(proc.Capabilities); err != nil {
-		return nil, err
-	}
-	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
-		return nil, fmt.Errorf("prctl PR_SET_KEEPCAPS: %w", err)
-	}
-	if err := setUser(proc.User); err != nil {
-		return nil, err
-	}
-	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0); err != nil {
-		return nil, fmt.Errorf("prctl PR_SET_KEEPCAPS: %w", err)
-	}
-	if err := security.ApplyCaps(proc.Capabilities); err != nil {
-		return nil, err
-	}
-	if cwdAsUser {
-		if err := enterCwd(proc.Cwd); err != nil {
-			return nil, fmt.Errorf("%w (refused as root, then as uid %d)", err, proc.User.UID)
-		}
-	}
-	umask := 0o022
-	if proc.User.Umask != nil {
-		umask = int(*proc.User.Umask)
-	}
-	unix.Umask(umask)
-	pr.env = withHome(proc.Env, proc.User.UID)
-	path, err := lookPath(proc.Args[0], pr.env)
-	if err != nil {
-		return nil, err
-	}
-	pr.path = path
-	if filter != nil && proc.NoNewPrivileges {
-		// As late as runc 1.2+ loads it: after everything that sets the
-		// process up, before the init reports ready and waits for start.
-		// A listener fd must still reach the agent through hako, which is
-		// gone once the init waits for start; and startContainer hooks
-		// run under the container's filter, as the runtime-spec's
-		// "executed in the container namespace" and runc give them.
-		if err := loadSeccomp(filter, sync); err != nil {
-			return nil, err
-		}
-	}
-	return pr, nil
 }
 
 // loadSeccomp loads the filter and, when it has notify rules, hands the
@@ -172,20 +63,21 @@ func loadSeccomp(sc *security.Seccomp, sync int) error {
 	return nil
 }
 
-// fdSender is one sendmsg(2) carrying FdMarker and one fd, laid out in
-// advance so that sending needs no allocation and no other syscall.
+// fdSender is one sendmsg(2) carrying a whole frame, a seccomp-fd header
+// with the fd attached, laid out in advance so that sending needs no
+// allocation and no other syscall.
 type fdSender struct {
 	msg unix.Msghdr
 	iov unix.Iovec
-	buf [1]byte
+	buf [frame.HeaderSize]byte
 	oob []byte
 }
 
 func newFdSender() *fdSender {
 	s := &fdSender{oob: unix.UnixRights(-1)}
-	s.buf[0] = FdMarker
+	s.buf = frame.Header(frame.TypeSeccompFd, 0, 1)
 	s.iov.Base = &s.buf[0]
-	s.iov.SetLen(1)
+	s.iov.SetLen(len(s.buf))
 	s.msg.Iov = &s.iov
 	s.msg.Iovlen = 1
 	s.msg.Control = &s.oob[0]
@@ -196,7 +88,7 @@ func newFdSender() *fdSender {
 func (s *fdSender) send(sock, fd int) error {
 	*(*int32)(unsafe.Pointer(&s.oob[unix.CmsgLen(0)])) = int32(fd)
 	for {
-		// Raw: a 1-byte send on a unix socket does not block, and the
+		// Raw: an 8-byte send on a unix socket does not block, and the
 		// scheduler hooks of Syscall are code we need not run here.
 		_, _, e := unix.RawSyscall(unix.SYS_SENDMSG, uintptr(sock), uintptr(unsafe.Pointer(&s.msg)), 0)
 		runtime.KeepAlive(s)
@@ -210,7 +102,10 @@ func (s *fdSender) send(sock, fd int) error {
 	}
 }
 
-func (pr *prepared) exec() error {
+func (pr *prepared) run() error {
+	if pr.path == "" {
+		return errors.New("exec before lookup")
+	}
 	err := unix.Exec(pr.path, pr.args, pr.env)
 	return fmt.Errorf("exec %s: %w", pr.path, err)
 }
@@ -301,25 +196,6 @@ func checkExec(p string) error {
 	}
 	if st.Mode()&0o111 == 0 {
 		return os.ErrPermission
-	}
-	return nil
-}
-
-func setRlimits(rl []specs.POSIXRlimit) error {
-	for _, r := range rl {
-		res, ok := Rlimits[r.Type]
-		if !ok {
-			return fmt.Errorf("process.rlimits: unknown type %q", r.Type)
-		}
-		// syscall (not x/sys) so that the Go runtime forgets its own
-		// start-up RLIMIT_NOFILE and does not restore it at exec.
-		if err := syscall.Setrlimit(res, &syscall.Rlimit{Cur: r.Soft, Max: r.Hard}); err != nil {
-			hint := ""
-			if errors.Is(err, unix.EPERM) {
-				hint = " (raising a hard limit needs CAP_SYS_RESOURCE, which this host's bounding set may lack)"
-			}
-			return fmt.Errorf("setrlimit %s soft=%d hard=%d: %w%s", r.Type, r.Soft, r.Hard, err, hint)
-		}
 	}
 	return nil
 }

@@ -3,6 +3,15 @@
 // and mount namespaces cannot be joined by a multithreaded process) and
 // unsharing new ones. See nsexec.c for the steps and why they are ordered so.
 //
+// nsexec.c keeps its own few lines of text ("cg", "join", "unshare",
+// "timens", "end" in; "maps", "pid N", "err ..." out) rather than speak
+// internal/frame: it runs in a constructor before the Go runtime, where a
+// bug is a hang or a crash with no Go error to report, it passes no fds
+// either way, and every message is one short line parsed with plain libc.
+// Teaching it frames would add C parsing code on the most fragile path for
+// no fd and no message it lacks. The frames start right after its "pid"
+// line, on the same socket.
+//
 // A program that imports this package (the hako binary does) gets the C
 // constructor; it does nothing unless the environment names a sync fd, so
 // the ordinary CLI pays nothing for it.

@@ -24,8 +24,8 @@ var DefaultDevices = []specs.LinuxDevice{
 	{Path: "/dev/tty", Type: "c", Major: 5, Minor: 0, FileMode: fm(0o666), UID: u32(0), GID: u32(0)},
 }
 
-// devices merges the defaults with linux.devices; the config wins.
-func devices(s *specs.Spec) []specs.LinuxDevice {
+// Devices merges the defaults with linux.devices; the config wins.
+func Devices(s *specs.Spec) []specs.LinuxDevice {
 	var devs []specs.LinuxDevice
 	seen := map[string]bool{}
 	if s.Linux != nil {
@@ -42,9 +42,9 @@ func devices(s *specs.Spec) []specs.LinuxDevice {
 	return devs
 }
 
-func setupDev(root *os.File, c *Config) error {
-	for _, d := range devices(c.Spec) {
-		if err := makeDevice(root, d, c.InUserNS); err != nil {
+func setupDev(root *os.File, devs []specs.LinuxDevice, inUserNS bool) error {
+	for _, d := range devs {
+		if err := makeDevice(root, d, inUserNS); err != nil {
 			return fmt.Errorf("device %s: %w", d.Path, err)
 		}
 	}

@@ -14,33 +14,55 @@ import (
 )
 
 type mounter struct {
-	root  *os.File
-	cfg   *Config
-	index int // of the mount being made, in Spec.Mounts
+	root    *os.File
+	cgroups []CgroupMount
 }
 
-func (m *mounter) mount(mnt specs.Mount) error {
-	o := ParseOptions(mnt.Options)
-	if o.IDMap || len(mnt.UIDMappings) > 0 {
-		if _, ok := m.cfg.IDMapTrees[m.index]; !ok {
+// Mount kinds: how a mount is made. Any other kind is a filesystem type,
+// made with fsopen.
+const (
+	KindBind   = "bind"   // open_tree of the source (or of the fd the parent opened)
+	KindIDMap  = "idmap"  // the fd is a detached idmapped tree the parent made
+	KindCgroup = "cgroup" // the container's cgroup directories
+)
+
+// Mount is one mount with every decision made: the kind, an absolute bind
+// source, parsed options. Plans carry it.
+type Mount struct {
+	Kind        string  `json:"kind"`
+	Type        string  `json:"type,omitempty"`
+	Source      string  `json:"source,omitempty"`
+	Destination string  `json:"destination"`
+	Options     Options `json:"options"`
+	// Size and Perms are a tmpfs's size= and mode= (bwrap's --size and
+	// --perms, systemd's TemporaryFileSystem).
+	Size  int64   `json:"size,omitempty"`
+	Perms *uint32 `json:"perms,omitempty"`
+	// UIDMappings and GIDMappings of an idmapped mount with maps of its
+	// own: the parent makes the tree from them (KindIDMap).
+	UIDMappings []specs.LinuxIDMapping `json:"uidMappings,omitempty"`
+	GIDMappings []specs.LinuxIDMapping `json:"gidMappings,omitempty"`
+}
+
+func (m *mounter) mount(mnt Mount, fd int) error {
+	switch mnt.Kind {
+	case KindIDMap:
+		if fd < 0 {
 			return fmt.Errorf("idmapped mount: %w: no tree prepared", errors.ErrUnsupported)
 		}
-		o.Bind = true
-	}
-	if filepath.Clean(mnt.Destination) == "/dev" && o.Attr&unix.MOUNT_ATTR_RDONLY != 0 {
-		// /dev gets submounts (pts, shm, mqueue), device nodes and
-		// symlinks after this, and /dev/console at the end: runc makes
-		// it read-only last (its finalizeRootfs), and so does Finalize.
-		o.Attr &^= unix.MOUNT_ATTR_RDONLY
-		m.cfg.devReadonly = true
-	}
-	switch {
-	case o.Bind || mnt.Type == "bind":
-		return m.bind(mnt, o)
-	case mnt.Type == "cgroup":
-		return m.cgroup(mnt, o)
+		return m.bindTree(fd, mnt, mnt.Options)
+	case KindBind:
+		return m.bind(mnt, mnt.Options, fd)
+	case KindCgroup:
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+		return m.cgroup(mnt, mnt.Options)
 	default:
-		return m.fs(mnt, o)
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+		return m.fs(mnt, mnt.Options)
 	}
 }
 
@@ -92,38 +114,31 @@ func refuseSymlink(root *os.File, dest string) error {
 	return fmt.Errorf("%w: filesystem %q must be mounted on ordinary directory (%s is %s in the rootfs)", ErrUnsafePath, fs, dest, what)
 }
 
-func (m *mounter) bind(mnt specs.Mount, o Options) error {
-	src := mnt.Source
-	if !filepath.IsAbs(src) {
-		src = filepath.Join(m.cfg.Bundle, src)
-	}
+// bind clones the source: from fd when the parent opened it (it closes
+// fd), else by path.
+func (m *mounter) bind(mnt Mount, o Options, fd int) error {
 	flags := uint(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC)
 	if o.Recursive {
 		flags |= unix.AT_RECURSIVE
 	}
-	tree, ok := m.cfg.IDMapTrees[m.index]
-	if ok {
-		delete(m.cfg.IDMapTrees, m.index)
-	} else if fd, ok := m.cfg.BindSources[m.index]; ok {
-		delete(m.cfg.BindSources, m.index)
+	if fd >= 0 {
 		tree, err := unix.OpenTree(fd, "", flags|unix.AT_EMPTY_PATH)
 		unix.Close(fd)
 		if err != nil {
-			return fmt.Errorf("open_tree bind source %s: %w", src, err)
+			return fmt.Errorf("open_tree bind source %s: %w", mnt.Source, err)
 		}
 		return m.bindTree(tree, mnt, o)
-	} else {
-		var err error
-		if tree, err = unix.OpenTree(unix.AT_FDCWD, src, flags); err != nil {
-			return fmt.Errorf("open_tree bind source %s: %w", src, err)
-		}
+	}
+	tree, err := unix.OpenTree(unix.AT_FDCWD, mnt.Source, flags)
+	if err != nil {
+		return fmt.Errorf("open_tree bind source %s: %w", mnt.Source, err)
 	}
 	return m.bindTree(tree, mnt, o)
 }
 
 // bindTree attaches a detached bind mount at the destination, made a file
 // or a directory as the tree's root is; it closes tree.
-func (m *mounter) bindTree(tree int, mnt specs.Mount, o Options) error {
+func (m *mounter) bindTree(tree int, mnt Mount, o Options) error {
 	defer unix.Close(tree)
 	var st unix.Stat_t
 	if err := unix.Fstat(tree, &st); err != nil {
@@ -253,7 +268,7 @@ func selinuxEnabled() bool {
 	return err == nil
 }
 
-func (m *mounter) fs(mnt specs.Mount, o Options) error {
+func (m *mounter) fs(mnt Mount, o Options) error {
 	dst, err := m.target(mnt.Destination, true)
 	if err != nil {
 		return err
@@ -261,6 +276,12 @@ func (m *mounter) fs(mnt specs.Mount, o Options) error {
 	defer dst.Close()
 	if err := checkTarget(dst, mnt.Destination); err != nil {
 		return err
+	}
+	if mnt.Size > 0 {
+		o.Data = append(o.Data[:len(o.Data):len(o.Data)], fmt.Sprintf("size=%d", mnt.Size))
+	}
+	if mnt.Perms != nil {
+		o.Data = append(o.Data[:len(o.Data):len(o.Data)], fmt.Sprintf("mode=%04o", *mnt.Perms))
 	}
 	// Without SELinux a context= option can only fail; crun drops it too.
 	tree, err := newFS(mnt.Type, mnt.Source, o, !selinuxEnabled())
@@ -286,12 +307,12 @@ func checkTarget(dst *os.File, dest string) error {
 // cgroup makes /sys/fs/cgroup inside the container: on v1 and hybrid hosts a
 // tmpfs holding a bind of the container's own directory of each hierarchy;
 // on v2 a bind of its one directory.
-func (m *mounter) cgroup(mnt specs.Mount, o Options) error {
-	if len(m.cfg.Cgroups) == 1 && m.cfg.Cgroups[0].Dir == "" {
+func (m *mounter) cgroup(mnt Mount, o Options) error {
+	if len(m.cgroups) == 1 && m.cgroups[0].Dir == "" {
 		b := mnt
-		b.Source = m.cfg.Cgroups[0].HostPath
+		b.Source = m.cgroups[0].HostPath
 		o.Bind, o.Recursive = true, false
-		return m.bind(b, o)
+		return m.bind(b, o, -1)
 	}
 	dst, err := m.target(mnt.Destination, true)
 	if err != nil {
@@ -312,12 +333,12 @@ func (m *mounter) cgroup(mnt specs.Mount, o Options) error {
 	if err := m.attach(tree, dst, mnt.Destination, Options{}); err != nil {
 		return err
 	}
-	for _, cg := range m.cfg.Cgroups {
+	for _, cg := range m.cgroups {
 		sub := filepath.Join(mnt.Destination, cg.Dir)
-		b := specs.Mount{Destination: sub, Source: cg.HostPath, Type: "bind"}
+		b := Mount{Kind: KindBind, Destination: sub, Source: cg.HostPath, Type: "bind"}
 		bo := o
 		bo.Bind, bo.Recursive, bo.Propagation = true, false, 0
-		if err := m.bind(b, bo); err != nil {
+		if err := m.bind(b, bo, -1); err != nil {
 			return fmt.Errorf("cgroup %s: %w", cg.Dir, err)
 		}
 		for _, l := range cg.Symlinks {

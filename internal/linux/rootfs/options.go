@@ -1,6 +1,7 @@
 package rootfs
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 
@@ -149,3 +150,29 @@ func KnownOptions() []string {
 	sort.Strings(out)
 	return out
 }
+
+// String renders the options compactly, for --debug.
+func (o Options) String() string {
+	var parts []string
+	if o.Recursive {
+		parts = append(parts, "rec")
+	}
+	if o.IDMap {
+		parts = append(parts, "idmap")
+	}
+	if o.Attr != 0 || o.AttrClr != 0 {
+		parts = append(parts, fmt.Sprintf("attr=%#x/-%#x", o.Attr, o.AttrClr))
+	}
+	if o.RAttr != 0 || o.RAttrClr != 0 {
+		parts = append(parts, fmt.Sprintf("rattr=%#x/-%#x", o.RAttr, o.RAttrClr))
+	}
+	if o.Propagation != 0 {
+		parts = append(parts, PropagationName(o.Propagation))
+	}
+	parts = append(parts, o.SbFlags...)
+	parts = append(parts, o.Data...)
+	return strings.Join(parts, ",")
+}
+
+// PropagationName is the option name of MS_* propagation flags.
+func PropagationName(p uintptr) string { return propName(p) }

@@ -43,17 +43,14 @@ func pivotTags(rootfs string) []string {
 // ErrPivot is wrapped when pivot_root fails for a reason seed 001 lists.
 var ErrPivot = errors.New("pivot_root refused")
 
-// EnterRoot makes the rootfs the container's /.
-func EnterRoot(c *Config) error {
-	switch {
-	case !c.NewMountNS:
-		return chrootInto(c.Rootfs)
-	case c.NoPivot:
-		return moveRoot(c.Rootfs)
-	default:
-		return pivotRoot(c.Rootfs)
-	}
-}
+// PivotRoot makes the rootfs the container's / with pivot_root.
+func PivotRoot(rootfs string) error { return pivotRoot(rootfs) }
+
+// MoveRoot is --no-pivot.
+func MoveRoot(rootfs string) error { return moveRoot(rootfs) }
+
+// Chroot enters the rootfs without a mount namespace of its own.
+func Chroot(rootfs string) error { return chrootInto(rootfs) }
 
 // pivotRoot uses pivot_root(".", "."): the old root ends up stacked on top
 // of the new one at ".", so no directory for it is needed in the rootfs

@@ -30,77 +30,62 @@ type CgroupMount struct {
 	Symlinks []string
 }
 
-// Config is what the init needs to build the container's filesystem.
-type Config struct {
-	Rootfs      string // absolute, symlink-free host path
-	Bundle      string
-	Spec        *specs.Spec
-	NoPivot     bool
-	NewMountNS  bool
-	InUserNS    bool
-	Cgroups     []CgroupMount
-	Propagation uintptr
-	// IDMapTrees are detached idmapped mounts made by the parent, by
-	// index in Spec.Mounts; Setup moves each into place and closes it.
-	IDMapTrees map[int]int
-	// BindSources are bind sources the parent opened (O_PATH, in this
-	// mount namespace, with its credentials), by index in Spec.Mounts;
-	// Setup clones each with open_tree and closes it.
-	BindSources map[int]int
-
-	// devReadonly: the /dev mount asked for "ro", which Finalize applies
-	// once everything below /dev exists.
-	devReadonly bool
-}
-
 // ErrUnsafePath is wrapped when something in the rootfs is refused.
 var ErrUnsafePath = errors.New("unsafe path in rootfs")
 
-// Setup does everything before pivot_root: propagation, the rootfs bind, the
-// spec's mounts and /dev. The caller is in the container's new mount namespace.
-func Setup(c *Config) error {
-	// An unbindable / would refuse the rootfs bind below; it is applied
-	// to the new / after pivot_root, like every configured propagation.
-	prop := c.Propagation
-	if prop == 0 || prop&unix.MS_UNBINDABLE != 0 {
-		prop = unix.MS_PRIVATE | unix.MS_REC
-	}
-	if err := unix.Mount("", "/", "", prop, ""); err != nil {
-		return fmt.Errorf("make / %s in the container's mount namespace: %w", propName(prop), err)
-	}
-	if err := makeParentPrivate(c.Rootfs); err != nil {
-		return err
-	}
-	// pivot_root needs the new root to be a mount point.
-	if err := unix.Mount(c.Rootfs, c.Rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return fmt.Errorf("bind rootfs %s onto itself: %w", c.Rootfs, err)
-	}
-	root, err := os.OpenFile(c.Rootfs, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("open rootfs: %w", err)
-	}
-	defer root.Close()
-	// Sources on the host must not stay open past pivot_root, whatever
-	// fails.
-	defer func() {
-		for idx, fd := range c.BindSources {
-			unix.Close(fd)
-			delete(c.BindSources, idx)
+// SetPropagation sets the propagation of the mount at path. Before the
+// rootfs is entered it is "/" made rprivate (or the configured propagation,
+// unless unbindable: that would refuse the rootfs bind, and is applied to
+// the new / after pivot_root, like every configured propagation).
+func SetPropagation(path string, prop uintptr) error {
+	if err := unix.Mount("", path, "", prop, ""); err != nil {
+		if path == "/" {
+			return fmt.Errorf("make / %s in the container's mount namespace: %w", propName(prop), err)
 		}
-	}()
-	m := &mounter{root: root, cfg: c}
-	for i, mnt := range c.Spec.Mounts {
-		m.index = i
-		if err := m.mount(mnt); err != nil {
-			return fmt.Errorf("mounts[%d] %s on %s: %w", i, mnt.Type, mnt.Destination, err)
-		}
-	}
-	if needsDev(c.Spec) {
-		if err := setupDev(root, c); err != nil {
-			return err
-		}
+		return fmt.Errorf("set propagation %s on %s: %w", propName(prop), path, err)
 	}
 	return nil
+}
+
+// MakeParentPrivate: see makeParentPrivate.
+func MakeParentPrivate(rootfs string) error { return makeParentPrivate(rootfs) }
+
+// Root is the container's rootfs while the mounts are made in it: every
+// destination is resolved from its fd.
+type Root struct {
+	Path    string
+	f       *os.File
+	cgroups []CgroupMount
+}
+
+// BindRoot binds the rootfs onto itself (pivot_root needs the new root to
+// be a mount point) and opens it. cgroups are what a "cgroup" mount shows.
+func BindRoot(path string, cgroups []CgroupMount) (*Root, error) {
+	if err := unix.Mount(path, path, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return nil, fmt.Errorf("bind rootfs %s onto itself: %w", path, err)
+	}
+	f, err := os.OpenFile(path, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open rootfs: %w", err)
+	}
+	return &Root{Path: path, f: f, cgroups: cgroups}, nil
+}
+
+// Close closes the rootfs fd; nothing of the host may stay open past
+// pivot_root.
+func (r *Root) Close() error { return r.f.Close() }
+
+// Mount makes one mount inside the root. fd, when not -1, is a bind source
+// or an idmapped tree the parent prepared; Mount closes it.
+func (r *Root) Mount(m Mount, fd int) error {
+	mt := &mounter{root: r.f, cgroups: r.cgroups}
+	return mt.mount(m, fd)
+}
+
+// Dev makes the device nodes and /dev's standard symlinks. In a user
+// namespace, where mknod is refused, the host's nodes are bound instead.
+func (r *Root) Dev(devs []specs.LinuxDevice, inUserNS bool) error {
+	return setupDev(r.f, devs, inUserNS)
 }
 
 // makeParentPrivate makes the mount holding the rootfs private where it is
@@ -121,7 +106,9 @@ func makeParentPrivate(rootfs string) error {
 	return nil
 }
 
-func needsDev(s *specs.Spec) bool {
+// NeedsDev says whether the config's /dev is a fresh filesystem hako must
+// fill (not a bind of the host's).
+func NeedsDev(s *specs.Spec) bool {
 	for _, m := range s.Mounts {
 		if filepath.Clean(m.Destination) == "/dev" {
 			return !ParseOptions(m.Options).Bind && m.Type != "bind"
@@ -130,42 +117,23 @@ func needsDev(s *specs.Spec) bool {
 	return false
 }
 
-// Finalize runs after pivot_root, in the container's root: the working
-// directory, masked and read-only paths, a read-only root, and the
-// configured propagation of the new /.
-func Finalize(c *Config) error {
-	if c.Spec.Process != nil && c.Spec.Process.Cwd != "" {
-		if err := os.MkdirAll(c.Spec.Process.Cwd, 0o755); err != nil {
-			return fmt.Errorf("create process.cwd %s: %w", c.Spec.Process.Cwd, err)
-		}
-	}
-	if c.devReadonly {
-		if err := remountReadonly("/dev"); err != nil {
-			return err
-		}
-	}
-	if c.Spec.Linux != nil {
-		if err := maskPaths(c.Spec.Linux.MaskedPaths); err != nil {
-			return err
-		}
-		for _, p := range c.Spec.Linux.ReadonlyPaths {
-			if err := readonlyPath(p); err != nil {
-				return err
-			}
-		}
-	}
-	if c.Spec.Root != nil && c.Spec.Root.Readonly {
+// MaskPaths masks linux.maskedPaths, after pivot_root.
+func MaskPaths(paths []string) error { return maskPaths(paths) }
+
+// ReadonlyPath makes one of linux.readonlyPaths read-only, after pivot_root.
+func ReadonlyPath(p string) error { return readonlyPath(p) }
+
+// RemountReadonly makes the mount at p read-only, after pivot_root; "/"
+// is the root itself (root.readonly).
+func RemountReadonly(p string) error {
+	if p == "/" {
 		attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
 		if err := unix.MountSetattr(unix.AT_FDCWD, "/", 0, &attr); err != nil {
 			return fmt.Errorf("make / read-only: %w", err)
 		}
+		return nil
 	}
-	if c.Propagation != 0 {
-		if err := unix.Mount("", "/", "", c.Propagation, ""); err != nil {
-			return fmt.Errorf("set rootfsPropagation %s on /: %w", propName(c.Propagation), err)
-		}
-	}
-	return nil
+	return remountReadonly(p)
 }
 
 // remountReadonly makes the mount at p (inside the container, not

@@ -550,3 +550,8 @@ func (s *Seccomp) UnmarshalJSON(data []byte) error {
 // Notify reports whether the filter has SCMP_ACT_NOTIFY rules, whose fd
 // goes to the seccomp agent at linux.seccomp.listenerPath.
 func (s *Seccomp) Notify() bool { return s.flags&unix.SECCOMP_FILTER_FLAG_NEW_LISTENER != 0 }
+
+// Summary describes the compiled filter in a few words, for --debug.
+func (s *Seccomp) Summary() string {
+	return fmt.Sprintf("%d BPF instructions, flags %#x, notify=%t", len(s.prog), s.flags, s.Notify())
+}
