@@ -128,7 +128,7 @@ var scenarios = map[string]func(dir string) error{
 		if err := privateRoot(); err != nil {
 			return err
 		}
-		return rootfs.EnterRoot(&rootfs.Config{Rootfs: dir, NewMountNS: true})
+		return rootfs.PivotRoot(dir)
 	},
 	"pivot-shared": func(dir string) error {
 		if err := unix.Mount("", "/", "", unix.MS_SHARED|unix.MS_REC, ""); err != nil {
@@ -137,7 +137,7 @@ var scenarios = map[string]func(dir string) error{
 		if err := unix.Mount(dir, dir, "", unix.MS_BIND, ""); err != nil {
 			return err
 		}
-		return rootfs.EnterRoot(&rootfs.Config{Rootfs: dir, NewMountNS: true})
+		return rootfs.PivotRoot(dir)
 	},
 	"not-mountpoint": func(dir string) error {
 		if err := privateRoot(); err != nil {

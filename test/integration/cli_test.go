@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // rtCmd runs one runtime's command line and returns stdout, stderr and the
@@ -54,6 +55,7 @@ func TestCLIMatchesRunc(t *testing.T) {
 		{"exec with a bad pid file dir", []string{"exec", "--pid-file", "/nonexistent/dir/pid", "cli1", "true"}, 255, "no such file or directory"},
 		{"exec status passes through", []string{"exec", "cli1", "sh", "-c", "exit 7"}, 7, ""},
 		{"kill", []string{"kill", "cli1", "KILL"}, 0, ""},
+		{"wait until stopped", nil, 0, ""},
 		{"kill a stopped container", []string{"kill", "cli1"}, 1, "container not running"},
 		{"exec into a stopped container", []string{"exec", "cli1", "true"}, 255, "cannot exec in a stopped container"},
 		{"delete", []string{"delete", "cli1"}, 0, ""},
@@ -68,6 +70,10 @@ func TestCLIMatchesRunc(t *testing.T) {
 			t.Fatalf("%s run -d: %d %s", name, code, se)
 		}
 		for _, s := range steps {
+			if s.args == nil {
+				waitStopped(t, rt, "cli1")
+				continue
+			}
 			_, se, code := rtCmd(t, rt, s.args...)
 			if code != s.code {
 				t.Errorf("%s %s (%v): exit %d, want %d\n%s", name, s.name, s.args, code, s.code, se)
@@ -78,6 +84,20 @@ func TestCLIMatchesRunc(t *testing.T) {
 		}
 		rtCmd(t, rt, "delete", "--force", "cli1")
 	}
+}
+
+// waitStopped polls state until the runtime reports the container stopped:
+// a SIGKILLed init takes a moment to die, and runc calls it running until
+// then.
+func waitStopped(t *testing.T, rt []string, id string) {
+	t.Helper()
+	for i := 0; i < 200; i++ {
+		if so, _, _ := rtCmd(t, rt, "state", id); strings.Contains(so, `"stopped"`) {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%s: %s not stopped after 2 s", rt[0], id)
 }
 
 // --version and --help have runc's shape, which tools parse.
