@@ -307,6 +307,9 @@ type deviceAllow struct {
 // temporary deny-all that the cgroup's own device rules (written next)
 // replace.
 func deviceProperties(d *Devices, version int, warn func(string, ...any)) []sd.Property {
+	if warn == nil {
+		warn = func(string, ...any) {}
+	}
 	if d.DefaultAllow {
 		if len(d.Exceptions) == 0 {
 			return []sd.Property{prop("DevicePolicy", "auto"), prop("DeviceAllow", []deviceAllow{})}
