@@ -72,7 +72,7 @@ func TestSystemdDriverInVM(t *testing.T) {
 	} {
 		t.Run(mode.name, func(t *testing.T) {
 			out := bootSystemdVM(t, qemu, kernel, initrd, share,
-				"console=ttyS0 panic=-1 quiet loglevel=3 systemd.show_status=0 systemd.unit=hako-test.target "+
+				"console=ttyS0 panic=-1 quiet loglevel=3 systemd.show_status=0 systemd.unit=vmcheck.target "+
 					"HAKO_VM_MODE="+mode.name+" "+mode.cmdline)
 			verdicts(t, out)
 		})

@@ -21,7 +21,8 @@ else
 	[ -d /sys/fs/cgroup/unified ] || MODE=v1
 fi
 echo "mode $MODE, systemd $(systemctl --version | head -1)"
-expect host-mode "$HAKO_VM_MODE" "$MODE"
+want=$(sed -n "s/.*HAKO_VM_MODE=\([a-z0-9]*\).*/\1/p" /proc/cmdline)
+expect host-mode "$want" "$MODE"
 expect pid1-systemd systemd "$(cat /proc/1/comm)"
 
 # --- create/start/exec/update/pause/resume/ps/events/delete, empty cgroupsPath
@@ -131,6 +132,24 @@ if command -v runc >/dev/null; then
 	expect runc-no-unit "" "$(units 'runc-*')"
 else
 	echo "runc not installed: no comparison"
+fi
+
+# --- podman (root) with cgroup_manager=systemd and hako as its runtime; no
+# registry in the VM, so the busybox rootfs is given with --rootfs.
+if command -v podman >/dev/null; then
+	P="podman --cgroup-manager systemd --runtime /hakotest/hako --storage-driver vfs --root /run/pstore --runroot /run/prun"
+	if [ $MODE = v2 ]; then rd="cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max"; else rd="cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max"; fi
+	out=$($P run --rm --network none --rootfs $B/rootfs:O -m 64m --pids-limit 40 sh -c "$rd" 2>$ERR | tr '\n' ' ')
+	expect podman-run-limits "67108864 40 " "$out"
+	$P run -d --name pd --network none --rootfs $B/rootfs:O sleep 1000 >/dev/null 2>$ERR
+	cid=$($P inspect -f '{{.Id}}' pd 2>>$ERR)
+	expect podman-unit active "$(systemctl is-active libpod-$cid.scope)"
+	expect podman-exec hi "$($P exec pd echo hi 2>>$ERR)"
+	$P stop -t 1 pd >/dev/null 2>>$ERR
+	$P rm pd >/dev/null 2>>$ERR
+	expect podman-no-unit "" "$(units 'libpod-*')"
+else
+	echo "podman not installed: no podman checks"
 fi
 
 echo HAKO-VM-DONE

@@ -28,14 +28,14 @@ mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 hakotest /newroot/hako
 # instead of the host's default.target.
 u=/newroot/etc/systemd/system
 mkdir -p $u
-cat >$u/hako-test.target <<'UNIT'
+cat >$u/vmcheck.target <<'UNIT'
 [Unit]
 Description=hako systemd driver test
-Requires=basic.target hako-test.service dbus.socket
+Requires=basic.target vmcheck.service dbus.socket
 After=basic.target
 AllowIsolate=yes
 UNIT
-cat >$u/hako-test.service <<'UNIT'
+cat >$u/vmcheck.service <<'UNIT'
 [Unit]
 Description=hako systemd driver checks
 After=basic.target dbus.socket
