@@ -217,7 +217,10 @@ func systemdBundles(share, hako, busybox string) error {
 	bundles := map[string]func(*specs.Spec){
 		"limits":  func(s *specs.Spec) { limits(s); s.Process.Args = []string{"sleep", "1000"} },
 		"runonce": func(s *specs.Spec) { limits(s); s.Process.Args = []string{"true"} },
-		"nested":  func(s *specs.Spec) { s.Linux.CgroupsPath = "test-a-b.slice:pfx:c2"; s.Process.Args = []string{"sleep", "1000"} },
+		"nested": func(s *specs.Spec) {
+			s.Linux.CgroupsPath = "test-a-b.slice:pfx:c2"
+			s.Process.Args = []string{"sleep", "1000"}
+		},
 		"badpath": func(s *specs.Spec) { s.Linux.CgroupsPath = "/not/systemd/form"; s.Process.Args = []string{"true"} },
 		"slowhook": func(s *specs.Spec) {
 			s.Process.Args = []string{"sleep", "1000"}
