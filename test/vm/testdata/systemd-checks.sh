@@ -139,7 +139,7 @@ fi
 if command -v podman >/dev/null; then
 	P="podman --cgroup-manager systemd --runtime /hakotest/hako --storage-driver vfs --root /run/pstore --runroot /run/prun"
 	if [ $MODE = v2 ]; then rd="cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max"; else rd="cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max"; fi
-	out=$($P run --rm --network none --rootfs $B/rootfs:O -m 64m --pids-limit 40 sh -c "$rd" 2>$ERR | tr '\n' ' ')
+	out=$($P run --rm --network none -m 64m --pids-limit 40 --rootfs $B/rootfs:O sh -c "$rd" 2>$ERR | tr '\n' ' ')
 	expect podman-run-limits "67108864 40 " "$out"
 	$P run -d --name pd --network none --rootfs $B/rootfs:O sleep 1000 >/dev/null 2>$ERR
 	cid=$($P inspect -f '{{.Id}}' pd 2>>$ERR)
