@@ -14,7 +14,7 @@ if [ -z "$suite" ]; then
 	exit 0
 fi
 . hack/deps.sh
-go build -o hako ./cmd/hako
+go build -tags netgo,osusergo -o hako ./cmd/hako
 # The suite's hugetlb cases make hako enable hugetlb in a hybrid host's
 # cgroup2 root, which (like runc) it never turns off: put the host back as
 # it was, so that later runs and other runtimes see the same host.

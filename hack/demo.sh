@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "demo: run as root (sudo $0)" >&2; exit 1; }
 DEPS=build . hack/deps.sh
-go build -o hako ./cmd/hako
+go build -tags netgo,osusergo -o hako ./cmd/hako
 bundle=$(mktemp -d /tmp/hako-demo.XXXXXX)
 trap 'rm -rf "$bundle"' EXIT
 mkdir -p "$bundle"/rootfs/{bin,proc,sys,dev,tmp,etc}

@@ -9,7 +9,10 @@ if [ "${DEPS:-test}" != build ]; then
 		podman containerd docker.io slirp4netns fuse-overlayfs
 		# test/vm boots Debian's 6.1 kernel (a pure cgroup v2 host) under
 		# qemu; installing the image does not change the running kernel.
-		qemu-system-x86 linux-image-amd64)
+		qemu-system-x86 linux-image-amd64
+		# test/vm's systemd VM boots this machine's own userland with
+		# systemd as PID 1 (the systemd cgroup driver's tests).
+		systemd dbus dbus-user-session)
 fi
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -35,7 +35,7 @@ func buildFeatures() *features.Features {
 		Linux: &features.Linux{
 			Namespaces:      []string{"cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"},
 			Capabilities:    security.KnownCapabilities(),
-			Cgroup:          &features.Cgroup{V1: &t, V2: &t, Systemd: boolp(false), SystemdUser: boolp(false)},
+			Cgroup:          &features.Cgroup{V1: &t, V2: &t, Systemd: boolp(true), SystemdUser: boolp(true)},
 			Seccomp:         seccompFeatures(),
 			Apparmor:        &features.Apparmor{Enabled: &t},
 			Selinux:         &features.Selinux{Enabled: &t},

@@ -78,7 +78,7 @@ func realMain(args []string) int {
 	fs.StringVar(&g.log, "log", "", "log file (default: stderr)")
 	fs.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	fs.BoolVar(&g.debug, "debug", false, "debug logging")
-	fs.BoolVar(&g.systemd, "systemd-cgroup", false, "use systemd to manage cgroups")
+	fs.BoolVar(&g.systemd, "systemd-cgroup", false, `enable systemd cgroup support, expects cgroupsPath to be of form "slice:prefix:name" for e.g. "system.slice:hako:434234" (the container gets the transient unit prefix-name.scope, Delegate=yes, its limits as unit properties; rootless: the user's systemd; empty cgroupsPath: ":hako:<id>")`)
 	fs.StringVar(&g.rootless, "rootless", "auto", "rootless mode: true, false or auto")
 	showVersion := fs.Bool("version", false, "print the version")
 	fs.BoolVar(showVersion, "v", false, "print the version")
@@ -125,8 +125,6 @@ func realMain(args []string) int {
 			g.logError(errors.New("--systemd-cgroup: systemd is not running on this host (no /run/systemd/system); use the cgroupfs driver (omit the flag)"))
 			return 1
 		}
-		g.logError(errors.New("--systemd-cgroup: the systemd cgroup driver is not supported yet; omit the flag"))
-		return 1
 	}
 	return g.exit(name, cmd.run(g, fs.Args()[1:]))
 }
@@ -223,7 +221,7 @@ func (g *globals) isRootless() bool {
 }
 
 func (g *globals) runtime() *container.Runtime {
-	rt := &container.Runtime{Store: &state.Store{Root: g.root}, Rootless: g.isRootless(), Warn: g.warn}
+	rt := &container.Runtime{Store: &state.Store{Root: g.root}, Rootless: g.isRootless(), Warn: g.warn, SystemdCgroup: g.systemd}
 	if g.debug {
 		rt.Debug = func(msg string) { g.logLine("debug", msg) }
 	}

@@ -45,6 +45,9 @@ var (
 type Runtime struct {
 	Store    *state.Store
 	Rootless bool
+	// SystemdCgroup (--systemd-cgroup) makes create use the systemd
+	// cgroup driver; later commands follow the state, not the flag.
+	SystemdCgroup bool
 	// Warn receives non-fatal problems (failing poststart/poststop hooks).
 	Warn func(string)
 	// Debug, when set (--debug), receives a line per step.
@@ -129,7 +132,7 @@ func (c *Container) Status() Status {
 
 // cgroupManager is the container's cgroups, from the paths its state saved.
 func (c *Container) cgroupManager() (*cgroups.Manager, error) {
-	return cgroups.Load(c.State.CgroupPaths, c.State.Rootless)
+	return cgroups.Load(c.State.CgroupPaths, c.State.Rootless, c.State.CgroupUnit)
 }
 
 // joinCgroups says how a new container process joins cm: the v1 tasks files

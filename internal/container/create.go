@@ -109,13 +109,16 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 	if lx == nil {
 		lx = &specs.Linux{}
 	}
-	cm, err := cgroups.New(cgroups.Config{ID: o.ID, CgroupsPath: lx.CgroupsPath, Resources: lx.Resources, Devices: lx.Devices, Rootless: r.Rootless})
+	cm, err := cgroups.New(cgroups.Config{
+		ID: o.ID, CgroupsPath: lx.CgroupsPath, Resources: lx.Resources, Devices: lx.Devices, Rootless: r.Rootless,
+		Systemd: r.SystemdCgroup, Annotations: s.Annotations, Warn: r.warn,
+	})
 	if err != nil {
 		return nil, err
 	}
 	st := &state.State{
 		ID: o.ID, Bundle: bundle, Rootfs: rootfsPath, Created: time.Now().UTC(),
-		Annotations: s.Annotations, CgroupPaths: cm.Paths(), Rootless: r.Rootless,
+		Annotations: s.Annotations, CgroupPaths: cm.Paths(), Rootless: r.Rootless, CgroupUnit: cm.Unit(),
 	}
 	c = &Container{rt: r, State: st}
 	// Saved before any cgroup or process exists: a hako killed from here
@@ -224,6 +227,9 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 			return forwardListener(fd, st.InitPid, lx.Seccomp, c.specState(Creating))
 		},
 		onPid: func(pid int) error {
+			// The process is in its cgroup from birth; a driver that
+			// kept the cgroup alive until now may stop doing so.
+			cm.Joined()
 			start, _, err := procStart(pid)
 			if err != nil {
 				return fmt.Errorf("read start time of %d: %w", pid, err)

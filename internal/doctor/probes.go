@@ -329,7 +329,7 @@ func (p *prober) systemd() {
 		p.add("systemd", OK, fmt.Sprintf("not running (PID 1 is %s): engines should use the cgroupfs driver", strings.TrimSpace(string(comm))), "")
 		return
 	}
-	p.add("systemd", Warn, "running: engines will ask for --systemd-cgroup, which hako does not support yet", "configure the engine for the cgroupfs driver")
+	p.add("systemd", OK, "running: engines will ask for --systemd-cgroup, which hako's systemd driver handles (units over D-Bus)", "")
 }
 
 func (p *prober) capabilities() {

@@ -33,6 +33,10 @@ import (
 // EnvSync names the fd, in the child, of the socket the constructor reads.
 const EnvSync = "_HAKO_SYNC"
 
+// EnvCgroupHold makes the constructor a cgroup placeholder: it waits for
+// EOF on stdin and exits, never starting Go (see hold_cgroup in nsexec.c).
+const EnvCgroupHold = "_HAKO_CGROUP_HOLD"
+
 // TimeOffset is one line of /proc/self/timens_offsets.
 type TimeOffset struct {
 	Clock string // "monotonic" or "boottime"

@@ -121,8 +121,28 @@ static void write_file(const char *path, const char *data)
 	close(fd);
 }
 
+// hold_cgroup is the whole life of the systemd driver's placeholder
+// (internal/linux/cgroups/systemd/hold.go): a process that exists only so
+// that systemd can be asked to start a scope with it, and so keeps the scope
+// populated until the container's first process has joined it. It never
+// reaches the Go runtime: it blocks on stdin (a pipe whose write end only
+// hako holds, close-on-exec) and exits when that closes, including when hako
+// dies. (No PDEATHSIG: it fires when the forking *thread* exits, which in a
+// Go parent is not the process.)
+static void hold_cgroup(void)
+{
+	char c;
+	prctl(PR_SET_NAME, "hako:[cg-hold]", 0, 0, 0);
+	while (read(0, &c, 1) < 0 && errno == EINTR)
+		;
+	_exit(0);
+}
+
 __attribute__((constructor)) static void hako_nsexec(void)
 {
+	const char *hold = getenv("_HAKO_CGROUP_HOLD");
+	if (hold != NULL && *hold != '\0')
+		hold_cgroup();
 	const char *env = getenv("_HAKO_SYNC");
 	if (env == NULL || *env == '\0')
 		return;

@@ -50,6 +50,10 @@ type State struct {
 	Annotations map[string]string `json:"annotations,omitempty"`
 	CgroupPaths map[string]string `json:"cgroup_paths,omitempty"`
 	Rootless    bool              `json:"rootless,omitempty"`
+	// CgroupUnit is the systemd unit of a container created with
+	// --systemd-cgroup; later commands use the systemd driver for it
+	// whatever flags they are given, as the cgroup belongs to the unit.
+	CgroupUnit string `json:"cgroup_systemd_unit,omitempty"`
 }
 
 // Store is a --root directory.

@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 	}
 	defer os.RemoveAll(dir)
 	hako := filepath.Join(dir, "hako")
-	if out, err := exec.Command("go", "build", "-o", hako, "../../cmd/hako").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-tags", "netgo,osusergo", "-o", hako, "../../cmd/hako").CombinedOutput(); err != nil {
 		fmt.Printf("build hako: %v\n%s", err, out)
 		os.Exit(1)
 	}

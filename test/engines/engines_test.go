@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 	}
 	os.Chmod(workDir, 0o755)
 	hakoBin = filepath.Join(workDir, "hako")
-	if out, err := exec.Command("go", "build", "-o", hakoBin, "../../cmd/hako").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-tags", "netgo,osusergo", "-o", hakoBin, "../../cmd/hako").CombinedOutput(); err != nil {
 		fmt.Printf("build hako: %v\n%s", err, out)
 		os.Exit(1)
 	}

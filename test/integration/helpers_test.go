@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	hakoBin = filepath.Join(dir, "hako")
-	out, err := exec.Command("go", "build", "-o", hakoBin, "../../cmd/hako").CombinedOutput()
+	out, err := exec.Command("go", "build", "-tags", "netgo,osusergo", "-o", hakoBin, "../../cmd/hako").CombinedOutput()
 	if err != nil {
 		fmt.Printf("build hako: %v\n%s", err, out)
 		os.Exit(1)

@@ -59,7 +59,7 @@ func TestHakoInVM(t *testing.T) {
 	hako := filepath.Join(dir, "hako")
 	// Stripped: a smaller initramfs is noticeably faster to unpack and
 	// copy under TCG.
-	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", hako, "../../cmd/hako")
+	build := exec.Command("go", "build", "-tags", "netgo,osusergo", "-trimpath", "-ldflags=-s -w", "-o", hako, "../../cmd/hako")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building hako: %v\n%s", err, out)
 	}

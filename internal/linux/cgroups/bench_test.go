@@ -69,7 +69,7 @@ func runModes(b *testing.B, f func(b *testing.B, newM func(i int) *Manager)) {
 
 // destroyLikeDelete is what `hako delete` does with the persisted paths.
 func destroyLikeDelete(tb testing.TB, paths map[string]string) {
-	lm, err := Load(paths, false)
+	lm, err := Load(paths, false, "")
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -24,6 +24,22 @@ func (m *Manager) Create() (retErr error) {
 			t.rollback()
 		}
 	}()
+	if m.unit != nil {
+		// The unit first: its cgroup is where the directories below go
+		// (see sdUnit for the whole order).
+		res, err := m.startUnit()
+		if err != nil {
+			return err
+		}
+		saved := m.res
+		m.res = res
+		defer func() {
+			m.res = saved
+			if retErr != nil {
+				_ = m.stopUnit()
+			}
+		}()
+	}
 	if m.v2 {
 		return m.createV2(&t)
 	}
@@ -43,6 +59,12 @@ func (m *Manager) Update(r *specs.LinuxResources) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.unit != nil {
+		// Properties first, then the files, as runc's systemd Set.
+		if res, err = m.updateUnit(res); err != nil {
+			return err
+		}
+	}
 	if m.v2 {
 		if m.unified == "" {
 			return wrapErr("", errNoCgroup)

@@ -173,7 +173,7 @@ func TestNewRejectsSharedPaths(t *testing.T) {
 
 func TestLoadRejectsForeignPaths(t *testing.T) {
 	for _, p := range []string{"/tmp/x", "/sys/fs/cgroup/../../tmp", "relative"} {
-		if _, err := Load(map[string]string{"memory": p, "": p}, false); err == nil {
+		if _, err := Load(map[string]string{"memory": p, "": p}, false, ""); err == nil {
 			t.Errorf("Load accepted %q", p)
 		}
 	}

@@ -235,7 +235,7 @@ func TestLifecycle(t *testing.T) {
 	}
 
 	// Later commands work from the persisted paths.
-	lm, err := Load(paths, false)
+	lm, err := Load(paths, false, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,8 @@ import (
 	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/hako-runtime/hako/internal/linux/cgroups/systemd"
 )
 
 const (
@@ -35,6 +37,13 @@ type Config struct {
 	// a container given /dev/fuse without a rule for 10:229 cannot open it
 	// under runc either.
 	Devices []specs.LinuxDevice
+	// Systemd selects the systemd driver (--systemd-cgroup): CgroupsPath
+	// is then "slice:prefix:name" and the cgroup is a unit's.
+	Systemd bool
+	// Annotations may hold org.systemd.property.* unit properties.
+	Annotations map[string]string
+	// Warn reports what systemd cannot express (nil: silent).
+	Warn func(format string, args ...any)
 }
 
 // Manager handles one container's cgroup directories. It is safe for
@@ -56,6 +65,9 @@ type Manager struct {
 	// own is /proc/self/cgroup as New read it (nil after Load), kept so
 	// that Mounts need not read it again.
 	own map[string]string
+
+	// unit is the systemd driver's unit; nil under cgroupfs.
+	unit *sdUnit
 }
 
 // MountSource describes one filesystem a "cgroup" mount inside the
@@ -70,6 +82,16 @@ type MountSource struct {
 // New computes the container's cgroup paths; it creates nothing.
 func New(cfg Config) (*Manager, error) {
 	inner := cfg.CgroupsPath
+	var unit *sdUnit
+	if cfg.Systemd {
+		// The unit's cgroup, as an absolute path from the hierarchy
+		// roots: what runc's systemd driver hands its fs driver.
+		var err error
+		if unit, inner, err = newSystemd(cfg, isUnified()); err != nil {
+			return nil, err
+		}
+		cfg.CgroupsPath = inner
+	}
 	if inner == "" {
 		inner = cfg.ID
 	}
@@ -90,6 +112,7 @@ func New(cfg Config) (*Manager, error) {
 		res:          res,
 		fs:           hostFS{},
 		v1:           map[string]string{},
+		unit:         unit,
 	}
 	// runc's cgroupfs driver: the id is a name relative to our own cgroup,
 	// an explicit path is used as is (absolute = from the hierarchy root).
@@ -120,13 +143,18 @@ func New(cfg Config) (*Manager, error) {
 		}
 	}
 	if err := m.checkPaths(); err != nil {
+		if unit != nil {
+			unit.close()
+		}
 		return nil, err
 	}
 	return m, nil
 }
 
-// Load rebuilds a manager from Paths() persisted by an earlier command.
-func Load(paths map[string]string, rootless bool) (*Manager, error) {
+// Load rebuilds a manager from Paths() and Unit() persisted by an earlier
+// command; a unit name selects the systemd driver (the user's instance
+// when rootless, as at create).
+func Load(paths map[string]string, rootless bool, unit string) (*Manager, error) {
 	m := &Manager{
 		v2:       isUnified(),
 		rootless: rootless,
@@ -134,6 +162,10 @@ func Load(paths map[string]string, rootless bool) (*Manager, error) {
 		res: &resources{spec: &specs.LinuxResources{}, skipDevices: true},
 		fs:  hostFS{},
 		v1:  map[string]string{},
+	}
+	if unit != "" {
+		// No connection yet: only update and delete need systemd.
+		m.unit = &sdUnit{path: systemd.Path{Unit: unit}, rootless: rootless}
 	}
 	for k, v := range paths {
 		switch {

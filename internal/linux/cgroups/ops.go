@@ -48,7 +48,7 @@ func (m *Manager) Pids() ([]int, error) {
 		all = append(all, pids...)
 	}
 	slices.Sort(all)
-	return slices.Compact(all), nil
+	return m.withoutHolder(slices.Compact(all)), nil
 }
 
 // allPids returns the processes in dir and its sub-cgroups.
@@ -177,6 +177,18 @@ func (m *Manager) Paused() (bool, error) {
 func (m *Manager) Destroy() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.unit != nil {
+		// systemd removes the unit's cgroup with the unit; what is
+		// left (v1 directories systemd does not manage) goes below.
+		// As runc, the directories are removed even if the stop failed.
+		if err := m.stopUnit(); err != nil {
+			return errors.Join(err, m.removeDirs())
+		}
+	}
+	return m.removeDirs()
+}
+
+func (m *Manager) removeDirs() error {
 	dirs := m.allDirs() // sorted: the JoinFiles order
 	if m.unified != "" {
 		dirs = slices.DeleteFunc(dirs, func(d string) bool { return d == m.unified })

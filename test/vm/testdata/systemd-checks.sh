@@ -1,0 +1,157 @@
+#!/bin/sh
+# Runs as a oneshot service under systemd (PID 1) in the VM that
+# systemd_test.go boots; /hakotest holds hako, the bundles and this script.
+# Prints "HAKO-VM-CHECK <name> PASS|FAIL <detail>" per check, then
+# HAKO-VM-DONE, then powers off.
+export PATH=/hakotest:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+T=/hakotest
+HAKO="hako --root /run/hako --systemd-cgroup"
+ERR=/tmp/err
+pass() { echo "HAKO-VM-CHECK $1 PASS $2"; }
+fail() { echo "HAKO-VM-CHECK $1 FAIL $2"; }
+# expect NAME WANT GOT
+expect() { if [ "$2" = "$3" ]; then pass "$1" "$3"; else fail "$1" "want [$2] got [$3] $(tail -c 400 $ERR 2>/dev/null)"; fi; }
+prop() { systemctl show -P "$2" "$1" 2>/dev/null; }
+units() { systemctl list-units --all --no-legend --plain "$1" 2>/dev/null | awk '{print $1}' | tr '\n' ' '; }
+
+if [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ]; then
+	MODE=v2
+else
+	MODE=hybrid
+	[ -d /sys/fs/cgroup/unified ] || MODE=v1
+fi
+echo "mode $MODE, systemd $(systemctl --version | head -1)"
+want=$(sed -n "s/.*HAKO_VM_MODE=\([a-z0-9]*\).*/\1/p" /proc/cmdline)
+expect host-mode "$want" "$MODE"
+expect pid1-systemd systemd "$(cat /proc/1/comm)"
+
+# --- create/start/exec/update/pause/resume/ps/events/delete, empty cgroupsPath
+B=$T/bundles
+$HAKO create --bundle $B/limits c1 2>$ERR
+expect create-c1 0 $?
+expect unit-active active "$(systemctl is-active hako-c1.scope)"
+expect unit-slice system.slice "$(prop hako-c1.scope Slice)"
+expect unit-delegate yes "$(prop hako-c1.scope Delegate)"
+expect unit-tasksmax 50 "$(prop hako-c1.scope TasksMax)"
+expect unit-cpuquota 500ms "$(prop hako-c1.scope CPUQuotaPerSecUSec)"
+if [ $MODE = v2 ]; then
+	expect unit-memory 67108864 "$(prop hako-c1.scope MemoryMax)"
+	CG=/sys/fs/cgroup/system.slice/hako-c1.scope
+	expect file-memory 67108864 "$(cat $CG/memory.max)"
+else
+	expect unit-memory 67108864 "$(prop hako-c1.scope MemoryLimit)"
+	CG=/sys/fs/cgroup/memory/system.slice/hako-c1.scope
+	expect file-memory 67108864 "$(cat $CG/memory.limit_in_bytes)"
+fi
+# Only the container's init is in the unit: the placeholder is gone.
+pid=$($HAKO state c1 | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
+expect unit-procs "$pid" "$(systemctl show -P MainPID hako-c1.scope >/dev/null; cat $(dirname $CG)/hako-c1.scope/cgroup.procs 2>/dev/null | tr '\n' ' ' | sed 's/ $//')"
+systemctl status hako-c1.scope --no-pager >/tmp/status 2>&1
+grep -q "hako container c1" /tmp/status && pass systemctl-status "$(grep -m1 Tasks: /tmp/status)" || fail systemctl-status "$(cat /tmp/status)"
+$HAKO start c1 2>$ERR
+expect start-c1 0 $?
+if [ $MODE = v2 ]; then
+	in=$($HAKO exec c1 cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max 2>$ERR | tr '\n' ' ')
+	expect limits-inside "67108864 50 " "$in"
+else
+	in=$($HAKO exec c1 cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max 2>$ERR | tr '\n' ' ')
+	expect limits-inside "67108864 50 " "$in"
+fi
+# exec lands in the unit (seen from the host).
+$HAKO exec -d c1 sleep 100 2>$ERR
+sp=$(pgrep -n -x sleep)
+grep -q "hako-c1.scope" /proc/$sp/cgroup && pass exec-in-unit "$(grep -m1 scope /proc/$sp/cgroup)" || fail exec-in-unit "$(cat /proc/$sp/cgroup) $(cat $ERR)"
+$HAKO update --memory 134217728 --pids-limit 60 c1 2>$ERR
+expect update 0 $?
+if [ $MODE = v2 ]; then
+	expect update-unit 134217728 "$(prop hako-c1.scope MemoryMax)"
+	expect update-file 134217728 "$(cat $CG/memory.max)"
+else
+	expect update-unit 134217728 "$(prop hako-c1.scope MemoryLimit)"
+	expect update-file 134217728 "$(cat $CG/memory.limit_in_bytes)"
+fi
+expect update-tasksmax 60 "$(prop hako-c1.scope TasksMax)"
+$HAKO pause c1 2>$ERR
+expect pause paused "$($HAKO state c1 | sed -n 's/.*"status": *"\([a-z]*\)".*/\1/p')"
+$HAKO resume c1 2>$ERR
+expect resume running "$($HAKO state c1 | sed -n 's/.*"status": *"\([a-z]*\)".*/\1/p')"
+n=$($HAKO ps c1 2>$ERR | grep -c sleep)
+expect ps 2 "$n"
+$HAKO events --stats c1 >/tmp/ev 2>$ERR
+grep -q '"memory"' /tmp/ev && pass events-stats "" || fail events-stats "$(head -c 300 /tmp/ev) $(cat $ERR)"
+# Later commands follow the state, not the flag.
+hako --root /run/hako state c1 >/dev/null 2>$ERR
+$HAKO kill c1 KILL 2>$ERR
+sleep 1
+hako --root /run/hako delete c1 2>$ERR
+expect delete 0 $?
+expect no-unit-after-delete "" "$(units 'hako-*')"
+[ ! -e $CG ] && pass cgroup-removed "" || fail cgroup-removed "$CG still there"
+
+# --- explicit slice:prefix:name with a nested slice, then run
+$HAKO create --bundle $B/nested c2 2>$ERR
+expect create-nested 0 $?
+expect nested-cgroup /test.slice/test-a.slice/test-a-b.slice/pfx-c2.scope "$(prop pfx-c2.scope ControlGroup)"
+$HAKO delete --force c2 2>$ERR
+expect nested-unit-gone "" "$(units 'pfx-*')"
+$HAKO run --bundle $B/runonce c5 >/tmp/out 2>$ERR
+expect run-exit 0 $?
+expect run-no-unit "" "$(units 'hako-*')"
+
+# --- a cgroupfs-form path is refused naming the field
+$HAKO run --bundle $B/badpath c3 >/dev/null 2>$ERR
+grep -q "linux.cgroupsPath" $ERR && pass bad-path-error "$(head -c 200 $ERR)" || fail bad-path-error "$(cat $ERR)"
+$HAKO delete --force c3 >/dev/null 2>&1
+
+# --- kill -9 of hako mid-create, then delete --force
+$HAKO create --bundle $B/slowhook c4 >/dev/null 2>$ERR &
+hp=$!
+i=0
+while [ "$(systemctl is-active hako-c4.scope 2>/dev/null)" != active ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done
+sleep 1
+kill -9 $hp
+wait $hp 2>/dev/null
+$HAKO delete --force c4 2>$ERR
+expect kill9-delete-force 0 $?
+sleep 1
+expect kill9-no-unit "" "$(units 'hako-*')"
+expect kill9-no-failed "" "$(systemctl list-units --failed --no-legend --plain 'hako-*' | awk '{print $1}')"
+
+# --- runc on the same VM, same bundle: same unit properties, same cleanup
+if command -v runc >/dev/null; then
+	R="runc --root /run/runc --systemd-cgroup"
+	$R create --bundle $B/limits r1 2>$ERR
+	for p in TasksMax CPUQuotaPerSecUSec Delegate MemoryMax MemoryLimit MemoryAccounting DefaultDependencies; do
+		expect runc-same-$p "$(prop runc-r1.scope $p)" "$(
+			$HAKO create --bundle $B/limits h1 2>>$ERR >/dev/null
+			prop hako-h1.scope $p
+			$HAKO delete --force h1 2>>$ERR
+		)"
+	done
+	$R delete --force r1 2>>$ERR
+	expect runc-no-unit "" "$(units 'runc-*')"
+else
+	echo "runc not installed: no comparison"
+fi
+
+# --- podman (root) with cgroup_manager=systemd and hako as its runtime; no
+# registry in the VM, so the busybox rootfs is given with --rootfs.
+if command -v podman >/dev/null; then
+	P="podman --cgroup-manager systemd --runtime /hakotest/hako --storage-driver vfs --root /run/pstore --runroot /run/prun"
+	if [ $MODE = v2 ]; then rd="cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max"; else rd="cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max"; fi
+	out=$($P run --rm --network none -m 64m --pids-limit 40 --rootfs $B/rootfs:O sh -c "$rd" 2>$ERR | tr '\n' ' ')
+	expect podman-run-limits "67108864 40 " "$out"
+	$P run -d --name pd --network none --rootfs $B/rootfs:O sleep 1000 >/dev/null 2>$ERR
+	cid=$($P inspect -f '{{.Id}}' pd 2>>$ERR)
+	expect podman-unit active "$(systemctl is-active libpod-$cid.scope)"
+	expect podman-exec hi "$($P exec pd echo hi 2>>$ERR)"
+	$P stop -t 1 pd >/dev/null 2>>$ERR
+	$P rm pd >/dev/null 2>>$ERR
+	expect podman-no-unit "" "$(units 'libpod-*')"
+else
+	echo "podman not installed: no podman checks"
+fi
+
+echo HAKO-VM-DONE
+sync
+echo o >/proc/sysrq-trigger
