@@ -302,7 +302,7 @@ func startEnv(t *testing.T, containerd, shimDir string, runtimes map[string]stri
 		return p
 	}
 	for _, host := range []string{"gcr.io", "registry.k8s.io"} {
-		write("hosts/"+host+"/hosts.toml", `server = "http://`+registryAddr+`"`+"\n")
+		write("hosts/"+host+"/hosts.toml", "server = \"http://"+registryAddr+"\"\n[host.\"http://"+registryAddr+"\"]\n  capabilities = [\"pull\", \"resolve\"]\n")
 	}
 	write("cni/10-hako-cri.conflist", `{
   "cniVersion": "1.0.0",
