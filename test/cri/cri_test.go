@@ -97,7 +97,7 @@ func goCmd(dir string, env []string, args ...string) error {
 
 type tools struct {
 	hako, helper, busybox, critest string
-	containerd2, runc15             string // the dir with containerd and its shim; runc 1.5
+	containerd2, runc15            string // the dir with containerd and its shim; runc 1.5
 }
 
 func buildTools(t *testing.T) tools {
