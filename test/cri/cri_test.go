@@ -17,6 +17,7 @@ package cri
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -212,6 +213,9 @@ func TestCritest(t *testing.T) {
 						`public image with digest should be pulled and removed`,
 					}, v.skips...))
 					t.Logf("critest %s via %s: %d passed, %d failed, %d skipped in %s", h, v.name, res.passed, res.failed, res.skipped, res.wall.Round(time.Second))
+					for _, s := range res.skips {
+						t.Logf("  skipped: %s", s)
+					}
 					if res.failed != 0 || res.passed == 0 {
 						t.Errorf("critest %s via %s: %d passed, %d failed:\n%s", h, v.name, res.passed, res.failed, strings.Join(res.failures, "\n"))
 					}
@@ -444,6 +448,7 @@ func listenIn(pid int, addr string) (net.Listener, error) {
 type result struct {
 	passed, failed, skipped int
 	failures                []string
+	skips                   []string // "spec: reason"
 	wall                    time.Duration
 }
 
@@ -455,7 +460,11 @@ func (e *env) critest(t *testing.T, critest, handler string, skips []string) res
 	args := append(ns(e.holder.Process.Pid), critest,
 		"-runtime-endpoint", "unix://"+e.sock, "-image-endpoint", "unix://"+e.sock,
 		"-runtime-handler", handler, "-test.timeout", "15m",
-		"-ginkgo.no-color", "-ginkgo.skip", strings.Join(skips, "|"))
+		"-ginkgo.no-color", "-ginkgo.skip", strings.Join(skips, "|"),
+		"-ginkgo.json-report", filepath.Join(e.dir, "critest-"+handler+".json"))
+	if f := os.Getenv("HAKO_CRI_FOCUS"); f != "" {
+		args = append(args, "-ginkgo.focus", f)
+	}
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 	cmd.Dir = tmp
@@ -493,6 +502,7 @@ func (e *env) critest(t *testing.T, critest, handler string, skips []string) res
 			res.failures = append(res.failures, l)
 		}
 	}
+	res.skips = skippedSpecs(t, filepath.Join(e.dir, "critest-"+handler+".json"))
 	if keep := os.Getenv("HAKO_CRI_LOGS"); keep != "" {
 		os.MkdirAll(keep, 0o755)
 		os.WriteFile(filepath.Join(keep, filepath.Base(filepath.Dir(e.dir))+"-"+handler+".log"), out, 0o644)
@@ -607,4 +617,41 @@ func removeCgroups(t *testing.T, dirs []string) {
 			}
 		}
 	}
+}
+
+// skippedSpecs reads ginkgo's JSON report: each skipped spec with the
+// reason critest gave, or "-ginkgo.skip" for the ones skipped here.
+func skippedSpecs(t *testing.T, path string) []string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Errorf("critest's report: %v", err)
+		return nil
+	}
+	var reports []struct {
+		SpecReports []struct {
+			ContainerHierarchyTexts []string
+			LeafNodeText            string
+			State                   string
+			Failure                 struct{ Message string }
+		}
+	}
+	if err := json.Unmarshal(b, &reports); err != nil {
+		t.Errorf("critest's report: %v", err)
+		return nil
+	}
+	var out []string
+	for _, r := range reports {
+		for _, s := range r.SpecReports {
+			if s.State != "skipped" || s.LeafNodeText == "" {
+				continue
+			}
+			why := strings.Join(strings.Fields(s.Failure.Message), " ")
+			if why == "" {
+				why = "-ginkgo.skip"
+			}
+			out = append(out, strings.Join(append(s.ContainerHierarchyTexts, s.LeafNodeText), " ")+": "+why)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
