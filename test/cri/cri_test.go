@@ -138,10 +138,17 @@ func buildTools(t *testing.T) tools {
 	// Debian's dynamically linked busybox (the installed busybox-static
 	// conflicts with the package, so it is only unpacked here).
 	bb := cached(t, filepath.Join(c, "busybox-deb"), func(tmp string) error {
-		cmd := exec.Command("apt-get", "download", "busybox")
-		cmd.Dir = tmp
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("apt-get download busybox: %v: %s", err, out)
+		download := func() ([]byte, error) {
+			cmd := exec.Command("apt-get", "download", "busybox")
+			cmd.Dir = tmp
+			return cmd.CombinedOutput()
+		}
+		if _, err := download(); err != nil {
+			// A fresh machine has no package lists yet.
+			runOut("apt-get", "update", "-qq")
+			if out, err := download(); err != nil {
+				return fmt.Errorf("apt-get download busybox: %v: %s", err, out)
+			}
 		}
 		debs, _ := filepath.Glob(filepath.Join(tmp, "busybox_*.deb"))
 		if len(debs) != 1 {
@@ -190,17 +197,18 @@ func TestCritest(t *testing.T) {
 	}
 	type version struct {
 		name, containerd, shimDir, runc string
+		minPassed                       int      // runc's count here: a spec that starts skipping is a failure too
 		skips                           []string // spec regexps, each with its reason
 	}
 	runc11, _ := exec.LookPath("runc")
 	versions := []version{
-		{"containerd-1.6", "/usr/bin/containerd", "/usr/bin", runc11, []string{
+		{"containerd-1.6", "/usr/bin/containerd", "/usr/bin", runc11, 84, []string{
 			// containerd 1.6.20 answers these with NotFound; the CRI wants
 			// success (fixed in later 1.6 and 1.7 releases).
 			`Idempotence StopPodSandbox should not return an error if not found`,
 			`Idempotence StopContainer should not return an error if not found`,
 		}},
-		{"containerd-" + containerdVersion, filepath.Join(tl.containerd2, "containerd"), tl.containerd2, tl.runc15, nil},
+		{"containerd-" + containerdVersion, filepath.Join(tl.containerd2, "containerd"), tl.containerd2, tl.runc15, 98, nil},
 	}
 	for _, v := range versions {
 		t.Run(v.name, func(t *testing.T) {
@@ -216,8 +224,12 @@ func TestCritest(t *testing.T) {
 					for _, s := range res.skips {
 						t.Logf("  skipped: %s", s)
 					}
-					if res.failed != 0 || res.passed == 0 {
-						t.Errorf("critest %s via %s: %d passed, %d failed:\n%s", h, v.name, res.passed, res.failed, strings.Join(res.failures, "\n"))
+					want := v.minPassed
+					if os.Getenv("HAKO_CRI_FOCUS") != "" {
+						want = 1
+					}
+					if res.failed != 0 || res.passed < want {
+						t.Errorf("critest %s via %s: %d passed (want at least %d), %d failed:\n%s", h, v.name, res.passed, want, res.failed, strings.Join(res.failures, "\n"))
 					}
 				})
 			}
