@@ -7,6 +7,9 @@ pkgs=(gcc libseccomp-dev busybox-static)
 if [ "${DEPS:-test}" != build ]; then
 	pkgs+=(uidmap iproute2 procps file bsdutils
 		podman containerd docker.io slirp4netns fuse-overlayfs
+		# test/cri: the CNI bridge of its private containerd, portmap's
+		# iptables, critest's ipcmk (util-linux).
+		containernetworking-plugins iptables util-linux
 		# test/vm boots Debian's 6.1 kernel (a pure cgroup v2 host) under
 		# qemu; installing the image does not change the running kernel.
 		qemu-system-x86 linux-image-amd64

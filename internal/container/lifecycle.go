@@ -79,11 +79,16 @@ func (r *Runtime) Kill(id string, sig unix.Signal, all bool) error {
 		return err
 	}
 	defer unlock()
+	if all {
+		// runc's Signal(all): a stopped container is no error, its
+		// cgroup's leftovers (if any) get the signal. containerd's shim
+		// sends kill --all after the init of a container sharing the
+		// pod's PID namespace has exited, and logs "failed to kill
+		// init's children" for each refusal.
+		return c.signalAll(sig)
+	}
 	if c.Status() == Stopped {
 		return ErrNotRunning
-	}
-	if all {
-		return c.signalAll(sig)
 	}
 	return c.signalInit(sig)
 }

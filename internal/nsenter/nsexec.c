@@ -222,6 +222,15 @@ __attribute__((constructor)) static void hako_nsexec(void)
 				bail("setns", join_paths[i]);
 			close(join_fds[i]);
 			join_fds[i] = -1;
+			if (type == CLONE_NEWUSER) {
+				// setns keeps our ids, and the host's root is not
+				// mapped in a container's user namespace: files we
+				// would create (mount points in a tmpfs it owns, or
+				// on an idmapped rootfs) fail with EOVERFLOW. Become
+				// its root, as runc's init does (setuid(0)).
+				(void)setresgid(0, 0, 0);
+				(void)setresuid(0, 0, 0);
+			}
 		}
 	}
 

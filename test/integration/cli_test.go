@@ -57,6 +57,9 @@ func TestCLIMatchesRunc(t *testing.T) {
 		{"kill", []string{"kill", "cli1", "KILL"}, 0, ""},
 		{"wait until stopped", nil, 0, ""},
 		{"kill a stopped container", []string{"kill", "cli1"}, 1, "container not running"},
+		// containerd's shim kills --all after a pod-PID-namespace
+		// container's init exits: runc says nothing and exits 0.
+		{"kill --all a stopped container", []string{"kill", "--all", "cli1", "KILL"}, 0, ""},
 		{"exec into a stopped container", []string{"exec", "cli1", "true"}, 255, "cannot exec in a stopped container"},
 		{"delete", []string{"delete", "cli1"}, 0, ""},
 		{"state of a missing container", []string{"state", "cli1"}, 1, "does not exist"},
