@@ -192,6 +192,25 @@ rc=$?
 allowed() { [ "$rc" = 0 ] && echo "$out" | grep -q "pre=0"; }
 check devices-allowed-rule "rc=$rc container: $(echo "$out" | tr '\n' ' ')" allowed
 
+# (8) hako doctor and hako inspect on a pure cgroup v2 host.
+out=$($HAKO doctor 2>&1)
+rc=$?
+doctor_v2() { echo "$out" | grep -q "cgroup mode *v2"; }
+check doctor-v2 "rc=$rc $(echo "$out" | grep 'cgroup mode' | head -1)" doctor_v2
+(cd /bundles/limits && $HAKO run -d insp </dev/null >/dev/null 2>$ERR)
+ipid=$(pid_of insp)
+out=$($HAKO inspect --json insp 2>&1)
+rc=$?
+# Its own PID namespace (it is pid 1 there), and its cgroup named.
+inspected() {
+	[ "$rc" = 0 ] && [ -n "$ipid" ] &&
+		echo "$out" | grep -q "\"pid\": *$ipid" &&
+		echo "$out" | grep -q '"nspid": *\[' &&
+		echo "$out" | grep -q "/insp\""
+}
+check inspect-container "rc=$rc pid=$ipid $(echo "$out" | head -c 200 | tr '\n' ' ')" inspected
+$HAKO delete --force insp 2>>$ERR
+
 # Nothing may be left behind in the cgroup tree.
 left=$(find $CG -mindepth 1 -type d | tr '\n' ' ')
 check no-cgroups-left "dirs=[$left]" [ -z "$left" ]
