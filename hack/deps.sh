@@ -5,7 +5,7 @@
 set -euo pipefail
 pkgs=(gcc libseccomp-dev busybox-static)
 if [ "${DEPS:-test}" != build ]; then
-	pkgs+=(uidmap iproute2 procps file bsdutils
+	pkgs+=(uidmap iproute2 procps file bsdutils bubblewrap
 		podman containerd docker.io slirp4netns fuse-overlayfs
 		# test/vm boots Debian's 6.1 kernel (a pure cgroup v2 host) under
 		# qemu; installing the image does not change the running kernel.

@@ -16,7 +16,7 @@ func TestHostOrigin(t *testing.T) {
 		{Major: 0, Minor: 40, Root: "/", Mountpoint: "/run"},
 	}
 	for _, c := range []struct {
-		maj, min int
+		maj, min   int
 		root, want string
 	}{
 		{8, 1, "/tmp/systemd-private-x-httpd.service-y/tmp", "/tmp/systemd-private-x-httpd.service-y/tmp"},
