@@ -125,7 +125,7 @@ func bwrapMain(argv0 string, args []string) int {
 	pid, err := container.StartOneShot(&container.OneShot{
 		Plan: sb.Plan, Unshare: sb.Unshare, UIDMaps: sb.UIDMaps, GIDMaps: sb.GIDMaps, Files: files,
 		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
-		OnPid: func(pid int) error {
+		OnSetup: func(pid int) error {
 			writeInfo(o, sb, pid)
 			if o.BlockFD >= 0 {
 				var b [1]byte

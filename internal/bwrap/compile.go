@@ -69,6 +69,7 @@ type compiler struct {
 	fds    []int
 	pidNS  bool
 	userNS bool
+	uid    int // in the sandbox
 }
 
 func st(op plan.Op) plan.Step { return plan.Step{Op: op, FD: plan.NoFD} }
@@ -120,11 +121,20 @@ func Compile(o *Options, h *Host) (*Sandbox, error) {
 		}
 	}
 	sb.Unshare = flags
-	c := &compiler{h: h, o: o, pidNS: o.UnsharePID, userNS: userNS}
+	c := &compiler{h: h, o: o, pidNS: o.UnsharePID, userNS: userNS, uid: uid}
 
 	// Setup runs with umask 0 so that --perms are exact, as bubblewrap's
 	// umask(0) until just before exec.
 	c.add(plan.Step{Op: plan.OpUmask, Mode: 0, FD: plan.NoFD})
+	if h.UID != 0 {
+		// An unprivileged parent reads the namespace ids for --info-fd
+		// from /proc/<pid>/ns, which a non-dumpable process hides from
+		// it. Nothing else runs in the sandbox yet; exec resets it.
+		c.add(st(plan.OpDumpable))
+	}
+	// The parent writes --info-fd and waits for --block-fd here, with the
+	// namespaces made and nothing of the sandbox set up yet.
+	c.add(st(plan.OpRuntimeHooks))
 	c.add(plan.Step{Op: plan.OpPropagation, Path: "/", Flags: unix.MS_SLAVE | unix.MS_REC, FD: plan.NoFD})
 	c.add(plan.Step{Op: plan.OpNewRoot, Path: Base, FD: plan.NoFD})
 	for i := range o.Ops {
@@ -157,7 +167,13 @@ func Compile(o *Options, h *Host) (*Sandbox, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.add(plan.Step{Op: plan.OpBounding, Caps: caps, FD: plan.NoFD})
+	bounding := caps
+	if !userNS {
+		// Root without a user namespace keeps its bounding set whatever
+		// it drops (bubblewrap drops it only in a user namespace).
+		bounding = &specs.LinuxCapabilities{Bounding: c.callerBounding()}
+	}
+	c.add(plan.Step{Op: plan.OpBounding, Caps: bounding, FD: plan.NoFD})
 	user := plan.Step{Op: plan.OpUser, User: &specs.User{UID: uint32(uid), GID: uint32(gid)}, FD: plan.NoFD}
 	if userNS {
 		// setgroups is "deny" in a user namespace an unprivileged
@@ -336,7 +352,22 @@ func (c *compiler) caps() (*specs.LinuxCapabilities, error) {
 			names = append(names, n)
 		}
 	}
-	return &specs.LinuxCapabilities{Bounding: names, Effective: names, Permitted: names, Inheritable: names, Ambient: names}, nil
+	caps := &specs.LinuxCapabilities{Bounding: names, Effective: names, Permitted: names, Inheritable: names}
+	if c.uid != 0 {
+		// Only a non-root user needs them ambient to keep them past exec.
+		caps.Ambient = names
+	}
+	return caps, nil
+}
+
+func (c *compiler) callerBounding() []string {
+	var names []string
+	for _, n := range security.KnownCapabilities() {
+		if c.h.Bounding == nil || c.h.Bounding[n] {
+			names = append(names, n)
+		}
+	}
+	return names
 }
 
 // capName is libcap's cap_from_name: "cap_sys_admin", any case; "ALL" too.

@@ -26,6 +26,9 @@ type OneShot struct {
 	Stdin, Stdout, Stderr *os.File
 	// OnPid runs once the process exists, before its plan is sent.
 	OnPid func(pid int) error
+	// OnSetup runs when the process reaches its plan's OpRuntimeHooks
+	// step, which waits for it.
+	OnSetup func(pid int) error
 }
 
 // StartOneShot starts the process and returns once it has applied every
@@ -49,6 +52,17 @@ func StartOneShot(o *OneShot) (int, error) {
 		if err != nil {
 			p.kill()
 			return 0, err
+		}
+		if m == frame.TypeHooks && o.OnSetup != nil {
+			if err := o.OnSetup(p.pid); err != nil {
+				p.kill()
+				return 0, err
+			}
+			if err := p.send(frame.TypeHooksDone); err != nil {
+				p.kill()
+				return 0, err
+			}
+			continue
 		}
 		if m == frame.TypeReady {
 			break

@@ -30,7 +30,7 @@ func newRootStep(a *applier, s *plan.Step) error {
 	if err := unix.Mount("tmpfs", base, "tmpfs", unix.MS_NODEV|unix.MS_NOSUID, ""); err != nil {
 		return fmt.Errorf("mount tmpfs on %s for the new root: %w", base, err)
 	}
-	for _, d := range []string{"newroot", "oldroot"} {
+	for _, d := range []string{"newroot", "oldroot", "proc"} {
 		if err := os.Mkdir(filepath.Join(base, d), 0o755); err != nil {
 			return fmt.Errorf("mkdir %s: %w", d, err)
 		}
@@ -47,6 +47,11 @@ func newRootStep(a *applier, s *plan.Step) error {
 	}
 	if err := unix.Chdir("/"); err != nil {
 		return err
+	}
+	// The mount code reaches fds through /proc/self/fd: the host's
+	// procfs stays visible at /proc of the tmpfs, outside the new root.
+	if err := unix.Mount("/oldroot/proc", "/proc", "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("bind /proc for the setup: %w", err)
 	}
 	return reopenNewRoot(a)
 }

@@ -92,6 +92,7 @@ const (
 	// For bwrap's argv (internal/bwrap).
 	OpNewRoot           Op = "new-root"  // Path: a tmpfs there, pivoted into; the old root at /oldroot, the mounts go below /newroot
 	OpParentDeathSignal Op = "pdeathsig" // Flags: the signal the process gets when its parent dies (bwrap --die-with-parent)
+	OpDumpable          Op = "dumpable"  // let the (unprivileged) parent read /proc/<pid>/ns for bwrap --info-fd
 )
 
 // Step values that modify a step kind.
