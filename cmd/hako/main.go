@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -67,6 +68,13 @@ func main() {
 	if initproc.IsChild() {
 		initproc.Main()
 		return
+	}
+	// Installed as "bwrap", hako is bubblewrap (FLATPAK_BWRAP, PATH).
+	if filepath.Base(os.Args[0]) == "bwrap" {
+		os.Exit(bwrapMain(os.Args[0], os.Args[1:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "bwrap" {
+		os.Exit(bwrapMain("bwrap", os.Args[2:]))
 	}
 	os.Exit(realMain(os.Args[1:]))
 }

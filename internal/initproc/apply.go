@@ -61,7 +61,9 @@ type applier struct {
 	// cwdRefused: root could not enter the working directory, the user
 	// tries again after the switch.
 	cwdRefused bool
-	exec       prepared
+	// cwdFound: an OpCwd "try" succeeded, later tries are skipped.
+	cwdFound bool
+	exec     prepared
 }
 
 type handler func(a *applier, s *plan.Step) error
@@ -154,6 +156,9 @@ func init() {
 		plan.OpWaitStart:     func(a *applier, s *plan.Step) error { return waitStart(a.plan.Fds.FifoDir) },
 		plan.OpExec:          func(a *applier, s *plan.Step) error { return a.exec.run() },
 	}
+	handlers[plan.OpNewRoot] = newRootStep
+	handlers[plan.OpParentDeathSignal] = parentDeathStep
+	handlers[plan.OpDumpable] = func(a *applier, s *plan.Step) error { return unix.Prctl(unix.PR_SET_DUMPABLE, 1, 0, 0, 0) }
 }
 
 func bindRoot(a *applier, s *plan.Step) error {
@@ -268,6 +273,13 @@ func closeFdsStep(a *applier, s *plan.Step) error {
 // is tried again as the user after the switch (cwdAsUserStep), for a
 // directory only that user may enter (root squashed on NFS, say).
 func cwdStep(a *applier, s *plan.Step) error {
+	if s.Value == plan.CwdTry {
+		// Resolved from "/": the steps before left the cwd there.
+		if !a.cwdFound {
+			a.cwdFound = enterCwd(s.Path) == nil
+		}
+		return nil
+	}
 	if err := enterCwd(s.Path); err != nil {
 		if !errors.Is(err, unix.EACCES) && !errors.Is(err, unix.EPERM) {
 			return err
@@ -307,7 +319,7 @@ func userStep(a *applier, s *plan.Step) error {
 	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("prctl PR_SET_KEEPCAPS: %w", err)
 	}
-	if err := setUser(*s.User); err != nil {
+	if err := setUser(*s.User, s.Value != plan.UserNoSetgroups); err != nil {
 		return err
 	}
 	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0); err != nil {
@@ -321,11 +333,14 @@ func userStep(a *applier, s *plan.Step) error {
 func lookupStep(a *applier, s *plan.Step) error {
 	e := s.Exec
 	env := withHome(e.Env, e.UID)
+	if e.Exact {
+		env = withPWD(e.Env)
+	}
 	path, err := lookPath(e.Args[0], env)
 	if err != nil {
 		return err
 	}
-	a.exec = prepared{path: path, args: e.Args, env: env}
+	a.exec = prepared{path: path, args: e.Args, env: env, reaper: e.Reaper}
 	return nil
 }
 

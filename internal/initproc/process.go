@@ -22,6 +22,7 @@ import (
 type prepared struct {
 	path      string
 	args, env []string
+	reaper    bool
 }
 
 // loadSeccomp loads the filter and, when it has notify rules, hands the
@@ -106,12 +107,17 @@ func (pr *prepared) run() error {
 	if pr.path == "" {
 		return errors.New("exec before lookup")
 	}
+	if pr.reaper {
+		return runReaped(pr)
+	}
 	err := unix.Exec(pr.path, pr.args, pr.env)
 	return fmt.Errorf("exec %s: %w", pr.path, err)
 }
 
-func setUser(u specs.User) error {
-	if allowed, _ := os.ReadFile("/proc/self/setgroups"); !strings.HasPrefix(string(allowed), "deny") {
+func setUser(u specs.User, groups bool) error {
+	if allowed, _ := os.ReadFile("/proc/self/setgroups"); !groups {
+		// The plan knows setgroups is denied here.
+	} else if !strings.HasPrefix(string(allowed), "deny") {
 		gids := make([]int, len(u.AdditionalGids))
 		for i, g := range u.AdditionalGids {
 			gids[i] = int(g)

@@ -88,6 +88,21 @@ const (
 	OpReady         Op = "ready"        // tell the parent everything that can fail has
 	OpWaitStart     Op = "wait-start"   // block on the exec fifo until `start`
 	OpExec          Op = "exec"         // execve what OpLookup found
+
+	// For bwrap's argv (internal/bwrap).
+	OpNewRoot           Op = "new-root"  // Path: a tmpfs there, pivoted into; the old root at /oldroot, the mounts go below /newroot
+	OpParentDeathSignal Op = "pdeathsig" // Flags: the signal the process gets when its parent dies (bwrap --die-with-parent)
+	OpDumpable          Op = "dumpable"  // let the (unprivileged) parent read /proc/<pid>/ns for bwrap --info-fd
+)
+
+// Step values that modify a step kind.
+const (
+	// UserNoSetgroups (OpUser's Value): setgroups is denied in this user
+	// namespace, leave the groups alone.
+	UserNoSetgroups = "no-setgroups"
+	// CwdTry (OpCwd's Value): enter Path if possible and no try before
+	// it succeeded.
+	CwdTry = "try"
 )
 
 // Step is one operation. Which fields mean something depends on Op (see
@@ -134,6 +149,13 @@ type Exec struct {
 	Args []string `json:"args"`
 	Env  []string `json:"env"`
 	UID  uint32   `json:"uid"`
+	// Exact: the environment as given, PWD set to the working directory
+	// (bwrap's), no HOME looked up.
+	Exact bool `json:"exact,omitempty"`
+	// Reaper: start the program as a child and stay as the PID
+	// namespace's init, reaping orphans, exiting with the program's
+	// status (bwrap without --as-pid-1).
+	Reaper bool `json:"reaper,omitempty"`
 }
 
 // Fds are the container process's own fd numbers for what the parent hands

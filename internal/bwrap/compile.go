@@ -1,0 +1,403 @@
+package bwrap
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/hako-runtime/hako/internal/linux/rootfs"
+	"github.com/hako-runtime/hako/internal/linux/security"
+	"github.com/hako-runtime/hako/internal/plan"
+)
+
+// Host is what the compiler needs to know of the caller; the command
+// fills it in, tests make it up.
+type Host struct {
+	UID, GID int
+	Umask    int
+	Cwd      string
+	// TTY is the terminal on stdout, bound as the sandbox's /dev/console
+	// by --dev (bubblewrap's host_tty_dev), or "".
+	TTY string
+	// Stat reports whether a bind source exists, following symlinks as
+	// bubblewrap's realpath does; its error is what bwrap prints.
+	Stat   func(path string) error
+	ReadFD ReadFD
+	// Bounding is the caller's bounding set by name; root's sandbox
+	// starts with it (nil: every capability).
+	Bounding map[string]bool
+}
+
+// Sandbox is a compiled command line: what the engine runs.
+type Sandbox struct {
+	Plan             *plan.Plan
+	Unshare          uintptr
+	UIDMaps, GIDMaps []specs.LinuxIDMapping
+	// FDs are the caller's fds the plan's steps index (--file,
+	// --bind-data), in order.
+	FDs []int
+	// Namespaces are those listed in --info-fd/--json-status-fd, in
+	// bubblewrap's order (ns_infos): the mount namespace and each one
+	// unshared.
+	Namespaces []string
+}
+
+// Base is where the new root's tmpfs is mounted inside the sandbox's mount
+// namespace before the first pivot (bubblewrap's base_path); the host's
+// root is then at OldRoot and the sandbox's at NewRoot.
+const (
+	Base    = "/tmp"
+	OldRoot = "/oldroot"
+	NewRoot = "/newroot"
+)
+
+// coverProcDirs are bound read-only over themselves in a --proc where they
+// are writable (bubblewrap's cover_proc_dirs).
+var coverProcDirs = []string{"sys", "sysrq-trigger", "irq", "bus"}
+
+// devNodes are the host's device nodes --dev binds.
+var devNodes = []string{"null", "zero", "full", "random", "urandom", "tty"}
+
+type compiler struct {
+	h      *Host
+	o      *Options
+	steps  []plan.Step
+	fds    []int
+	pidNS  bool
+	userNS bool
+	uid    int // in the sandbox
+}
+
+func st(op plan.Op) plan.Step { return plan.Step{Op: op, FD: plan.NoFD} }
+
+func (c *compiler) add(s plan.Step) { c.steps = append(c.steps, s) }
+
+// Compile turns parsed options into a plan with bubblewrap's defaults.
+func Compile(o *Options, h *Host) (*Sandbox, error) {
+	if len(o.Args) == 0 {
+		return nil, die("No command specified")
+	}
+	userNS := o.UnshareUser || o.UnshareUserTry || h.UID != 0
+	if !o.UnshareUTS && o.Hostname != "" {
+		return nil, die("Specifying --hostname requires --unshare-uts")
+	}
+	if !userNS && (o.UID >= 0 && o.UID != h.UID || o.GID >= 0 && o.GID != h.GID) {
+		return nil, die("Specifying --uid/--gid requires --unshare-user")
+	}
+	sb := &Sandbox{}
+	uid, gid := h.UID, h.GID
+	if o.UID >= 0 {
+		uid = o.UID
+	}
+	if o.GID >= 0 {
+		gid = o.GID
+	}
+	var flags uintptr = unix.CLONE_NEWNS
+	if userNS {
+		flags |= unix.CLONE_NEWUSER
+		sb.UIDMaps = []specs.LinuxIDMapping{{ContainerID: uint32(uid), HostID: uint32(h.UID), Size: 1}}
+		sb.GIDMaps = []specs.LinuxIDMapping{{ContainerID: uint32(gid), HostID: uint32(h.GID), Size: 1}}
+	}
+	ns := []struct {
+		name string
+		on   bool
+		flag uintptr
+	}{
+		{"cgroup", o.UnshareCgroup || o.UnshareCgroupTry, unix.CLONE_NEWCGROUP},
+		{"ipc", o.UnshareIPC, unix.CLONE_NEWIPC},
+		{"mnt", true, 0},
+		{"net", o.UnshareNet, unix.CLONE_NEWNET},
+		{"pid", o.UnsharePID, unix.CLONE_NEWPID},
+		{"uts", o.UnshareUTS, unix.CLONE_NEWUTS},
+	}
+	for _, n := range ns {
+		if n.on {
+			flags |= n.flag
+			sb.Namespaces = append(sb.Namespaces, n.name)
+		}
+	}
+	sb.Unshare = flags
+	c := &compiler{h: h, o: o, pidNS: o.UnsharePID, userNS: userNS, uid: uid}
+
+	// Setup runs with umask 0 so that --perms are exact, as bubblewrap's
+	// umask(0) until just before exec.
+	c.add(plan.Step{Op: plan.OpUmask, Mode: 0, FD: plan.NoFD})
+	if h.UID != 0 {
+		// An unprivileged parent reads the namespace ids for --info-fd
+		// from /proc/<pid>/ns, which a non-dumpable process hides from
+		// it. Nothing else runs in the sandbox yet; exec resets it.
+		c.add(st(plan.OpDumpable))
+	}
+	// The parent writes --info-fd and waits for --block-fd here, with the
+	// namespaces made and nothing of the sandbox set up yet.
+	c.add(st(plan.OpRuntimeHooks))
+	c.add(plan.Step{Op: plan.OpPropagation, Path: "/", Flags: unix.MS_SLAVE | unix.MS_REC, FD: plan.NoFD})
+	c.add(plan.Step{Op: plan.OpNewRoot, Path: Base, FD: plan.NoFD})
+	for i := range o.Ops {
+		if err := c.op(&o.Ops[i]); err != nil {
+			return nil, err
+		}
+		if filepath.Clean("/"+o.Ops[i].Dest) == "/" {
+			// A mount on / itself covers the root the steps resolve in.
+			c.add(plan.Step{Op: plan.OpNewRoot, Path: Base, Value: "reopen", FD: plan.NoFD})
+		}
+	}
+	if o.UnshareNet {
+		c.add(st(plan.OpLoopback))
+	}
+	if o.Hostname != "" {
+		c.add(plan.Step{Op: plan.OpHostname, Value: o.Hostname, FD: plan.NoFD})
+	}
+	c.add(plan.Step{Op: plan.OpPivotRoot, Path: NewRoot, FD: plan.NoFD})
+	if o.NewSession {
+		c.add(st(plan.OpSetsid))
+	}
+	if o.DieWithParent {
+		c.add(plan.Step{Op: plan.OpParentDeathSignal, Flags: uint64(unix.SIGKILL), FD: plan.NoFD})
+	}
+	c.add(plan.Step{Op: plan.OpCloseFds, Flags: 3, FD: plan.NoFD})
+	c.cwd(userNS)
+	// bubblewrap sets no_new_privs before anything else, always.
+	c.add(st(plan.OpNoNewPrivs))
+	caps, err := c.caps()
+	if err != nil {
+		return nil, err
+	}
+	bounding := caps
+	if !userNS {
+		// Root without a user namespace keeps its bounding set whatever
+		// it drops (bubblewrap drops it only in a user namespace).
+		bounding = &specs.LinuxCapabilities{Bounding: c.callerBounding()}
+	}
+	c.add(plan.Step{Op: plan.OpBounding, Caps: bounding, FD: plan.NoFD})
+	user := plan.Step{Op: plan.OpUser, User: &specs.User{UID: uint32(uid), GID: uint32(gid)}, FD: plan.NoFD}
+	if userNS {
+		// setgroups is "deny" in a user namespace an unprivileged
+		// caller made (seed 002); the child may have no /proc to see it.
+		user.Value = plan.UserNoSetgroups
+	}
+	c.add(user)
+	c.add(plan.Step{Op: plan.OpCaps, Caps: caps, FD: plan.NoFD})
+	c.add(plan.Step{Op: plan.OpUmask, Mode: uint32(h.Umask), FD: plan.NoFD})
+	c.add(plan.Step{Op: plan.OpLookup, Exec: &plan.Exec{Args: o.Args, Env: o.Env, UID: uint32(uid), Exact: true, Reaper: o.UnsharePID && !o.AsPid1}, FD: plan.NoFD})
+	for _, fd := range o.SeccompFDs {
+		f, err := c.seccomp(fd)
+		if err != nil {
+			return nil, err
+		}
+		c.add(plan.Step{Op: plan.OpSeccomp, Seccomp: f, FD: plan.NoFD})
+	}
+	c.add(st(plan.OpReady))
+	c.add(st(plan.OpExec))
+	sb.Plan = &plan.Plan{Kind: plan.KindInit, Steps: c.steps}
+	sb.FDs = c.fds
+	return sb, nil
+}
+
+// inNew is a path of the sandbox as seen before the final pivot.
+func inNew(p string) string { return filepath.Join(NewRoot, filepath.Clean("/"+p)) }
+
+func (c *compiler) mount(m *rootfs.Mount, what string) {
+	c.add(plan.Step{Op: plan.OpMount, Value: what, Mount: m, FD: plan.NoFD})
+}
+
+func fsMount(fstype, dest string, opts ...string) *rootfs.Mount {
+	return &rootfs.Mount{Kind: fstype, Type: fstype, Source: fstype, Destination: dest, Options: rootfs.ParseOptions(opts)}
+}
+
+func bindMount(src, dest string, opts ...string) *rootfs.Mount {
+	return &rootfs.Mount{Kind: rootfs.KindBind, Source: filepath.Join(OldRoot, src), Destination: dest, Options: rootfs.ParseOptions(append([]string{"rbind"}, opts...))}
+}
+
+func (c *compiler) op(op *Op) error {
+	what := "--" + string(op.Kind)
+	switch op.Kind {
+	case Bind, ROBind, DevBind:
+		src := op.Source
+		if !filepath.IsAbs(src) {
+			src = filepath.Join(c.h.Cwd, src)
+		}
+		if err := c.h.Stat(src); err != nil {
+			if op.Try {
+				return nil
+			}
+			return die("Can't find source path %s: %s", op.Source, errText(err))
+		}
+		// bubblewrap's bind_mount: always nosuid, nodev but for
+		// --dev-bind, read-only for --ro-bind, on every submount.
+		opts := []string{"rnosuid"}
+		if op.Kind != DevBind {
+			opts = append(opts, "rnodev")
+		}
+		if op.Kind == ROBind {
+			opts = append(opts, "rro")
+		}
+		c.mount(bindMount(src, op.Dest, opts...), what)
+	case RemountRO:
+		c.add(plan.Step{Op: plan.OpRemountRO, Path: inNew(op.Dest), FD: plan.NoFD})
+	case Proc:
+		if c.pidNS {
+			c.mount(fsMount("proc", op.Dest, "nosuid", "nodev", "noexec"), what)
+		} else {
+			// Sharing the PID namespace, the host's procfs is the
+			// one that shows it (bubblewrap binds oldroot/proc).
+			c.mount(bindMount("/proc", op.Dest), what)
+		}
+		// Where they are writable (to real root) they are covered
+		// read-only; unprivileged they are not writable to begin with.
+		if c.h.UID == 0 {
+			for _, d := range coverProcDirs {
+				if d == "sys" && c.userNS {
+					// Not writable to root of a user namespace: bwrap's
+					// access(W_OK) skips it.
+					continue
+				}
+				c.add(plan.Step{Op: plan.OpReadonly, Path: inNew(filepath.Join(op.Dest, d)), FD: plan.NoFD})
+			}
+		}
+	case Dev:
+		c.dev(op.Dest)
+	case Mqueue:
+		c.mount(fsMount("mqueue", op.Dest), what)
+	case Tmpfs:
+		m := fsMount("tmpfs", op.Dest, "nosuid", "nodev")
+		m.Size = op.Size
+		perms := uint32(op.Perms)
+		m.Perms = &perms
+		c.mount(m, what)
+	case Dir:
+		c.add(plan.Step{Op: plan.OpDir, Path: op.Dest, Mode: uint32(op.Perms), FD: plan.NoFD})
+	case File:
+		c.add(plan.Step{Op: plan.OpFile, Path: op.Dest, Mode: uint32(op.Perms), FD: c.fd(op.FD)})
+	case BindData, ROBindData:
+		c.add(plan.Step{Op: plan.OpBindData, Path: op.Dest, Mode: uint32(op.Perms), ReadOnly: op.Kind == ROBindData, FD: c.fd(op.FD)})
+	case Symlink:
+		c.add(plan.Step{Op: plan.OpSymlink, Path: op.Dest, Value: op.Source, FD: plan.NoFD})
+	case Chmod:
+		c.add(plan.Step{Op: plan.OpChmod, Path: op.Dest, Mode: uint32(op.Perms), FD: plan.NoFD})
+	default:
+		return die("%s: unknown operation", what)
+	}
+	return nil
+}
+
+func (c *compiler) fd(fd int) int {
+	c.fds = append(c.fds, fd)
+	return len(c.fds) - 1
+}
+
+// dev is bubblewrap's SETUP_MOUNT_DEV, step for step: a tmpfs, the host's
+// harmless nodes bound in, the standard links, shm, a private devpts.
+func (c *compiler) dev(dest string) {
+	c.mount(fsMount("tmpfs", dest, "nosuid", "nodev", "mode=0755"), "--dev")
+	for _, n := range devNodes {
+		c.mount(bindMount(filepath.Join("/dev", n), filepath.Join(dest, n), "rnosuid"), "--dev")
+	}
+	links := [][2]string{{"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"}, {"/proc/self/fd", "fd"}, {"/proc/kcore", "core"}}
+	for _, l := range links {
+		c.add(plan.Step{Op: plan.OpSymlink, Value: l[0], Path: filepath.Join(dest, l[1]), FD: plan.NoFD})
+	}
+	c.add(plan.Step{Op: plan.OpDir, Path: filepath.Join(dest, "shm"), Mode: 0o755, FD: plan.NoFD})
+	c.mount(fsMount("devpts", filepath.Join(dest, "pts"), "nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=620"), "--dev")
+	c.add(plan.Step{Op: plan.OpSymlink, Value: "pts/ptmx", Path: filepath.Join(dest, "ptmx"), FD: plan.NoFD})
+	if c.h.TTY != "" {
+		c.mount(bindMount(c.h.TTY, filepath.Join(dest, "console"), "rnosuid"), "--dev")
+	}
+}
+
+// cwd is bubblewrap's choice of working directory: --chdir, or the
+// caller's if the sandbox has it, or $HOME, or /: the first try that
+// works wins.
+func (c *compiler) cwd(userNS bool) {
+	if c.o.Chdir != "" {
+		c.add(plan.Step{Op: plan.OpCwd, Path: c.o.Chdir, FD: plan.NoFD})
+		return
+	}
+	if c.h.Cwd != "" {
+		c.add(plan.Step{Op: plan.OpCwd, Path: c.h.Cwd, Value: plan.CwdTry, FD: plan.NoFD})
+	}
+	for _, e := range c.o.Env {
+		if home, ok := strings.CutPrefix(e, "HOME="); ok && home != "" {
+			c.add(plan.Step{Op: plan.OpCwd, Path: home, Value: plan.CwdTry, FD: plan.NoFD})
+		}
+	}
+}
+
+// caps is bubblewrap's requested_caps: every capability for root, none
+// otherwise, then each --cap-add and --cap-drop in order.
+func (c *compiler) caps() (*specs.LinuxCapabilities, error) {
+	all := security.KnownCapabilities()
+	set := map[string]bool{}
+	if c.h.UID == 0 {
+		for _, n := range all {
+			set[n] = c.h.Bounding == nil || c.h.Bounding[n]
+		}
+	}
+	for _, op := range c.o.CapOps {
+		if op.Name == "ALL" {
+			for _, n := range all {
+				set[n] = op.Add
+			}
+			continue
+		}
+		set[op.Name] = op.Add
+	}
+	var names []string
+	for _, n := range all {
+		if set[n] {
+			names = append(names, n)
+		}
+	}
+	caps := &specs.LinuxCapabilities{Bounding: names, Effective: names, Permitted: names, Inheritable: names}
+	if c.uid != 0 {
+		// Only a non-root user needs them ambient to keep them past exec.
+		caps.Ambient = names
+	}
+	return caps, nil
+}
+
+func (c *compiler) callerBounding() []string {
+	var names []string
+	for _, n := range security.KnownCapabilities() {
+		if c.h.Bounding == nil || c.h.Bounding[n] {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
+// capName is libcap's cap_from_name: "cap_sys_admin", any case; "ALL" too.
+func capName(s string) (string, bool) {
+	u := strings.ToUpper(s)
+	if u == "ALL" {
+		return u, true
+	}
+	for _, n := range security.KnownCapabilities() {
+		if n == u {
+			return n, true
+		}
+	}
+	return "", false
+}
+
+// seccomp reads a compiled classic-BPF program (struct sock_filter[], as
+// Flatpak and the coding-agent sandboxes write it) from fd.
+func (c *compiler) seccomp(fd int) (*security.Seccomp, error) {
+	data, err := c.h.ReadFD(fd)
+	if err != nil {
+		return nil, die("Can't read seccomp data: %s", errText(err))
+	}
+	if len(data) == 0 || len(data)%8 != 0 {
+		return nil, die("Invalid seccomp data, must be multiple of 8")
+	}
+	wire, _ := json.Marshal(map[string]any{"bpf": base64.StdEncoding.EncodeToString(data), "flags": 0})
+	var f security.Seccomp
+	if err := json.Unmarshal(wire, &f); err != nil {
+		return nil, die("Invalid seccomp data: %v", err)
+	}
+	return &f, nil
+}

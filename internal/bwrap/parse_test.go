@@ -1,0 +1,156 @@
+package bwrap
+
+import (
+	"errors"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/hako-runtime/hako/internal/plan"
+)
+
+func noFD(int) ([]byte, error) { return nil, os.ErrNotExist }
+
+func TestParseErrors(t *testing.T) {
+	for argv, want := range map[string]string{
+		"--bind /":                       "--bind takes two arguments",
+		"--tmpfs":                        "--tmpfs takes an argument",
+		"--chdir":                        "--chdir takes one argument",
+		"--frob x":                       "Unknown option --frob",
+		"--perms 8 --dir /x":             "--perms takes an octal argument <= 07777",
+		"--perms 0700 --bind / /":        "--perms must be followed by an option that creates a file",
+		"--size 10 --dir /x":             "--size must be followed by --tmpfs",
+		"--size 0 --tmpfs /x":            "--size takes a non-zero number of bytes",
+		"--file x /y":                    "Invalid fd: x",
+		"--uid -1":                       "Invalid uid: -1",
+		"--cap-add nope":                 "unknown cap: nope",
+		"--seccomp 3 --add-seccomp-fd 4": "--add-seccomp-fd cannot be combined with --seccomp",
+		"--userns 3":                     "--userns: not supported by hako bwrap",
+		"--overlay-src /a":               "--overlay-src: not supported by hako bwrap",
+	} {
+		_, err := Parse(strings.Fields(argv), nil, noFD)
+		if err == nil || err.Error() != want {
+			t.Errorf("%s: got %v, want %q", argv, err, want)
+		}
+	}
+}
+
+func TestParseOrderAndModifiers(t *testing.T) {
+	args := "--ro-bind /usr /usr --perms 0700 --size 4096 --tmpfs /tmp --symlink usr/lib /lib --dir /d --clearenv --setenv A 1 -- sh -c x"
+	o, err := Parse(strings.Fields(args), []string{"HOME=/h"}, noFD)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := []Kind{ROBind, Tmpfs, Symlink, Dir}
+	if len(o.Ops) != len(kinds) {
+		t.Fatalf("ops %+v", o.Ops)
+	}
+	for i, k := range kinds {
+		if o.Ops[i].Kind != k {
+			t.Errorf("op %d: %s, want %s", i, o.Ops[i].Kind, k)
+		}
+	}
+	if o.Ops[1].Perms != 0o700 || o.Ops[1].Size != 4096 || o.Ops[3].Perms != 0o755 {
+		t.Errorf("modifiers: %+v", o.Ops)
+	}
+	if strings.Join(o.Env, " ") != "A=1" || strings.Join(o.Args, " ") != "sh -c x" {
+		t.Errorf("env %q args %q", o.Env, o.Args)
+	}
+}
+
+func TestArgsFD(t *testing.T) {
+	read := func(fd int) ([]byte, error) {
+		if fd != 7 {
+			return nil, errors.New("bad fd")
+		}
+		return []byte("--unshare-pid\x00--setenv\x00K\x00v w\x00"), nil
+	}
+	o, err := Parse([]string{"--args", "7", "true"}, nil, read)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.UnsharePID || len(o.Env) != 1 || o.Env[0] != "K=v w" || o.Args[0] != "true" {
+		t.Errorf("--args: %+v", o)
+	}
+	if _, err := Parse([]string{"--args", "7", "true"}, nil, func(int) ([]byte, error) { return []byte("--args\x007\x00"), nil }); err == nil || err.Error() != "--args not supported in arguments file" {
+		t.Errorf("nested --args: %v", err)
+	}
+}
+
+// One plan step per setup operation, in the order given, between the new
+// root and the final pivot; a missing source fails with bwrap's words
+// unless it is a -try.
+func TestCompile(t *testing.T) {
+	o, err := Parse(strings.Fields("--ro-bind /usr /usr --bind-try /missing /m --symlink usr/lib /lib --tmpfs /tmp --dir /tmp/x --chmod 0700 /tmp/x --unshare-all true"), nil, noFD)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &Host{UID: 1000, GID: 1000, Umask: 0o022, Cwd: "/", Stat: func(p string) error {
+		if p == "/missing" {
+			return &os.PathError{Op: "stat", Path: p, Err: syscall.ENOENT}
+		}
+		return nil
+	}}
+	sb, err := Compile(o, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	inside := false
+	for _, s := range sb.Plan.Steps {
+		switch s.Op {
+		case plan.OpNewRoot:
+			inside = true
+			continue
+		case plan.OpPivotRoot:
+			inside = false
+		}
+		if inside {
+			got = append(got, string(s.Op))
+		}
+	}
+	want := "mount symlink mount dir chmod loopback-up"
+	if strings.Join(got, " ") != want {
+		t.Errorf("steps %q, want %q", strings.Join(got, " "), want)
+	}
+	if sb.UIDMaps[0].HostID != 1000 || sb.UIDMaps[0].ContainerID != 1000 {
+		t.Errorf("uid map %+v", sb.UIDMaps)
+	}
+	o2, _ := Parse(strings.Fields("--ro-bind /missing /m true"), nil, noFD)
+	if _, err := Compile(o2, h); err == nil || err.Error() != "Can't find source path /missing: No such file or directory" {
+		t.Errorf("missing source: %v", err)
+	}
+}
+
+// FuzzParse: any argv either parses or fails with a bwrap-style error; it
+// never panics, and what parses compiles or fails the same way.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{
+		"--ro-bind / / --dev /dev --proc /proc --tmpfs /tmp --unshare-all --die-with-parent true",
+		"--perms 0700 --size 1024 --tmpfs /x sh",
+		"--args 3 --file 4 /f --bind-data 5 /d --chmod 0755 /d --symlink a b --",
+		"--cap-drop ALL --cap-add cap_net_raw --uid 0 --gid 0 --unshare-user --hostname h --unshare-uts x",
+		"--seccomp 3 --info-fd 4 --json-status-fd 5 --block-fd 6 --sync-fd 7 --new-session --as-pid-1 y",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		argv := strings.Split(s, " ")
+		o, err := Parse(argv, []string{"A=b"}, func(int) ([]byte, error) { return []byte("--dir\x00/z\x00"), nil })
+		if err != nil {
+			var e *Error
+			if !errors.As(err, &e) || e.Text == "" {
+				t.Fatalf("%q: error %v is not a bwrap error", s, err)
+			}
+			return
+		}
+		h := &Host{UID: 1000, GID: 1000, Stat: func(string) error { return nil }, ReadFD: func(int) ([]byte, error) { return make([]byte, 8), nil }}
+		if _, err := Compile(o, h); err != nil {
+			var e *Error
+			if !errors.As(err, &e) {
+				t.Fatalf("%q: compile error %v is not a bwrap error", s, err)
+			}
+		}
+	})
+}

@@ -1,0 +1,130 @@
+package initproc
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hako-runtime/hako/internal/linux/rootfs"
+	"github.com/hako-runtime/hako/internal/plan"
+)
+
+// newRootStep is bubblewrap's start of setup_newroot: a fresh tmpfs at
+// s.Path, pivoted into, so that the host's root is at /oldroot (where bind
+// sources are read) and the sandbox's root is the directory /newroot, made
+// a mount point so that the final pivot_root can enter it. Mounting on the
+// tmpfs is invisible to the host: / was made a slave before.
+//
+// With Value "reopen" it only opens /newroot again: a mount on the
+// sandbox's / (--bind / /) covers the directory the root fd names, and
+// what follows must land on top of it.
+func newRootStep(a *applier, s *plan.Step) error {
+	if s.Value == "reopen" {
+		return reopenNewRoot(a)
+	}
+	base := s.Path
+	if err := unix.Mount("tmpfs", base, "tmpfs", unix.MS_NODEV|unix.MS_NOSUID, ""); err != nil {
+		return fmt.Errorf("mount tmpfs on %s for the new root: %w", base, err)
+	}
+	for _, d := range []string{"newroot", "oldroot", "proc"} {
+		if err := os.Mkdir(filepath.Join(base, d), 0o755); err != nil {
+			return fmt.Errorf("mkdir %s: %w", d, err)
+		}
+	}
+	nr := filepath.Join(base, "newroot")
+	if err := unix.Mount(nr, nr, "", unix.MS_BIND|unix.MS_REC|unix.MS_NOSUID, ""); err != nil {
+		return fmt.Errorf("bind %s onto itself: %w", nr, err)
+	}
+	if err := unix.Chdir(base); err != nil {
+		return fmt.Errorf("chdir %s: %w", base, err)
+	}
+	if err := unix.PivotRoot(base, filepath.Join(base, "oldroot")); err != nil {
+		return fmt.Errorf("pivot_root into the new root's tmpfs: %w", err)
+	}
+	if err := unix.Chdir("/"); err != nil {
+		return err
+	}
+	// The mount code reaches fds through /proc/self/fd: the host's
+	// procfs stays visible at /proc of the tmpfs, outside the new root.
+	if err := unix.Mount("/oldroot/proc", "/proc", "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("bind /proc for the setup: %w", err)
+	}
+	return reopenNewRoot(a)
+}
+
+func reopenNewRoot(a *applier) error {
+	r, err := rootfs.OpenRoot("/newroot")
+	if err != nil {
+		return err
+	}
+	if a.root != nil {
+		a.root.Close()
+	}
+	a.root = r
+	return nil
+}
+
+// parentDeathStep: the sandbox dies with the hako that started it (its
+// parent, by CLONE_PARENT); if that is already gone, now.
+func parentDeathStep(a *applier, s *plan.Step) error {
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(s.Flags), 0, 0, 0); err != nil {
+		return fmt.Errorf("prctl PR_SET_PDEATHSIG: %w", err)
+	}
+	if os.Getppid() == 1 {
+		return fmt.Errorf("parent died before the sandbox started")
+	}
+	return nil
+}
+
+// withPWD is bwrap's environment: as given, with PWD the working directory
+// the sandbox starts in.
+func withPWD(env []string) []string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return env
+	}
+	out := make([]string, 0, len(env)+1)
+	for _, e := range env {
+		if len(e) < 4 || e[:4] != "PWD=" {
+			out = append(out, e)
+		}
+	}
+	return append(out, "PWD="+wd)
+}
+
+// runReaped is bubblewrap's do_init: the program runs as a child, this
+// process stays PID 1 of the namespace, reaps every orphan, and exits with
+// the program's status (128+N for signal N) once the program is gone.
+func runReaped(pr *prepared) error {
+	pid, err := syscall.ForkExec(pr.path, pr.args, &syscall.ProcAttr{
+		Env:   pr.env,
+		Files: []uintptr{0, 1, 2},
+		Sys:   &syscall.SysProcAttr{},
+	})
+	if err != nil {
+		return fmt.Errorf("exec %s: %w", pr.path, err)
+	}
+	// Inherited fds 3 and up are close-on-exec here (OpCloseFds) but the
+	// child needs them: ForkExec passes only Files, so they stay ours.
+	for {
+		var ws unix.WaitStatus
+		got, err := unix.Wait4(-1, &ws, 0, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("wait for %s: %w", pr.path, err)
+		}
+		if got != pid {
+			continue
+		}
+		if ws.Signaled() {
+			os.Exit(128 + int(ws.Signal()))
+		}
+		os.Exit(ws.ExitStatus())
+	}
+}

@@ -1,0 +1,281 @@
+package integration
+
+import (
+	"bytes"
+	"encoding/binary"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// bwrapRunner runs one command line under Debian's bwrap and under hako
+// bwrap, as root or as an unprivileged user the test makes.
+type bwrapRunner struct {
+	hako string // a copy of hako every user may run
+	cred *syscall.Credential
+	home string
+}
+
+type bwrapResult struct {
+	stdout, stderr string
+	code           int
+}
+
+func newBwrapRunner(t *testing.T, unprivileged bool) *bwrapRunner {
+	t.Helper()
+	if _, err := exec.LookPath("bwrap"); err != nil {
+		t.Skip("bwrap missing (apt-get install bubblewrap)")
+	}
+	dir, err := os.MkdirTemp("", "hako-bwrap-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	data, err := os.ReadFile(hakoBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &bwrapRunner{hako: filepath.Join(dir, "hako"), home: "/root"}
+	if err := os.WriteFile(r.hako, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if unprivileged {
+		if _, err := user.Lookup(rootlessUser); err != nil {
+			if out, err := exec.Command("useradd", "-m", "-s", "/bin/sh", rootlessUser).CombinedOutput(); err != nil {
+				t.Skipf("useradd: %v %s", err, out)
+			}
+		}
+		u, err := user.Lookup(rootlessUser)
+		if err != nil {
+			t.Fatal(err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		r.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}
+		r.home = u.HomeDir
+	}
+	return r
+}
+
+// run runs argv (bwrap's arguments) with files as fds 3, 4, ...; each
+// file's contents are made fresh for each run by mk.
+func (r *bwrapRunner) run(t *testing.T, hako bool, argv []string, mk func() []*os.File) bwrapResult {
+	t.Helper()
+	name, args := "bwrap", argv
+	if hako {
+		name, args = r.hako, append([]string{"bwrap"}, argv...)
+	}
+	cmd := exec.Command(name, args...)
+	cmd.Dir = "/"
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + r.home, "LANG=C"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: r.cred}
+	if mk != nil {
+		cmd.ExtraFiles = mk()
+	}
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	for _, f := range cmd.ExtraFiles {
+		f.Close()
+	}
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return bwrapResult{out.String(), errb.String(), code}
+}
+
+// dataFile is a pipe holding data, as callers pass --file and --args.
+func dataFile(t *testing.T, data string) *os.File {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.WriteString(data)
+	w.Close()
+	return r
+}
+
+type bwrapCase struct {
+	name string
+	argv []string
+	// files makes the fds 3, 4, ... for one run.
+	files func(t *testing.T) []*os.File
+	// norm rewrites what legitimately differs (pids, inode numbers).
+	norm func(string) string
+	// rootOnly, userOnly: where the case means something.
+	rootOnly bool
+}
+
+var numbers = regexp.MustCompile(`[0-9]+`)
+
+// seccompDenyMkdir is a classic BPF program, as Flatpak writes it to
+// --seccomp's fd: mkdir and mkdirat fail with EPERM on x86_64.
+func seccompDenyMkdir() []byte {
+	const (
+		ldW  = 0x20 // BPF_LD|BPF_W|BPF_ABS
+		jeqK = 0x15 // BPF_JMP|BPF_JEQ|BPF_K
+		retK = 0x06 // BPF_RET|BPF_K
+	)
+	ins := [][4]uint32{
+		{ldW, 0, 0, 4},               // arch
+		{jeqK, 0, 4, 0xc000003e},     // x86_64, else allow
+		{ldW, 0, 0, 0},               // nr
+		{jeqK, 2, 0, 83},             // mkdir
+		{jeqK, 1, 0, 258},            // mkdirat
+		{retK, 0, 0, 0x7fff0000},     // allow
+		{retK, 0, 0, 0x00050000 | 1}, // errno EPERM
+	}
+	var b []byte
+	for _, i := range ins {
+		b = binary.LittleEndian.AppendUint16(b, uint16(i[0]))
+		b = append(b, byte(i[1]), byte(i[2]))
+		b = binary.LittleEndian.AppendUint32(b, i[3])
+	}
+	return b
+}
+
+func bwrapCases() []bwrapCase {
+	common := []string{"--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--unshare-all", "--die-with-parent"}
+	sh := func(pre []string, script string) []string {
+		return append(append([]string{}, pre...), "sh", "-c", script)
+	}
+	flatpak := []string{"--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
+		"--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin", "--dir", "/tmp/a/b", "--perms", "0700", "--dir", "/run/user",
+		"--perms", "01777", "--tmpfs", "/var/tmp", "--proc", "/proc", "--dev", "/dev", "--unshare-pid", "--die-with-parent", "--chdir", "/"}
+	return []bwrapCase{
+		{name: "common-sandbox", argv: sh(common, `id; ls /dev; grep -E "^Cap(Eff|Prm|Bnd|Amb)" /proc/self/status; pwd; hostname >/dev/null; ls /tmp | wc -l; touch /x 2>&1; echo $?; grep NoNewPrivs /proc/self/status; cat /proc/self/stat | cut -d" " -f1 | grep -qx 1 && echo pid1 || echo notpid1`)},
+		{name: "mounts", argv: sh(common, `findmnt -rn -o TARGET,FSTYPE | grep -E "^/(dev|proc|tmp)( |/)" | grep -v cgroup`)},
+		{name: "flatpak-layout", argv: sh(flatpak, `for f in / /bin /lib /lib64 /sbin /usr /tmp /tmp/a /tmp/a/b /run /run/user /var /var/tmp /dev /dev/shm /dev/pts; do stat -c "%A %U %N" $f; done; readlink /dev/stdout /dev/ptmx /dev/fd`)},
+		{name: "file-and-bind-data", argv: sh([]string{"--ro-bind", "/", "/", "--tmpfs", "/etc", "--file", "3", "/etc/hello", "--perms", "0640", "--file", "4", "/etc/secret", "--bind-data", "5", "/etc/data", "--ro-bind-data", "6", "/etc/rodata"},
+			`cat /etc/hello /etc/secret /etc/data /etc/rodata; stat -c "%a %n" /etc/hello /etc/secret; echo x >> /etc/rodata 2>/dev/null || echo rodata-readonly; echo y >> /etc/data && echo data-writable`),
+			files: func(t *testing.T) []*os.File {
+				return []*os.File{dataFile(t, "hello\n"), dataFile(t, "secret\n"), dataFile(t, "data\n"), dataFile(t, "rodata\n")}
+			}},
+		{name: "args-fd", argv: []string{"--args", "3", "sh", "-c", "echo $A; pwd; ls /"},
+			files: func(t *testing.T) []*os.File {
+				return []*os.File{dataFile(t, strings.Join([]string{"--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64", "--setenv", "A", "from-args", "--chdir", "/usr"}, "\x00")+"\x00")}
+			}},
+		{name: "info-fd", argv: []string{"--ro-bind", "/", "/", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--info-fd", "3", "--json-status-fd", "4", "sh", "-c", "cat /proc/self/status >/dev/null; exit 3"},
+			norm: func(s string) string { return numbers.ReplaceAllString(s, "N") }},
+		{name: "env-and-chdir", argv: []string{"--ro-bind", "/", "/", "--clearenv", "--setenv", "A", "1", "--setenv", "B", "2", "--unsetenv", "B", "--setenv", "PATH", "/usr/bin:/bin", "--chdir", "/usr", "env"}},
+		{name: "cwd-default", argv: []string{"--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64", "--dir", "/etc", "sh", "-c", "pwd; echo $PWD"}},
+		{name: "cap-drop-all", argv: sh([]string{"--ro-bind", "/", "/", "--cap-drop", "ALL"}, `grep -E "^Cap(Eff|Prm|Bnd)" /proc/self/status`), rootOnly: true},
+		{name: "cap-add", argv: sh([]string{"--ro-bind", "/", "/", "--unshare-user", "--cap-drop", "ALL", "--cap-add", "cap_net_raw", "--uid", "0", "--gid", "0"}, `grep -E "^Cap(Eff|Prm|Bnd)" /proc/self/status; id -u`)},
+		{name: "seccomp-fd", argv: sh([]string{"--ro-bind", "/", "/", "--tmpfs", "/tmp", "--seccomp", "3"}, `mkdir /tmp/x; echo $?; touch /tmp/y && echo touched`),
+			files: func(t *testing.T) []*os.File { return []*os.File{dataFile(t, string(seccompDenyMkdir()))} }},
+		{name: "exit-code", argv: []string{"--ro-bind", "/", "/", "sh", "-c", "exit 42"}},
+		{name: "exit-signal-pidns", argv: []string{"--ro-bind", "/", "/", "--unshare-pid", "sh", "-c", "kill -9 $$"}},
+		{name: "hostname", argv: []string{"--ro-bind", "/", "/", "--unshare-uts", "--hostname", "sandbox", "hostname"}},
+		{name: "remount-ro", argv: sh([]string{"--ro-bind", "/", "/", "--tmpfs", "/mnt", "--dir", "/mnt/d", "--remount-ro", "/mnt"}, `touch /mnt/x 2>/dev/null && echo writable || echo read-only`)},
+		{name: "tmpfs-size-perms", argv: sh([]string{"--ro-bind", "/", "/", "--size", "1048576", "--perms", "0700", "--tmpfs", "/mnt"}, `stat -c %a /mnt; findmnt -no OPTIONS /mnt | tr , "\n" | grep -E "^(size|mode)="`)},
+		{name: "bind-try-missing", argv: []string{"--ro-bind", "/", "/", "--bind-try", "/nonexistent-hako", "/x", "--ro-bind-try", "/nonexistent-hako", "/y", "sh", "-c", "ls /x /y 2>&1 | wc -l"}},
+		{name: "bind-relative-and-chmod", argv: sh([]string{"--ro-bind", "/", "/", "--tmpfs", "/mnt", "--bind", "usr", "/mnt/u", "--dir", "/mnt/d", "--chmod", "0711", "/mnt/d"}, `ls /mnt/u >/dev/null && echo bound; stat -c %a /mnt/d`)},
+		{name: "err-missing-source", argv: []string{"--ro-bind", "/nonexistent-hako", "/x", "true"}},
+		{name: "err-takes-two", argv: []string{"--bind", "/"}},
+		{name: "err-unknown", argv: []string{"--frobnicate", "true"}},
+		{name: "err-perms", argv: []string{"--perms", "999", "--dir", "/x", "true"}},
+		{name: "err-perms-unused", argv: []string{"--perms", "0700", "--ro-bind", "/", "/", "true"}},
+		{name: "err-size", argv: []string{"--size", "0", "--tmpfs", "/x", "true"}},
+		{name: "err-fd", argv: []string{"--file", "x3", "/x", "true"}},
+		{name: "err-hostname", argv: []string{"--hostname", "x", "--ro-bind", "/", "/", "true"}},
+		{name: "err-cap", argv: []string{"--cap-add", "CAP_NONSENSE", "true"}},
+		{name: "err-no-command", argv: []string{"--ro-bind", "/", "/"}, norm: func(s string) string { return firstLine(s) }},
+		{name: "err-command-missing", argv: []string{"--ro-bind", "/", "/", "/nonexistent-hako"}, norm: func(s string) string { return "" }},
+	}
+}
+
+func firstLine(s string) string { l, _, _ := strings.Cut(s, "\n"); return l }
+
+// The same command lines under Debian's bwrap and hako bwrap, as root and
+// as an unprivileged user: the same stdout, stderr and exit status.
+func TestBwrapSideBySide(t *testing.T) {
+	for _, who := range []string{"root", "unprivileged"} {
+		t.Run(who, func(t *testing.T) {
+			r := newBwrapRunner(t, who == "unprivileged")
+			for _, c := range bwrapCases() {
+				if c.rootOnly && who != "root" {
+					continue
+				}
+				if c.name == "seccomp-fd" && runtime.GOARCH != "amd64" {
+					continue
+				}
+				t.Run(c.name, func(t *testing.T) {
+					mk := func() []*os.File { return nil }
+					if c.files != nil {
+						mk = func() []*os.File { return c.files(t) }
+					}
+					var info [2]string
+					if c.name == "info-fd" {
+						// Both documents come back through pipes the runs write.
+						res := [2]bwrapResult{}
+						for i, hako := range []bool{false, true} {
+							ir, iw, _ := os.Pipe()
+							jr, jw, _ := os.Pipe()
+							res[i] = r.run(t, hako, c.argv, func() []*os.File { return []*os.File{iw, jw} })
+							a, _ := readPipe(ir)
+							b, _ := readPipe(jr)
+							info[i] = c.norm(a + "---\n" + b)
+						}
+						if info[0] != info[1] || res[0].code != res[1].code {
+							t.Errorf("info/json-status differ:\nbwrap (%d):\n%s\nhako (%d):\n%s", res[0].code, info[0], res[1].code, info[1])
+						}
+						if !strings.Contains(info[1], `"pid-namespace": N`) || !strings.Contains(info[1], `{ "exit-code": N }`) {
+							t.Errorf("hako's documents lack bwrap's fields:\n%s", info[1])
+						}
+						return
+					}
+					want := r.run(t, false, c.argv, mk)
+					got := r.run(t, true, c.argv, mk)
+					norm := c.norm
+					if norm == nil {
+						norm = func(s string) string { return s }
+					}
+					if norm(want.stdout) != norm(got.stdout) || norm(want.stderr) != norm(got.stderr) || want.code != got.code {
+						t.Errorf("argv %q\nbwrap: status %d\nstdout:\n%s\nstderr:\n%s\nhako: status %d\nstdout:\n%s\nstderr:\n%s",
+							c.argv, want.code, want.stdout, want.stderr, got.code, got.stdout, got.stderr)
+					}
+				})
+			}
+		})
+	}
+}
+
+func readPipe(f *os.File) (string, error) {
+	defer f.Close()
+	var b bytes.Buffer
+	_, err := b.ReadFrom(f)
+	return b.String(), err
+}
+
+// Installed under the name bwrap, hako is bwrap.
+func TestBwrapArgv0(t *testing.T) {
+	dir := t.TempDir()
+	link := filepath.Join(dir, "bwrap")
+	if err := os.Symlink(hakoBin, link); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(link, "--ro-bind", "/", "/", "echo", "as-bwrap").CombinedOutput()
+	if err != nil || string(out) != "as-bwrap\n" {
+		t.Fatalf("bwrap link: %v %q", err, out)
+	}
+	out, _ = exec.Command(link, "--version").CombinedOutput()
+	if !strings.HasPrefix(string(out), "bubblewrap ") {
+		t.Errorf("--version: %q", out)
+	}
+	out, _ = exec.Command(link, "--help").CombinedOutput()
+	if !strings.HasPrefix(string(out), "usage: "+link+" [OPTIONS...] [--] COMMAND [ARGS...]") {
+		t.Errorf("--help: %q", firstLine(string(out)))
+	}
+}
