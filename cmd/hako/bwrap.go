@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -125,6 +126,7 @@ func bwrapMain(argv0 string, args []string) int {
 	pid, err := container.StartOneShot(&container.OneShot{
 		Plan: sb.Plan, Unshare: sb.Unshare, UIDMaps: sb.UIDMaps, GIDMaps: sb.GIDMaps, Files: files,
 		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
+		SealDir: filepath.Join(defaultRoot(), "@exeseal-empty"),
 		OnSetup: func(pid int) error {
 			writeInfo(o, sb, pid)
 			if o.BlockFD >= 0 {

@@ -29,6 +29,11 @@ type OneShot struct {
 	// OnSetup runs when the process reaches its plan's OpRuntimeHooks
 	// step, which waits for it.
 	OnSetup func(pid int) error
+	// SealDir is the empty layer of the binary seal's overlay
+	// (CVE-2019-5736): a sandbox's processes may be as privileged as a
+	// container's, so hako re-executes itself sealed here too. Where no
+	// overlay can be made (an unprivileged caller), a sealed memfd copy.
+	SealDir string
 }
 
 // StartOneShot starts the process and returns once it has applied every
@@ -37,7 +42,10 @@ func StartOneShot(o *OneShot) (int, error) {
 	so := &spawnOpts{
 		req: nsenter.Request{Unshare: o.Unshare}, plan: o.Plan, passFds: o.Files,
 		uidMaps: o.UIDMaps, gidMaps: o.GIDMaps, stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr,
-		rootless: os.Geteuid() != 0, onPid: o.OnPid,
+		rootless: os.Geteuid() != 0, onPid: o.OnPid, sealDir: o.SealDir,
+	}
+	if so.sealDir == "" {
+		return 0, errors.New("one-shot sandbox: no directory for the binary seal (CVE-2019-5736)")
 	}
 	p, err := spawn(so)
 	if err != nil {

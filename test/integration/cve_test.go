@@ -8,9 +8,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -468,5 +470,47 @@ func TestRuncPR1962_NoPivotHostProcfsHidden(t *testing.T) {
 				t.Errorf("%s userns=%v --no-pivot: a new procfs could be mounted (the host's /proc is still fully visible in the mount namespace):\n%s", name, userns, out)
 			}
 		}
+	}
+}
+
+// CVE-2019-5736 for `hako bwrap`: the sandbox's PID 1 (hako's reaper,
+// which never execs) runs from the sealed binary too, so a sandbox that
+// reopens its /proc/<pid>/exe cannot rewrite hako.
+func TestCVE2019_5736_BwrapReaperSealed(t *testing.T) {
+	cmd := exec.Command(hakoBin, "bwrap", "--ro-bind", "/", "/", "--unshare-pid", "--proc", "/proc", "--dev", "/dev", "sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	// The sandbox's PID 1, among hako's children (the short-lived
+	// intermediate of nsexec is one too): NSpid ends in 1.
+	var reaper int
+	for i := 0; i < 200 && reaper == 0; i++ {
+		data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", cmd.Process.Pid, cmd.Process.Pid))
+		for _, f := range strings.Fields(string(data)) {
+			st, _ := os.ReadFile("/proc/" + f + "/status")
+			if regexp.MustCompile(`(?m)^NSpid:\s+\d+\s+1$`).Match(st) {
+				fmt.Sscan(f, &reaper)
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if reaper == 0 {
+		t.Fatal("no sandbox process appeared")
+	}
+	fd, err := unix.Open(fmt.Sprintf("/proc/%d/exe", reaper), unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	cmd.Process.Kill()
+	cmd.Wait()
+	w, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", fd), unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err == nil {
+		unix.Close(w)
+		t.Fatal("the hako binary could be reopened for writing through the bwrap reaper's /proc/<pid>/exe")
+	}
+	if !errors.Is(err, unix.EROFS) {
+		t.Fatalf("reopen failed with %v, want EROFS from the sealed overlay", err)
 	}
 }

@@ -91,15 +91,17 @@ func overlay(emptyDir string, minFd int) (*Exe, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: readlink /proc/self/exe: %w", errNoOverlay, err)
 	}
-	if err := os.MkdirAll(emptyDir, 0o700); err != nil {
-		return nil, err
-	}
 	dir, name := filepath.Split(self)
+	// fsopen first: where it is refused (an unprivileged caller), no
+	// empty directory is made for nothing.
 	fsfd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("%w: fsopen overlay: %w", errNoOverlay, err)
 	}
 	defer unix.Close(fsfd)
+	if err := os.MkdirAll(emptyDir, 0o700); err != nil {
+		return nil, fmt.Errorf("%w: empty layer: %w", errNoOverlay, err)
+	}
 	// The binary's directory on top, so that nothing in the empty layer
 	// could ever shadow it.
 	lower := escape(filepath.Clean(dir)) + ":" + escape(emptyDir)
