@@ -88,6 +88,12 @@ const (
 	OpReady         Op = "ready"        // tell the parent everything that can fail has
 	OpWaitStart     Op = "wait-start"   // block on the exec fifo until `start`
 	OpExec          Op = "exec"         // execve what OpLookup found
+
+	// Steps of `hako sandbox` (internal/sandbox), whose root is the host's.
+	OpStageHostRoot Op = "stage-host-root" // Path: clone / and attach the copy there, to bind and pivot into
+	OpTreeRO        Op = "tree-ro"         // Path, ReadOnly: make the tree there read-only (or writable again)
+	OpDieWithParent Op = "die-with-parent" // SIGKILL when hako dies (PR_SET_PDEATHSIG), after the last uid change
+	OpVerify        Op = "verify"          // Data (receipt checks, JSON), FD: the receipt's pipe; fail if one fails
 )
 
 // Step is one operation. Which fields mean something depends on Op (see
