@@ -29,16 +29,14 @@ func dieWithParentStep(a *applier, s *plan.Step) error {
 // parent's pipe whatever the outcome, and fails the sandbox when a check
 // fails: a sandbox that silently runs unconfined is worse than none.
 func verifyStep(a *applier, s *plan.Step) error {
-	fd := a.takeFD(s)
+	fd := a.plan.Fds.Receipt
 	var checks []receipt.Check
 	if err := json.Unmarshal(s.Data, &checks); err != nil {
-		if fd >= 0 {
-			unix.Close(fd)
-		}
 		return fmt.Errorf("receipt checks: %w", err)
 	}
 	r := receipt.Verify(checks, receipt.Self())
-	if fd >= 0 {
+	// Fds 0-2 are COMMAND's stdio, never the receipt.
+	if fd > 2 {
 		f := os.NewFile(uintptr(fd), "receipt")
 		_ = json.NewEncoder(f).Encode(r)
 		f.Close()

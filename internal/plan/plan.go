@@ -93,7 +93,7 @@ const (
 	OpStageHostRoot Op = "stage-host-root" // Path: clone / and attach the copy there, to bind and pivot into
 	OpTreeRO        Op = "tree-ro"         // Path, ReadOnly: make the tree there read-only (or writable again)
 	OpDieWithParent Op = "die-with-parent" // SIGKILL when hako dies (PR_SET_PDEATHSIG), after the last uid change
-	OpVerify        Op = "verify"          // Data (receipt checks, JSON), FD: the receipt's pipe; fail if one fails
+	OpVerify        Op = "verify"          // Data (receipt checks, JSON) -> Fds.Receipt; fail if one fails
 )
 
 // Step is one operation. Which fields mean something depends on Op (see
@@ -147,6 +147,9 @@ type Exec struct {
 type Fds struct {
 	FifoDir int `json:"fifoDir"`
 	Console int `json:"console"`
+	// Receipt is the write end of `hako sandbox`'s receipt pipe (OpVerify):
+	// inherited, because the fds of the plan's frame close at the pivot.
+	Receipt int `json:"receipt,omitempty"`
 }
 
 // Plan is what the parent sends the child, in one frame whose fds are the

@@ -379,8 +379,7 @@ func allCaps() []string { return capabilityList() }
 // Plan compiles the sandbox to the engine's plan: FromSpec's, with the
 // host's root staged before it is bound, the trees after the pivot, no
 // wait for `start`, and the die-with-parent and verify steps before ready.
-// receiptFD is the index of the receipt pipe among the plan's fds.
-func (sb *Sandbox) Plan(oci *plan.OCI, receiptFD int) (*plan.Plan, error) {
+func (sb *Sandbox) Plan(oci *plan.OCI) (*plan.Plan, error) {
 	oci.Spec = sb.Spec
 	oci.Rootfs = Stage
 	oci.NoNewKeyring = false
@@ -401,7 +400,7 @@ func (sb *Sandbox) Plan(oci *plan.OCI, receiptFD int) (*plan.Plan, error) {
 			continue
 		case plan.OpReady:
 			out = append(out, plan.Step{Op: plan.OpDieWithParent, FD: plan.NoFD},
-				plan.Step{Op: plan.OpVerify, Data: checks, FD: receiptFD})
+				plan.Step{Op: plan.OpVerify, Data: checks, FD: plan.NoFD})
 		}
 		out = append(out, s)
 		if s.Op == plan.OpPivotRoot {
