@@ -54,7 +54,11 @@ func sandboxCmd(g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	sb.Prune(func(p string) bool { _, err := os.Stat(p); return err == nil })
+	exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
+	sb.Prune(exists)
+	if err := sb.CheckHost(exists); err != nil {
+		return err
+	}
 	if *printSpec {
 		out, err := json.MarshalIndent(sb.Spec, "", "\t")
 		if err != nil {

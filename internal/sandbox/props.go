@@ -364,7 +364,10 @@ func temporaryFS(b *builder, v string) error {
 }
 
 func workingDirectory(b *builder, v string) error {
-	v = strings.TrimPrefix(v, "-")
+	if strings.HasPrefix(v, "-") {
+		b.cwdOptional = true
+		v = v[1:]
+	}
 	if v == "~" {
 		b.cwdHome = true
 		return nil

@@ -20,6 +20,7 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/hako-runtime/hako/internal/plan"
 	"github.com/hako-runtime/hako/internal/sandbox/receipt"
@@ -80,11 +81,47 @@ type Sandbox struct {
 	// Optional are bind sources given as "-SRC": Prune drops their
 	// mounts where the source is missing, as systemd does.
 	Optional []string
+	// CwdOptional: WorkingDirectory=-DIR, "/" when DIR is missing.
+	CwdOptional bool
+}
+
+// CheckHost refuses what would make the engine create something on the
+// host: the sandbox's root is the host's own tree, so a missing mount point
+// or working directory would be made there, and outlive the sandbox. It runs
+// after Prune; exists looks on the host.
+func (sb *Sandbox) CheckHost(exists func(string) bool) error {
+	for _, m := range sb.Spec.Mounts {
+		if m.Destination == "/proc" || strings.HasPrefix(m.Destination, "/dev/") && sb.privateDev() {
+			continue
+		}
+		if !exists(m.Destination) {
+			return fmt.Errorf("mount point %s: %w (cause: hako sandbox creates nothing on the host's tree: create it first, or choose an existing directory)", m.Destination, unix.ENOENT)
+		}
+		if m.Type == "bind" && !exists(m.Source) {
+			return fmt.Errorf("bind source %s: %w (cause: missing: create it, or prefix it with - to skip it when missing)", m.Source, unix.ENOENT)
+		}
+	}
+	if !exists(sb.Spec.Process.Cwd) {
+		return fmt.Errorf("working directory %s: %w (cause: hako sandbox creates nothing on the host's tree: create it first, or prefix WorkingDirectory= with -)", sb.Spec.Process.Cwd, unix.ENOENT)
+	}
+	return nil
+}
+
+func (sb *Sandbox) privateDev() bool {
+	for _, m := range sb.Spec.Mounts {
+		if m.Destination == "/dev" {
+			return true
+		}
+	}
+	return false
 }
 
 // Prune drops the mounts of optional bind sources that do not exist, and
 // their checks. exists looks on the host; the rest of the sandbox is pure.
 func (sb *Sandbox) Prune(exists func(string) bool) {
+	if sb.CwdOptional && !exists(sb.Spec.Process.Cwd) {
+		sb.Spec.Process.Cwd = "/"
+	}
 	gone := map[string]bool{}
 	for _, src := range sb.Optional {
 		if !exists(src) {
@@ -128,19 +165,19 @@ type optPath struct {
 }
 
 type builder struct {
-	in                *Input
-	spec              *specs.Spec
-	checks            []receipt.Check
-	trees             []Tree
-	rwPaths           []optPath
-	writable          []string // mounts that stay writable under strict
-	strict            bool
-	privateDevices    bool
-	privateUsers      bool
-	cwdHome           bool
-	userSet, groupSet bool
-	drop              map[string]string // capability -> property
-	optional          []string          // bind sources given as "-SRC"
+	in                   *Input
+	spec                 *specs.Spec
+	checks               []receipt.Check
+	trees                []Tree
+	rwPaths              []optPath
+	writable             []string // mounts that stay writable under strict
+	strict               bool
+	privateDevices       bool
+	privateUsers         bool
+	cwdHome, cwdOptional bool
+	userSet, groupSet    bool
+	drop                 map[string]string // capability -> property
+	optional             []string          // bind sources given as "-SRC"
 }
 
 func (b *builder) check(c receipt.Check) { b.checks = append(b.checks, c) }
@@ -257,7 +294,7 @@ func Compile(in *Input) (*Sandbox, error) {
 	if s.Process.Cwd == "" {
 		s.Process.Cwd = "/"
 	}
-	return &Sandbox{Spec: s, Trees: b.trees, Checks: b.checks, Optional: b.optional}, nil
+	return &Sandbox{Spec: s, Trees: b.trees, Checks: b.checks, Optional: b.optional, CwdOptional: b.cwdOptional}, nil
 }
 
 func (b *builder) apply(p Property) error {

@@ -285,10 +285,21 @@ func (p *Probe) check(c Check) (bool, string) {
 }
 
 func (p *Probe) readOnly(c Check) (bool, string) {
-	if err := p.Access(c.Path); !errors.Is(err, unix.EROFS) {
-		if errors.Is(err, unix.ENOENT) {
-			return true, "does not exist"
+	how := "access(W_OK) = EROFS"
+	// The kernel checks the file's permission before the mount's flag: a
+	// caller who may not write anyway gets EACCES, and then the covering
+	// mount's flag in mountinfo is the evidence.
+	switch err := p.Access(c.Path); {
+	case errors.Is(err, unix.ENOENT):
+		return true, "does not exist"
+	case errors.Is(err, unix.EROFS):
+	case errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM):
+		m, ok := p.covering(c.Path)
+		if !ok || !m.ReadOnly {
+			return false, "mount " + m.Point + " is not read-only (mountinfo)"
 		}
+		how = "mount " + m.Point + " read-only"
+	default:
 		return false, fmt.Sprintf("access(W_OK) = %v, not EROFS", err)
 	}
 	for _, m := range p.Mounts {
@@ -305,7 +316,7 @@ func (p *Probe) readOnly(c Check) (bool, string) {
 			return false, "submount " + m.Point + " (" + m.FSType + ") is writable"
 		}
 	}
-	return true, "access(W_OK) = EROFS, every mount below read-only (mountinfo)"
+	return true, how + ", every mount below read-only (mountinfo)"
 }
 
 // topmost reports whether m is the last mount at its point.
