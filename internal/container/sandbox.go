@@ -14,6 +14,7 @@ import (
 	"github.com/hako-runtime/hako/internal/frame"
 	"github.com/hako-runtime/hako/internal/linux/idmap"
 	"github.com/hako-runtime/hako/internal/linux/ns"
+	"github.com/hako-runtime/hako/internal/linux/rootfs"
 	"github.com/hako-runtime/hako/internal/nsenter"
 	"github.com/hako-runtime/hako/internal/plan"
 	"github.com/hako-runtime/hako/internal/sandbox"
@@ -40,8 +41,10 @@ func (r *Runtime) RunSandbox(o *SandboxOpts) (int, error) {
 	// this goroutine stays on the thread that spawns, which never exits
 	// before the process does.
 	runtime.LockOSThread()
+	if o.Terminal {
+		o.Sandbox.WithTerminal()
+	}
 	s := o.Sandbox.Spec
-	s.Process.Terminal = o.Terminal
 	unshare, join, err := ns.Split(s.Linux.Namespaces)
 	if err != nil {
 		return 0, err
@@ -79,7 +82,7 @@ func (r *Runtime) RunSandbox(o *SandboxOpts) (int, error) {
 		receipt: wpipe,
 	}
 	so.onPid = func(pid int) error {
-		files, err := mountFds(pl, s, pid)
+		files, err := sandboxBindSources(pl, pid)
 		if err != nil {
 			return err
 		}
@@ -140,4 +143,43 @@ func writeReceipt(w io.Writer, data []byte) {
 	}
 	out, _ := json.MarshalIndent(r, "", "  ")
 	w.Write(append(out, '\n')) //nolint:errcheck // best effort: the run's outcome does not depend on it
+}
+
+// sandboxBindSources opens every bind source through /proc/<init>/root, in
+// the sandbox's mount namespace while it is still a copy of ours: the init
+// resolves paths only after the host's root is staged over sandbox.Stage,
+// where a source path below it would name the copy's own directory.
+func sandboxBindSources(pl *plan.Plan, pid int) ([]*os.File, error) {
+	var files []*os.File
+	var root *os.File
+	for i := range pl.Steps {
+		st := &pl.Steps[i]
+		if st.Op != plan.OpMount || st.Mount == nil || st.Mount.Kind != rootfs.KindBind {
+			continue
+		}
+		if root == nil {
+			r, err := os.OpenFile(fmt.Sprintf("/proc/%d/root", pid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				// An unprivileged caller's init is not dumpable yet:
+				// it resolves the sources itself (a source below
+				// sandbox.Stage is then out of its reach).
+				return files, nil
+			}
+			root = r
+			defer root.Close()
+		}
+		f := bindSource(root, st.Mount.Source)
+		if f == nil {
+			continue
+		}
+		st.FD = len(files)
+		files = append(files, f)
+		if len(files) > frame.MaxFds {
+			for _, f := range files {
+				f.Close()
+			}
+			return nil, fmt.Errorf("pass %d bind sources: %w (at most %d)", len(files), unix.EMSGSIZE, frame.MaxFds)
+		}
+	}
+	return files, nil
 }

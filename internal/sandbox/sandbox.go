@@ -107,6 +107,17 @@ func (sb *Sandbox) CheckHost(exists func(string) bool) error {
 	return nil
 }
 
+// WithTerminal prepares the sandbox for a pty of its own: the console is
+// made in a new devpts instance (the host's /dev/pts/ptmx is not for
+// unprivileged callers), unless PrivateDevices has made one already.
+func (sb *Sandbox) WithTerminal() {
+	sb.Spec.Process.Terminal = true
+	if sb.privateDev() {
+		return
+	}
+	sb.Spec.Mounts = append(sb.Spec.Mounts, specs.Mount{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"}})
+}
+
 func (sb *Sandbox) privateDev() bool {
 	for _, m := range sb.Spec.Mounts {
 		if m.Destination == "/dev" {
@@ -435,6 +446,12 @@ func (sb *Sandbox) Plan(oci *plan.OCI) (*plan.Plan, error) {
 			out = append(out, plan.Step{Op: plan.OpStageHostRoot, Path: Stage, FD: plan.NoFD})
 		case plan.OpWaitStart:
 			continue
+		case plan.OpConsole:
+			if !sb.privateDev() {
+				// The host's /dev: its /dev/console stays the host's
+				// (and an unprivileged caller may not cover it).
+				s.Value = ""
+			}
 		case plan.OpReady:
 			out = append(out, plan.Step{Op: plan.OpDieWithParent, FD: plan.NoFD},
 				plan.Step{Op: plan.OpVerify, Data: checks, FD: plan.NoFD})
