@@ -30,6 +30,7 @@ type spawnOpts struct {
 	preserved  []*os.File // become fds 3, 4, ... in the container
 	fifoDir    *os.File
 	console    *os.File
+	receipt    *os.File // hako sandbox's receipt pipe (plan.Fds.Receipt)
 	uidMaps    []specs.LinuxIDMapping
 	gidMaps    []specs.LinuxIDMapping
 	// onPid runs once the container process's pid is known and before
@@ -99,6 +100,7 @@ func spawn(o *spawnOpts) (*proc, error) {
 	syncFd := next(childEnd)
 	o.plan.Fds.FifoDir = next(o.fifoDir)
 	o.plan.Fds.Console = next(o.console)
+	o.plan.Fds.Receipt = next(o.receipt)
 
 	self, err := os.Executable()
 	if err != nil {

@@ -155,6 +155,10 @@ func init() {
 		plan.OpReady:         func(a *applier, s *plan.Step) error { return a.send(frame.TypeReady, nil) },
 		plan.OpWaitStart:     func(a *applier, s *plan.Step) error { return waitStart(a.plan.Fds.FifoDir) },
 		plan.OpExec:          func(a *applier, s *plan.Step) error { return a.exec.run() },
+		plan.OpStageHostRoot: func(a *applier, s *plan.Step) error { return rootfs.StageHostRoot(s.Path) },
+		plan.OpTreeRO:        treeROStep,
+		plan.OpDieWithParent: dieWithParentStep,
+		plan.OpVerify:        verifyStep,
 	}
 	handlers[plan.OpNewRoot] = newRootStep
 	handlers[plan.OpParentDeathSignal] = parentDeathStep

@@ -93,6 +93,12 @@ const (
 	OpNewRoot           Op = "new-root"  // Path: a tmpfs there, pivoted into; the old root at /oldroot, the mounts go below /newroot
 	OpParentDeathSignal Op = "pdeathsig" // Flags: the signal the process gets when its parent dies (bwrap --die-with-parent)
 	OpDumpable          Op = "dumpable"  // let the (unprivileged) parent read /proc/<pid>/ns for bwrap --info-fd
+
+	// Steps of `hako sandbox` (internal/sandbox), whose root is the host's.
+	OpStageHostRoot Op = "stage-host-root" // Path: clone / and attach the copy there, to bind and pivot into
+	OpTreeRO        Op = "tree-ro"         // Path, ReadOnly: make the tree there read-only (or writable again)
+	OpDieWithParent Op = "die-with-parent" // SIGKILL when hako dies (PR_SET_PDEATHSIG), after the last uid change
+	OpVerify        Op = "verify"          // Data (receipt checks, JSON) -> Fds.Receipt; fail if one fails
 )
 
 // Step values that modify a step kind.
@@ -163,6 +169,9 @@ type Exec struct {
 type Fds struct {
 	FifoDir int `json:"fifoDir"`
 	Console int `json:"console"`
+	// Receipt is the write end of `hako sandbox`'s receipt pipe (OpVerify):
+	// inherited, because the fds of the plan's frame close at the pivot.
+	Receipt int `json:"receipt,omitempty"`
 }
 
 // Plan is what the parent sends the child, in one frame whose fds are the

@@ -1,0 +1,472 @@
+// Package sandbox compiles `hako sandbox`'s systemd properties
+// (systemd.exec(5): PrivateTmp=, ProtectSystem=, BindReadOnlyPaths=, ...)
+// to the plan the engine runs (internal/plan): a specs.Spec whose root is
+// a copy of the host's own, compiled by plan.FromSpec like any config.json,
+// plus the few steps OCI cannot say (stage the host's root, make trees
+// read-only, die with hako, verify). One table (props.go), one row per
+// property; nothing here makes a syscall, so a sandbox can be printed
+// (--print-spec) and tested without privilege.
+//
+// Always, whatever the properties: a new mount namespace made private
+// before anything is mounted (seed 003: a mount inside never reaches the
+// host), a new PID namespace with a fresh /proc (seeds 002 and 004), and
+// for an unprivileged caller a user namespace with setgroups denied (the
+// kernel's rule since CVE-2014-8989, seed 004's "setgroups deny").
+package sandbox
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/hako-runtime/hako/internal/plan"
+	"github.com/hako-runtime/hako/internal/sandbox/receipt"
+)
+
+// Stage is where the copy of the host's root is attached in the sandbox's
+// own mount namespace before the pivot: a directory every Linux host has.
+// Mounting over it there changes nothing the host sees.
+const Stage = "/tmp"
+
+// Property is one NAME=VALUE and where it came from, for errors.
+type Property struct {
+	Name, Value string
+	Where       string // "-p" or FILE:LINE
+}
+
+// Input is what the sandbox is compiled from: the caller's facts (looked up
+// by the CLI) and the properties.
+type Input struct {
+	Args    []string
+	Env     []string
+	Cwd     string
+	Home    string
+	UID     uint32
+	GID     uint32
+	MapRoot bool
+	Props   []Property
+	// HostNS are the caller's namespace inodes by kind ("net", "pid"...),
+	// which the receipt compares the sandbox's with.
+	HostNS map[string]uint64
+	// LookupUser and LookupGroup resolve User= and Group= (names or
+	// numbers) on the host.
+	LookupUser  func(name string) (uid, gid uint32, err error)
+	LookupGroup func(name string) (uint32, error)
+}
+
+func (in *Input) lookupUser(v string) (uint32, uint32, error) {
+	if in.LookupUser == nil {
+		return 0, 0, fmt.Errorf("%q: cannot look users up", v)
+	}
+	return in.LookupUser(v)
+}
+
+func (in *Input) lookupGroup(v string) (uint32, error) {
+	if in.LookupGroup == nil {
+		return 0, fmt.Errorf("%q: cannot look groups up", v)
+	}
+	return in.LookupGroup(v)
+}
+
+// Sandbox is a compiled sandbox.
+type Sandbox struct {
+	Spec *specs.Spec
+	// Trees are made read-only (or writable again) in order after the
+	// pivot.
+	Trees  []Tree
+	Checks []receipt.Check
+	// Optional are bind sources given as "-SRC": Prune drops their
+	// mounts where the source is missing, as systemd does.
+	Optional []string
+	// CwdOptional: WorkingDirectory=-DIR, "/" when DIR is missing.
+	CwdOptional bool
+}
+
+// CheckHost refuses what would make the engine create something on the
+// host: the sandbox's root is the host's own tree, so a missing mount point
+// or working directory would be made there, and outlive the sandbox. It runs
+// after Prune; exists looks on the host.
+func (sb *Sandbox) CheckHost(exists func(string) bool) error {
+	for _, m := range sb.Spec.Mounts {
+		if m.Destination == "/proc" || strings.HasPrefix(m.Destination, "/dev/") && sb.privateDev() {
+			continue
+		}
+		if !exists(m.Destination) {
+			return fmt.Errorf("mount point %s: %w (cause: hako sandbox creates nothing on the host's tree: create it first, or choose an existing directory)", m.Destination, unix.ENOENT)
+		}
+		if m.Type == "bind" && !exists(m.Source) {
+			return fmt.Errorf("bind source %s: %w (cause: missing: create it, or prefix it with - to skip it when missing)", m.Source, unix.ENOENT)
+		}
+	}
+	if !exists(sb.Spec.Process.Cwd) {
+		return fmt.Errorf("working directory %s: %w (cause: hako sandbox creates nothing on the host's tree: create it first, or prefix WorkingDirectory= with -)", sb.Spec.Process.Cwd, unix.ENOENT)
+	}
+	return nil
+}
+
+// WithTerminal prepares the sandbox for a pty of its own: the console is
+// made in a new devpts instance (the host's /dev/pts/ptmx is not for
+// unprivileged callers), unless PrivateDevices has made one already.
+func (sb *Sandbox) WithTerminal() {
+	sb.Spec.Process.Terminal = true
+	if sb.privateDev() {
+		return
+	}
+	sb.Spec.Mounts = append(sb.Spec.Mounts, specs.Mount{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"}})
+}
+
+func (sb *Sandbox) privateDev() bool {
+	for _, m := range sb.Spec.Mounts {
+		if m.Destination == "/dev" {
+			return true
+		}
+	}
+	return false
+}
+
+// Prune drops the mounts of optional bind sources that do not exist, and
+// their checks. exists looks on the host; the rest of the sandbox is pure.
+func (sb *Sandbox) Prune(exists func(string) bool) {
+	if sb.CwdOptional && !exists(sb.Spec.Process.Cwd) {
+		sb.Spec.Process.Cwd = "/"
+	}
+	gone := map[string]bool{}
+	for _, src := range sb.Optional {
+		if !exists(src) {
+			gone[src] = true
+		}
+	}
+	if len(gone) == 0 {
+		return
+	}
+	var mounts []specs.Mount
+	dsts := map[string]bool{}
+	for _, m := range sb.Spec.Mounts {
+		if m.Type == "bind" && gone[m.Source] {
+			dsts[m.Destination] = true
+			continue
+		}
+		mounts = append(mounts, m)
+	}
+	sb.Spec.Mounts = mounts
+	var checks []receipt.Check
+	for _, c := range sb.Checks {
+		if (c.Property == "BindPaths" || c.Property == "BindReadOnlyPaths") && dsts[c.Path] {
+			continue
+		}
+		checks = append(checks, c)
+	}
+	sb.Checks = checks
+}
+
+// Tree is one ReadOnlyPaths-like step.
+type Tree struct {
+	Path     string
+	ReadOnly bool
+	Optional bool // "-PATH", or a path systemd lists that a host may lack
+}
+
+type optPath struct {
+	path     string
+	optional bool
+	prop     string
+}
+
+type builder struct {
+	in                   *Input
+	spec                 *specs.Spec
+	checks               []receipt.Check
+	trees                []Tree
+	rwPaths              []optPath
+	writable             []string // mounts that stay writable under strict
+	strict               bool
+	privateDevices       bool
+	privateUsers         bool
+	cwdHome, cwdOptional bool
+	userSet, groupSet    bool
+	drop                 map[string]string // capability -> property
+	optional             []string          // bind sources given as "-SRC"
+}
+
+func (b *builder) check(c receipt.Check) { b.checks = append(b.checks, c) }
+
+func (b *builder) newNS(prop string, t specs.LinuxNamespaceType, kind string) {
+	b.addNS(t)
+	b.check(receipt.Check{Property: prop, Kind: receipt.KindNewNS, Value: kind, Host: b.in.HostNS[kind]})
+}
+
+func (b *builder) addNS(t specs.LinuxNamespaceType) {
+	for _, n := range b.spec.Linux.Namespaces {
+		if n.Type == t {
+			return
+		}
+	}
+	b.spec.Linux.Namespaces = append(b.spec.Linux.Namespaces, specs.LinuxNamespace{Type: t})
+}
+
+func (b *builder) tmpfs(prop, dst string, opts []string, ro bool) {
+	b.spec.Mounts = append(b.spec.Mounts, specs.Mount{Destination: dst, Type: "tmpfs", Source: "tmpfs", Options: opts})
+	b.check(receipt.Check{Property: prop, Kind: receipt.KindFS, Path: dst, Value: "tmpfs"})
+	if ro {
+		b.check(receipt.Check{Property: prop, Kind: receipt.KindReadOnly, Path: dst})
+	} else {
+		b.writable = append(b.writable, dst)
+		b.check(receipt.Check{Property: prop, Kind: receipt.KindWritable, Path: dst})
+	}
+}
+
+func (b *builder) bind(prop, src, dst string, opts []string, ro, optional bool) {
+	if ro {
+		opts = append(opts, "ro")
+	}
+	b.spec.Mounts = append(b.spec.Mounts, specs.Mount{Destination: dst, Type: "bind", Source: src, Options: opts})
+	if optional {
+		b.optional = append(b.optional, src)
+	}
+	if ro {
+		b.check(receipt.Check{Property: prop, Kind: receipt.KindReadOnly, Path: dst})
+	} else {
+		b.writable = append(b.writable, dst)
+		b.check(receipt.Check{Property: prop, Kind: receipt.KindWritable, Path: dst})
+	}
+}
+
+func (b *builder) tree(prop, p string, ro, optional bool) {
+	b.trees = append(b.trees, Tree{Path: p, ReadOnly: ro, Optional: optional})
+	if ro {
+		b.check(receipt.Check{Property: prop, Kind: receipt.KindReadOnly, Path: p})
+	}
+}
+
+func (b *builder) inaccessible(prop string, paths ...string) {
+	for _, p := range paths {
+		b.spec.Linux.MaskedPaths = append(b.spec.Linux.MaskedPaths, p)
+		b.check(receipt.Check{Property: prop, Kind: receipt.KindInaccessible, Path: p})
+	}
+}
+
+func (b *builder) dropCaps(prop string, caps ...string) {
+	for _, c := range caps {
+		if _, ok := b.drop[c]; !ok {
+			b.drop[c] = prop
+		}
+	}
+}
+
+// Compile builds the sandbox: the always-on isolation, then each property
+// in the order given (a later assignment of a list property adds to it, an
+// empty one is refused rather than silently resetting).
+func Compile(in *Input) (*Sandbox, error) {
+	if len(in.Args) == 0 {
+		return nil, fmt.Errorf("no COMMAND given")
+	}
+	rootless := in.UID != 0
+	uid, gid := in.UID, in.GID
+	if in.MapRoot {
+		uid, gid = 0, 0
+	}
+	s := &specs.Spec{
+		Version: specs.Version,
+		Root:    &specs.Root{Path: Stage},
+		Process: &specs.Process{
+			Args: in.Args, Env: append([]string(nil), in.Env...), Cwd: in.Cwd,
+			User: specs.User{UID: uid, GID: gid},
+		},
+		Hostname: "",
+		Mounts: []specs.Mount{
+			{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
+		},
+		Linux: &specs.Linux{
+			Namespaces: []specs.LinuxNamespace{{Type: specs.MountNamespace}, {Type: specs.PIDNamespace}},
+		},
+	}
+	b := &builder{in: in, spec: s, drop: map[string]string{}}
+	for _, p := range in.Props {
+		if err := b.apply(p); err != nil {
+			return nil, err
+		}
+	}
+	if rootless || b.privateUsers || in.MapRoot {
+		b.addNS(specs.UserNamespace)
+		// The caller's own ids only: an unprivileged process may map
+		// nothing else (and must deny setgroups to map its gid).
+		s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: uid, HostID: in.UID, Size: 1}}
+		s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: gid, HostID: in.GID, Size: 1}}
+	}
+	b.always()
+	b.finishFS()
+	b.finishCaps(uid)
+	if b.cwdHome {
+		s.Process.Cwd = in.Home
+	}
+	if s.Process.Cwd == "" {
+		s.Process.Cwd = "/"
+	}
+	return &Sandbox{Spec: s, Trees: b.trees, Checks: b.checks, Optional: b.optional, CwdOptional: b.cwdOptional}, nil
+}
+
+func (b *builder) apply(p Property) error {
+	where := ""
+	if p.Where != "" && p.Where != "-p" {
+		where = p.Where + ": "
+	}
+	row, ok := Lookup(p.Name)
+	if !ok {
+		return fmt.Errorf("%sproperty %s: unknown (hako sandbox --help lists the properties)", where, p.Name)
+	}
+	if row.Apply == nil {
+		return fmt.Errorf("%sproperty %s is not supported yet", where, p.Name)
+	}
+	if p.Value == "" {
+		return fmt.Errorf("%sproperty %s: empty value (resetting a list is not supported)", where, p.Name)
+	}
+	if err := row.Apply(b, p.Value); err != nil {
+		return fmt.Errorf("%sproperty %s=%s: %w", where, p.Name, p.Value, err)
+	}
+	return nil
+}
+
+// always is what every sandbox gets and its receipt proves.
+func (b *builder) always() {
+	b.check(receipt.Check{Property: "(always) mount namespace", Kind: receipt.KindNewNS, Value: "mnt", Host: b.in.HostNS["mnt"]})
+	b.check(receipt.Check{Property: "(always) PID namespace", Kind: receipt.KindNewNS, Value: "pid", Host: b.in.HostNS["pid"]})
+	b.check(receipt.Check{Property: "(always) fresh /proc", Kind: receipt.KindOwnProc, Path: "/proc"})
+	if b.spec.Linux.UIDMappings != nil {
+		b.check(receipt.Check{Property: "(always, unprivileged) user namespace", Kind: receipt.KindNewNS, Value: "user", Host: b.in.HostNS["user"]})
+	}
+}
+
+// finishFS puts the read-only trees in systemd's order: ProtectSystem
+// first (strict: all of /, then /dev, /proc and /sys writable again), the
+// other read-only paths, then what must stay writable (ReadWritePaths, and
+// the sandbox's own writable mounts under a read-only parent).
+func (b *builder) finishFS() {
+	if b.privateDevices {
+		s := b.spec
+		s.Mounts = append(s.Mounts,
+			specs.Mount{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+			specs.Mount{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"}},
+			specs.Mount{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
+		)
+		b.check(receipt.Check{Property: "PrivateDevices", Kind: receipt.KindFS, Path: "/dev", Value: "tmpfs"})
+		b.writable = append(b.writable, "/dev")
+	}
+	var trees []Tree
+	if b.strict {
+		trees = append(trees, Tree{Path: "/", ReadOnly: true})
+		for _, p := range []string{"/dev", "/proc", "/sys"} {
+			trees = append(trees, Tree{Path: p, ReadOnly: false, Optional: true})
+		}
+	}
+	trees = append(trees, b.trees...)
+	var except []string
+	if b.strict {
+		except = []string{"/dev", "/proc", "/sys"}
+	}
+	for _, p := range b.rwPaths {
+		trees = append(trees, Tree{Path: p.path, ReadOnly: false, Optional: p.optional})
+		except = append(except, p.path)
+		b.check(receipt.Check{Property: p.prop, Kind: receipt.KindWritable, Path: p.path})
+	}
+	if len(trees) > 0 {
+		for _, w := range b.writable {
+			trees = append(trees, Tree{Path: w, ReadOnly: false, Optional: true})
+			except = append(except, w)
+		}
+	}
+	if b.strict {
+		b.check(receipt.Check{Property: "ProtectSystem", Kind: receipt.KindReadOnly, Path: "/", Except: append(except, b.spec.Linux.MaskedPaths...)})
+	}
+	// A read-only check of a tree below a writable one stays; a
+	// read-only tree's check must not count writable mounts that a
+	// later step made on purpose.
+	for i := range b.checks {
+		if b.checks[i].Kind == receipt.KindReadOnly && b.checks[i].Path != "/" {
+			for _, e := range except {
+				if e != b.checks[i].Path && strings.HasPrefix(e, b.checks[i].Path+"/") {
+					b.checks[i].Except = append(b.checks[i].Except, e)
+				}
+			}
+		}
+	}
+	b.trees = trees
+}
+
+// finishCaps: root in the sandbox keeps every capability it had (as a
+// systemd service running as root does) less what the properties drop; any
+// other user has none, as after a plain setuid.
+func (b *builder) finishCaps(uid uint32) {
+	var keep []string
+	if uid == 0 {
+		for _, c := range allCaps() {
+			if _, dropped := b.drop[c]; !dropped {
+				keep = append(keep, c)
+			}
+		}
+	}
+	var bounding []string
+	for _, c := range allCaps() {
+		if _, dropped := b.drop[c]; !dropped {
+			bounding = append(bounding, c)
+		}
+	}
+	b.spec.Process.Capabilities = &specs.LinuxCapabilities{Bounding: bounding, Effective: keep, Permitted: keep}
+	for _, c := range allCaps() {
+		if prop, dropped := b.drop[c]; dropped {
+			n, _ := capByName(c)
+			b.check(receipt.Check{Property: prop, Kind: receipt.KindCapDropped, Path: c, Value: fmt.Sprint(int(n))})
+		}
+	}
+}
+
+func allCaps() []string { return capabilityList() }
+
+// Plan compiles the sandbox to the engine's plan: FromSpec's, with the
+// host's root staged before it is bound, the trees after the pivot, no
+// wait for `start`, and the die-with-parent and verify steps before ready.
+func (sb *Sandbox) Plan(oci *plan.OCI) (*plan.Plan, error) {
+	oci.Spec = sb.Spec
+	oci.Rootfs = Stage
+	oci.NoNewKeyring = false
+	pl, err := plan.FromSpec(oci)
+	if err != nil {
+		return nil, err
+	}
+	checks, err := json.Marshal(sb.Checks)
+	if err != nil {
+		return nil, err
+	}
+	var out []plan.Step
+	for _, s := range pl.Steps {
+		switch s.Op {
+		case plan.OpBindRoot:
+			out = append(out, plan.Step{Op: plan.OpStageHostRoot, Path: Stage, FD: plan.NoFD})
+		case plan.OpWaitStart:
+			continue
+		case plan.OpConsole:
+			if !sb.privateDev() {
+				// The host's /dev: its /dev/console stays the host's
+				// (and an unprivileged caller may not cover it).
+				s.Value = ""
+			}
+		case plan.OpReady:
+			out = append(out, plan.Step{Op: plan.OpDieWithParent, FD: plan.NoFD},
+				plan.Step{Op: plan.OpVerify, Data: checks, FD: plan.NoFD})
+		}
+		out = append(out, s)
+		if s.Op == plan.OpPivotRoot {
+			for _, t := range sb.Trees {
+				st := plan.Step{Op: plan.OpTreeRO, Path: t.Path, ReadOnly: t.ReadOnly, FD: plan.NoFD}
+				if t.Optional {
+					st.Value = "optional"
+				}
+				out = append(out, st)
+			}
+		}
+	}
+	pl.Steps = out
+	return pl, nil
+}

@@ -1,0 +1,497 @@
+package integration
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hako-runtime/hako/internal/console"
+)
+
+// sandboxer runs `hako sandbox` as root or as the unprivileged test user.
+type sandboxer struct {
+	name string
+	bin  string
+	cred *syscall.Credential
+	dir  string // a directory the caller owns
+}
+
+// sandboxers are root and, where a user can be made, an unprivileged one:
+// every property test runs as both.
+func sandboxers(t *testing.T) []sandboxer {
+	t.Helper()
+	// Not below /tmp, which PrivateTmp hides.
+	rootDir, err := os.MkdirTemp("/var/lib", "hako-sandbox-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(rootDir) })
+	out := []sandboxer{{name: "root", bin: hakoBin, dir: rootDir}}
+	if _, err := user.Lookup(rootlessUser); err != nil {
+		if o, err := exec.Command("useradd", "-m", "-s", "/bin/sh", rootlessUser).CombinedOutput(); err != nil {
+			t.Logf("no unprivileged user (useradd: %v %s): root only", err, o)
+			return out
+		}
+	}
+	u, _ := user.Lookup(rootlessUser)
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	dir, err := os.MkdirTemp(u.HomeDir, "sandbox-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	data, _ := os.ReadFile(hakoBin)
+	bin := filepath.Join(dir, "hako")
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chown(dir, uid, gid)
+	return append(out, sandboxer{name: "rootless", bin: bin, dir: dir, cred: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}})
+}
+
+func (s sandboxer) cmd(args ...string) *exec.Cmd {
+	c := exec.Command(s.bin, append([]string{"sandbox"}, args...)...)
+	c.Dir = "/"
+	c.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
+	return c
+}
+
+// run returns stdout, stderr and the exit status.
+func (s sandboxer) run(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	c := s.cmd(args...)
+	var out, errb bytes.Buffer
+	c.Stdout, c.Stderr = &out, &errb
+	err := c.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("%v: %v", args, err)
+	}
+	return out.String(), errb.String(), code
+}
+
+func (s sandboxer) mustRun(t *testing.T, args ...string) string {
+	t.Helper()
+	out, errs, code := s.run(t, args...)
+	if code != 0 {
+		t.Fatalf("%s: hako sandbox %q: status %d\nstdout: %s\nstderr: %s", s.name, args, code, out, errs)
+	}
+	return out
+}
+
+func forEachSandboxer(t *testing.T, fn func(t *testing.T, s sandboxer)) {
+	for _, s := range sandboxers(t) {
+		t.Run(s.name, func(t *testing.T) { fn(t, s) })
+	}
+}
+
+func TestSandboxAlwaysIsolated(t *testing.T) {
+	hostMnt, _ := os.Readlink("/proc/self/ns/mnt")
+	hostPid, _ := os.Readlink("/proc/self/ns/pid")
+	forEachSandboxer(t, func(t *testing.T, s sandboxer) {
+		out := s.mustRun(t, "--", "sh", "-c", `readlink /proc/self/ns/mnt /proc/self/ns/pid; echo pid=$$; ls /proc | grep -c '^[0-9]'`)
+		lines := strings.Fields(out)
+		if len(lines) != 4 {
+			t.Fatalf("output %q", out)
+		}
+		if lines[0] == hostMnt || lines[1] == hostPid {
+			t.Errorf("namespaces are the host's: %q", out)
+		}
+		// seed 002/004: a fresh /proc shows only the sandbox (sh, ls, grep).
+		if lines[2] != "pid=1" {
+			t.Errorf("COMMAND is %s, want pid=1", lines[2])
+		}
+		if n, _ := strconv.Atoi(lines[3]); n > 4 {
+			t.Errorf("/proc lists %d processes, want only the sandbox's", n)
+		}
+	})
+}
+
+func TestSandboxExitStatus(t *testing.T) {
+	forEachSandboxer(t, func(t *testing.T, s sandboxer) {
+		if _, _, code := s.run(t, "--", "sh", "-c", "exit 7"); code != 7 {
+			t.Errorf("status %d, want 7", code)
+		}
+		_, errs, code := s.run(t, "--", "/nonexistent-command")
+		if code == 0 || !strings.Contains(errs, "/nonexistent-command") {
+			t.Errorf("missing command: status %d, stderr %q", code, errs)
+		}
+	})
+}
+
+// seed 000: PrivateTmp's /tmp is the sandbox's own, invisible to the host
+// and gone afterwards.
+func TestSandboxPrivateTmp(t *testing.T) {
+	forEachSandboxer(t, func(t *testing.T, s sandboxer) {
+		name := fmt.Sprintf("hako-sandbox-private-%d", time.Now().UnixNano())
+		out := s.mustRun(t, "-p", "PrivateTmp=yes", "--", "sh", "-c",
+			"echo x > /tmp/"+name+" && echo x > /var/tmp/"+name+" && ls /tmp && awk '$5==\"/tmp\"{print $9}' /proc/self/mountinfo")
+		if !strings.Contains(out, name) || !strings.Contains(out, "tmpfs") {
+			t.Fatalf("inside: %q", out)
+		}
+		for _, d := range []string{"/tmp", "/var/tmp"} {
+			if _, err := os.Stat(filepath.Join(d, name)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("host sees %s/%s: %v", d, name, err)
+			}
+		}
+		// Without the property the host's /tmp is the sandbox's.
+		s.mustRun(t, "--", "sh", "-c", "echo x > /tmp/"+name)
+		if _, err := os.Stat("/tmp/" + name); err != nil {
+			t.Errorf("without PrivateTmp the host's /tmp is not shared: %v", err)
+		}
+		os.Remove("/tmp/" + name)
+	})
+}
+
+func TestSandboxProtectSystemStrict(t *testing.T) {
+	forEachSandboxer(t, func(t *testing.T, s sandboxer) {
+		rw := filepath.Join(s.dir, "rw")
+		os.Mkdir(rw, 0o777)
+		os.Chmod(rw, 0o777)
+		out, errs, code := s.run(t, "-p", "ProtectSystem=strict", "-p", "PrivateTmp=yes", "-p", "ReadWritePaths="+rw, "--", "sh", "-c",
+			"touch /usr/hako-x 2>&1; touch "+s.dir+"/ro-x 2>&1; touch /tmp/ok && echo tmp-ok; touch "+rw+"/ok && echo rw-ok; echo > /dev/null && echo dev-ok")
+		if code != 0 {
+			t.Fatalf("status %d: %s %s", code, out, errs)
+		}
+		if strings.Count(out, "Read-only file system") != 2 {
+			t.Errorf("/usr and the caller's directory writable: %q", out)
+		}
+		for _, want := range []string{"tmp-ok", "rw-ok", "dev-ok"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("missing %q in %q", want, out)
+			}
+		}
+		if _, err := os.Stat(filepath.Join(rw, "ok")); err != nil {
+			t.Errorf("ReadWritePaths write not on the host: %v", err)
+		}
+	})
+}
+
+func TestSandboxProtectHomeAndInaccessible(t *testing.T) {
+	forEachSandboxer(t, func(t *testing.T, s sandboxer) {
+		out := s.mustRun(t, "-p", "ProtectHome=yes", "-p", "InaccessiblePaths=/etc/hostname", "--", "sh", "-c", "ls -A /home /root | grep -v -e : -e '^$' | wc -w; cat /etc/hostname | wc -c")
+		if f := strings.Fields(out); len(f) != 2 || f[0] != "0" || f[1] != "0" {
+			t.Errorf("home listed or /etc/hostname readable: %q", out)
+		}
+		if s.cred != nil {
+			// Not rootless: /root (0700, the host root's) cannot be
+			// opened to mount on by an unprivileged caller.
+			return
+		}
+		out = s.mustRun(t, "-p", "ProtectHome=tmpfs", "--", "sh", "-c", "ls -A /home | wc -w; touch /home/x 2>&1; true")
+		if !strings.HasPrefix(out, "0\n") || !strings.Contains(out, "Read-only") {
+			t.Errorf("ProtectHome=tmpfs: %q", out)
+		}
+	})
+}
+
+// seed 001: under PrivateNetwork a local port is refused at once, even one
+// the host listens on.
+func TestSandboxPrivateNetwork(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	probe := "exec 3<>/dev/tcp/127.0.0.1/" + port + " && echo connected"
+	forEachSandboxer(t, func(t *testing.T, s sandboxer) {
+		if out, _, _ := s.run(t, "--", "bash", "-c", probe); !strings.Contains(out, "connected") {
+			t.Fatalf("without PrivateNetwork the host's port is unreachable: %q", out)
+		}
+		out, errs, code := s.run(t, "-p", "PrivateNetwork=yes", "--", "bash", "-c", probe+"; cat /proc/net/dev")
+		if code != 0 || strings.Contains(out, "connected") || !strings.Contains(errs, "Connection refused") {
+			t.Errorf("status %d\nout %q\nerr %q", code, out, errs)
+		}
+		if strings.Count(out, ":") != 1+1 || !strings.Contains(out, "lo:") {
+			// The header has one colon-separated line pair; lo is the only interface.
+			t.Logf("/proc/net/dev: %s", out)
+		}
+	})
+}
+
+func TestSandboxNamespaceProperties(t *testing.T) {
+	host := map[string]string{}
+	for _, k := range []string{"net", "ipc", "uts"} {
+		host[k], _ = os.Readlink("/proc/self/ns/" + k)
+	}
+	forEachSandboxer(t, func(t *testing.T, s sandboxer) {
+		out := s.mustRun(t, "-p", "PrivateNetwork=yes", "-p", "PrivateIPC=yes", "-p", "ProtectHostname=yes", "--", "readlink", "/proc/self/ns/net", "/proc/self/ns/ipc", "/proc/self/ns/uts")
+		for _, l := range strings.Fields(out) {
+			for k, v := range host {
+				if l == v {
+					t.Errorf("%s namespace is the host's", k)
+				}
+			}
+		}
+	})
+}
+
+func TestSandboxBindPaths(t *testing.T) {
+	forEachSandboxer(t, func(t *testing.T, s sandboxer) {
+		src := filepath.Join(s.dir, "src")
+		dst := filepath.Join(s.dir, "dst")
+		os.MkdirAll(src, 0o777)
+		os.MkdirAll(dst, 0o777)
+		os.WriteFile(filepath.Join(src, "f"), []byte("hello"), 0o644)
+		out := s.mustRun(t, "-p", "BindReadOnlyPaths="+src+":"+dst, "--", "sh", "-c", "cat "+dst+"/f; touch "+dst+"/g 2>&1; true")
+		if !strings.Contains(out, "hello") || !strings.Contains(out, "Read-only") {
+			t.Errorf("%q", out)
+		}
+		if out, _, code := s.run(t, "-p", "BindPaths=-/nonexistent-src:"+dst, "--", "true"); code != 0 {
+			t.Errorf("optional missing source: status %d %s", code, out)
+		}
+	})
+}
+
+func TestSandboxEnvironmentAndCwd(t *testing.T) {
+	forEachSandboxer(t, func(t *testing.T, s sandboxer) {
+		out := s.mustRun(t, "-p", `Environment="A=b c" D=e`, "-p", "UnsetEnvironment=D", "-p", "WorkingDirectory=/usr", "--", "sh", "-c", `echo "$A|$D|$(pwd)"`)
+		if strings.TrimSpace(out) != "b c||/usr" {
+			t.Errorf("%q", out)
+		}
+	})
+}
+
+func TestSandboxCredentials(t *testing.T) {
+	forEachSandboxer(t, func(t *testing.T, s sandboxer) {
+		out := s.mustRun(t, "-p", "NoNewPrivileges=yes", "-p", "CapabilityBoundingSet=~CAP_SYS_ADMIN", "--", "sh", "-c", "id -u; grep -E '^(NoNewPrivs|CapBnd)' /proc/self/status")
+		want := "0"
+		if s.cred != nil {
+			want = strconv.Itoa(int(s.cred.Uid))
+		}
+		if f := strings.Fields(out); len(f) < 5 || f[0] != want || f[4] != "1" {
+			t.Errorf("%q", out)
+		}
+		if bnd := strings.Fields(out)[2]; bnd != "" {
+			v, _ := strconv.ParseUint(bnd, 16, 64)
+			if v&(1<<21) != 0 {
+				t.Errorf("CAP_SYS_ADMIN still bounded: %s", bnd)
+			}
+		}
+		if s.cred != nil {
+			out = s.mustRun(t, "--map-root", "--", "id", "-u")
+			if strings.TrimSpace(out) != "0" {
+				t.Errorf("--map-root: %q", out)
+			}
+			_, errs, code := s.run(t, "-p", "User=root", "--", "true")
+			if code == 0 || !strings.Contains(errs, "only root may run COMMAND as another user") {
+				t.Errorf("User= unprivileged: %d %q", code, errs)
+			}
+		}
+	})
+}
+
+func TestSandboxReceipt(t *testing.T) {
+	forEachSandboxer(t, func(t *testing.T, s sandboxer) {
+		rf := filepath.Join(s.dir, "receipt.json")
+		s.mustRun(t, "--receipt", rf, "-p", "PrivateTmp=yes", "-p", "ProtectSystem=strict", "-p", "NoNewPrivileges=yes", "--", "true")
+		data, err := os.ReadFile(rf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r struct {
+			OK      bool `json:"ok"`
+			Results []struct {
+				Property string `json:"property"`
+				OK       bool   `json:"ok"`
+			} `json:"results"`
+		}
+		if err := json.Unmarshal(data, &r); err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]bool{}
+		for _, x := range r.Results {
+			seen[x.Property] = x.OK
+		}
+		for _, p := range []string{"PrivateTmp", "ProtectSystem", "NoNewPrivileges", "(always) PID namespace", "(always) fresh /proc"} {
+			if !seen[p] {
+				t.Errorf("receipt lacks a passed %s: %s", p, data)
+			}
+		}
+		if !r.OK {
+			t.Errorf("receipt not ok: %s", data)
+		}
+	})
+}
+
+func TestSandboxBadProperties(t *testing.T) {
+	s := sandboxers(t)[0]
+	unit := filepath.Join(s.dir, "bad.service")
+	os.WriteFile(unit, []byte("[Unit]\nDescription=x\n[Service]\nPrivateTmp=yes\nProtectSystem=maybe\n"), 0o644)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-p", "PrivateTemp=yes"}, "hako: sandbox: property PrivateTemp: unknown (hako sandbox --help lists the properties)\n"},
+		{[]string{"-p", "PrivateTmp=maybe"}, "hako: sandbox: property PrivateTmp=maybe: \"maybe\" is not a boolean (yes/no, true/false, on/off, 1/0)\n"},
+		{[]string{"-p", "SystemCallFilter=@system-service"}, "hako: sandbox: property SystemCallFilter is not supported yet\n"},
+		{[]string{"-p", "ReadOnlyPaths=usr"}, "hako: sandbox: property ReadOnlyPaths=usr: path \"usr\" is not absolute\n"},
+		{[]string{"-p", "noequals"}, "hako: sandbox: -p \"noequals\": not NAME=VALUE\n"},
+		{[]string{"--properties", unit}, "hako: sandbox: " + unit + ":5: property ProtectSystem=maybe: \"maybe\": must be a boolean, full or strict\n"},
+		{[]string{"-p", "TemporaryFileSystem=/nonexistent-hako-dir"}, "hako: sandbox: mount point /nonexistent-hako-dir: no such file or directory (cause: hako sandbox creates nothing on the host's tree: create it first, or choose an existing directory)\n"},
+	} {
+		out, errs, code := s.run(t, append(c.args, "--", "sh", "-c", "echo RAN")...)
+		if code != 1 || out != "" || errs != c.want {
+			t.Errorf("%q: status %d, stdout %q\nstderr %q\nwant   %q", c.args, code, out, errs, c.want)
+		}
+	}
+}
+
+// seed 003: a mount made inside never reaches the host, even when the
+// host's / is shared (as systemd makes it).
+func TestSandboxMountNeverReachesHost(t *testing.T) {
+	// Make / shared for the test, and put it back as it was.
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	wasShared := false
+	for _, l := range strings.Split(string(mi), "\n") {
+		if f := strings.Fields(l); len(f) > 6 && f[4] == "/" {
+			wasShared = strings.Contains(l, " shared:")
+		}
+	}
+	if !wasShared {
+		if err := exec.Command("mount", "--make-shared", "/").Run(); err != nil {
+			t.Skipf("make / shared: %v", err)
+		}
+		defer exec.Command("mount", "--make-private", "/").Run()
+	}
+	forEachSandboxer(t, func(t *testing.T, s sandboxer) {
+		mp := filepath.Join(s.dir, "mp")
+		os.Mkdir(mp, 0o777)
+		args := []string{"--", "sh", "-c", "mount -t tmpfs hako-seed3 " + mp + " && grep -c hako-seed3 /proc/self/mountinfo && sleep 1"}
+		if s.cred != nil {
+			args = append([]string{"--map-root"}, args...)
+		}
+		c := s.cmd(args...)
+		var out bytes.Buffer
+		c.Stdout, c.Stderr = &out, &out
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Look while the sandbox runs, and after.
+		for i := 0; i < 2; i++ {
+			if data, _ := os.ReadFile("/proc/self/mountinfo"); bytes.Contains(data, []byte("hako-seed3")) {
+				t.Errorf("the sandbox's mount reached the host")
+			}
+			if i == 0 {
+				c.Wait()
+			}
+		}
+		if !strings.Contains(out.String(), "1") {
+			t.Errorf("the mount was not made inside: %q", out.String())
+		}
+	})
+}
+
+// The sandbox dies with hako, even a SIGKILLed one, and leaves nothing.
+func TestSandboxDiesWithHako(t *testing.T) {
+	forEachSandboxer(t, func(t *testing.T, s sandboxer) {
+		marker := fmt.Sprintf("%d.%d", 1000+time.Now().Nanosecond()%1000, os.Getpid())
+		c := s.cmd("-p", "PrivateTmp=yes", "--", "sleep", marker)
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var pid int
+		deadline := time.Now().Add(10 * time.Second)
+		for pid == 0 && time.Now().Before(deadline) {
+			pid = findProcess("sleep", marker)
+			time.Sleep(20 * time.Millisecond)
+		}
+		if pid == 0 {
+			c.Process.Kill()
+			c.Wait()
+			t.Fatal("the sandbox's sleep never appeared")
+		}
+		c.Process.Signal(syscall.SIGKILL)
+		c.Wait()
+		for findProcess("sleep", marker) != 0 {
+			if time.Now().After(deadline.Add(20 * time.Second)) {
+				t.Fatalf("sandbox process %d outlived hako", pid)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+}
+
+func findProcess(comm, arg string) int {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if bytes.Equal(cmdline, []byte(comm+"\x00"+arg+"\x00")) {
+			return pid
+		}
+	}
+	return 0
+}
+
+// Signals sent to hako reach COMMAND; its death by signal N is 128+N.
+func TestSandboxSignalForwarded(t *testing.T) {
+	forEachSandboxer(t, func(t *testing.T, s sandboxer) {
+		c := s.cmd("--", "sh", "-c", "trap 'exit 42' TERM; echo ready; while :; do sleep 0.05; done")
+		pr, pw, _ := os.Pipe()
+		c.Stdout = pw
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		pw.Close()
+		buf := make([]byte, 6)
+		pr.Read(buf)
+		c.Process.Signal(syscall.SIGTERM)
+		err := c.Wait()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 42 {
+			t.Errorf("status %v, want 42 (the trap's)", err)
+		}
+	})
+}
+
+// With a terminal on stdin the sandbox gets a pty of its own: COMMAND sees
+// a terminal, and its output reaches ours.
+func TestSandboxTerminal(t *testing.T) {
+	forEachSandboxer(t, func(t *testing.T, s sandboxer) {
+		master, slave, err := console.NewPty("/dev/ptmx")
+		if err != nil {
+			t.Skip(err)
+		}
+		defer master.Close()
+		c := s.cmd("--", "sh", "-c", "test -t 0 && test -t 1 && echo IS-A-TTY; tty")
+		c.Stdin, c.Stdout, c.Stderr = slave, slave, slave
+		c.SysProcAttr.Setsid, c.SysProcAttr.Setctty = true, true
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		slave.Close()
+		var out bytes.Buffer
+		done := make(chan struct{})
+		go func() { out.ReadFrom(master); close(done) }()
+		c.Wait()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			master.Close()
+			<-done
+		}
+		if !strings.Contains(out.String(), "IS-A-TTY") || !strings.Contains(out.String(), "/dev/pts/") {
+			t.Errorf("%q", out.String())
+		}
+	})
+}
