@@ -41,6 +41,7 @@ func (r *Runtime) RunSandbox(o *SandboxOpts) (int, error) {
 	// this goroutine stays on the thread that spawns, which never exits
 	// before the process does.
 	runtime.LockOSThread()
+	sigs := notifyForwarded()
 	if o.Terminal {
 		o.Sandbox.WithTerminal()
 	}
@@ -78,7 +79,7 @@ func (r *Runtime) RunSandbox(o *SandboxOpts) (int, error) {
 		req: nsenter.Request{Join: join, Unshare: unshare}, plan: pl, console: consoleTheirs,
 		uidMaps: s.Linux.UIDMappings, gidMaps: s.Linux.GIDMappings,
 		stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr,
-		sealDir: "", rootless: os.Geteuid() != 0, warn: r.Warn,
+		sealDir: r.sealDir(), rootless: os.Geteuid() != 0, warn: r.Warn,
 		receipt: wpipe,
 	}
 	so.onPid = func(pid int) error {
@@ -126,7 +127,7 @@ func (r *Runtime) RunSandbox(o *SandboxOpts) (int, error) {
 			return 0, err
 		}
 	}
-	code, err := WaitForward(p.pid)
+	code, err := waitForward(p.pid, sigs)
 	if relay != nil {
 		relay.Close()
 	}

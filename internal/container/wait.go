@@ -6,17 +6,28 @@ import (
 	"os/signal"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hako-runtime/hako/internal/signals"
 )
 
 // WaitForward waits for pid, a child of ours, forwarding the signals we get
 // to it as runc does, and returns its exit code: the status, or 128+N for
 // death by signal N.
 func WaitForward(pid int) (int, error) {
+	return waitForward(pid, notifyForwarded())
+}
+
+// notifyForwarded subscribes to the signals that are passed on. A caller
+// whose process may run before it waits (a sandbox execs its COMMAND
+// without waiting for `start`) subscribes before starting it, so that a
+// signal sent meanwhile is queued for the process instead of killing hako.
+func notifyForwarded() chan os.Signal {
 	sigs := make(chan os.Signal, 32)
-	// A list, not signal.Notify(sigs) for every signal: enabling all 65
-	// costs milliseconds, more than the rest of a short exec. These are
-	// the ones a shell, a supervisor or a terminal sends.
-	signal.Notify(sigs, forwarded...)
+	signal.Notify(sigs, signals.Forwarded...)
+	return sigs
+}
+
+func waitForward(pid int, sigs chan os.Signal) (int, error) {
 	type result struct {
 		code int
 		err  error
@@ -54,10 +65,4 @@ func WaitForward(pid int) (int, error) {
 			_ = unix.Kill(pid, s.(unix.Signal))
 		}
 	}
-}
-
-// forwarded are the signals run and exec pass on to the container's process.
-var forwarded = []os.Signal{
-	unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGTERM, unix.SIGUSR1, unix.SIGUSR2,
-	unix.SIGCONT, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU, unix.SIGALRM, unix.SIGPWR,
 }

@@ -344,7 +344,7 @@ func lookupStep(a *applier, s *plan.Step) error {
 	if err != nil {
 		return err
 	}
-	a.exec = prepared{path: path, args: e.Args, env: env, reaper: e.Reaper}
+	a.exec = prepared{path: path, args: e.Args, env: env, reaper: e.Reaper, forward: e.ForwardSignals}
 	return nil
 }
 

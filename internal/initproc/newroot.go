@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"syscall"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/hako-runtime/hako/internal/linux/rootfs"
 	"github.com/hako-runtime/hako/internal/plan"
+	"github.com/hako-runtime/hako/internal/signals"
 )
 
 // newRootStep is bubblewrap's start of setup_newroot: a fresh tmpfs at
@@ -100,13 +102,35 @@ func withPWD(env []string) []string {
 // process stays PID 1 of the namespace, reaps every orphan, and exits with
 // the program's status (128+N for signal N) once the program is gone.
 func runReaped(pr *prepared) error {
+	sys := &syscall.SysProcAttr{}
+	var sigs chan os.Signal
+	if pr.forward {
+		// tini's arrangement: the program leads its own process group,
+		// the terminal's foreground one, so the terminal's Ctrl-C and
+		// Ctrl-Z reach it (and not this init); what is sent to the init
+		// from outside is passed on. Subscribed before the fork, so that
+		// nothing sent meanwhile kills the init instead.
+		sigs = make(chan os.Signal, 16)
+		signal.Notify(sigs, signals.Forwarded...)
+		sys.Setpgid = true
+		if _, err := unix.IoctlGetTermios(0, unix.TCGETS); err == nil {
+			sys.Foreground, sys.Ctty = true, 0
+		}
+	}
 	pid, err := syscall.ForkExec(pr.path, pr.args, &syscall.ProcAttr{
 		Env:   pr.env,
 		Files: []uintptr{0, 1, 2},
-		Sys:   &syscall.SysProcAttr{},
+		Sys:   sys,
 	})
 	if err != nil {
 		return fmt.Errorf("exec %s: %w", pr.path, err)
+	}
+	if sigs != nil {
+		go func() {
+			for sig := range sigs {
+				_ = unix.Kill(pid, sig.(syscall.Signal))
+			}
+		}()
 	}
 	// Inherited fds 3 and up are close-on-exec here (OpCloseFds) but the
 	// child needs them: ForkExec passes only Files, so they stay ours.

@@ -23,6 +23,7 @@ type prepared struct {
 	path      string
 	args, env []string
 	reaper    bool
+	forward   bool
 }
 
 // loadSeccomp loads the filter and, when it has notify rules, hands the

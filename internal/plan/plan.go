@@ -162,6 +162,11 @@ type Exec struct {
 	// namespace's init, reaping orphans, exiting with the program's
 	// status (bwrap without --as-pid-1).
 	Reaper bool `json:"reaper,omitempty"`
+	// ForwardSignals (with Reaper): the program gets its own process
+	// group, the terminal's foreground one where stdin is a terminal, and
+	// the signals the init receives are passed on to it (hako sandbox;
+	// bwrap's init forwards nothing).
+	ForwardSignals bool `json:"forwardSignals,omitempty"`
 }
 
 // Fds are the container process's own fd numbers for what the parent hands

@@ -452,6 +452,15 @@ func (sb *Sandbox) Plan(oci *plan.OCI) (*plan.Plan, error) {
 				// (and an unprivileged caller may not cover it).
 				s.Value = ""
 			}
+		case plan.OpLookup:
+			// COMMAND runs as PID 2 under a small init, not as PID 1:
+			// the kernel drops SIGTERM and SIGINT sent to a PID 1 that
+			// has no handler for them, so Ctrl-C and the signals hako
+			// forwards would not stop a program that relies on the
+			// default action. The init forwards them and reaps orphans.
+			e := *s.Exec
+			e.Reaper, e.ForwardSignals = true, true
+			s.Exec = &e
 		case plan.OpReady:
 			out = append(out, plan.Step{Op: plan.OpDieWithParent, FD: plan.NoFD},
 				plan.Step{Op: plan.OpVerify, Data: checks, FD: plan.NoFD})

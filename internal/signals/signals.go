@@ -4,6 +4,7 @@ package signals
 
 import (
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 
@@ -50,4 +51,14 @@ func rt(base int, rest, orig string) (unix.Signal, error) {
 		return 0, fmt.Errorf("signal %q: out of range", orig)
 	}
 	return unix.Signal(n), nil
+}
+
+// Forwarded are the signals passed on to the process hako waits for (run,
+// exec, sandbox, and the sandbox's init to its COMMAND): the ones a shell,
+// a supervisor or a terminal sends. A list, not every signal: enabling all
+// 65 with signal.Notify costs milliseconds, more than a short exec. Not
+// SIGCHLD (the waiter's own business) nor SIGURG (the Go runtime's).
+var Forwarded = []os.Signal{
+	unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGTERM, unix.SIGUSR1, unix.SIGUSR2,
+	unix.SIGCONT, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU, unix.SIGALRM, unix.SIGPWR, unix.SIGWINCH,
 }

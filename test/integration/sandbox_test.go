@@ -104,7 +104,7 @@ func TestSandboxAlwaysIsolated(t *testing.T) {
 	hostMnt, _ := os.Readlink("/proc/self/ns/mnt")
 	hostPid, _ := os.Readlink("/proc/self/ns/pid")
 	forEachSandboxer(t, func(t *testing.T, s sandboxer) {
-		out := s.mustRun(t, "--", "sh", "-c", `readlink /proc/self/ns/mnt /proc/self/ns/pid; echo pid=$$; ls /proc | grep -c '^[0-9]'`)
+		out := s.mustRun(t, "--", "sh", "-c", `readlink /proc/self/ns/mnt /proc/self/ns/pid; echo ppid=$PPID; ls /proc | grep -c '^[0-9]'`)
 		lines := strings.Fields(out)
 		if len(lines) != 4 {
 			t.Fatalf("output %q", out)
@@ -112,11 +112,13 @@ func TestSandboxAlwaysIsolated(t *testing.T) {
 		if lines[0] == hostMnt || lines[1] == hostPid {
 			t.Errorf("namespaces are the host's: %q", out)
 		}
-		// seed 002/004: a fresh /proc shows only the sandbox (sh, ls, grep).
-		if lines[2] != "pid=1" {
-			t.Errorf("COMMAND is %s, want pid=1", lines[2])
+		// COMMAND runs under the sandbox's init (PID 1), which forwards
+		// signals; seed 002/004: a fresh /proc shows only the sandbox
+		// (the init, sh, ls, grep).
+		if lines[2] != "ppid=1" {
+			t.Errorf("COMMAND's parent is %s, want the sandbox's init (ppid=1)", lines[2])
 		}
-		if n, _ := strconv.Atoi(lines[3]); n > 4 {
+		if n, _ := strconv.Atoi(lines[3]); n > 5 {
 			t.Errorf("/proc lists %d processes, want only the sandbox's", n)
 		}
 	})
@@ -464,6 +466,35 @@ func TestSandboxSignalForwarded(t *testing.T) {
 	})
 }
 
+// A COMMAND without a handler dies of the signal hako is sent (128+N), as
+// it would outside: it is not PID 1, whose default actions the kernel drops.
+func TestSandboxSignalDefaultAction(t *testing.T) {
+	forEachSandboxer(t, func(t *testing.T, s sandboxer) {
+		c := s.cmd("--", "sh", "-c", "echo ready; exec sleep 100")
+		pr, pw, _ := os.Pipe()
+		c.Stdout = pw
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		pw.Close()
+		buf := make([]byte, 6)
+		pr.Read(buf)
+		done := make(chan error, 1)
+		go func() { done <- c.Wait() }()
+		c.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-done:
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 128+int(syscall.SIGTERM) {
+				t.Errorf("status %v, want %d (killed by SIGTERM)", err, 128+int(syscall.SIGTERM))
+			}
+		case <-time.After(20 * time.Second):
+			c.Process.Kill()
+			t.Fatal("SIGTERM did not stop COMMAND")
+		}
+	})
+}
+
 // With a terminal on stdin the sandbox gets a pty of its own: COMMAND sees
 // a terminal, and its output reaches ours.
 func TestSandboxTerminal(t *testing.T) {
@@ -492,6 +523,70 @@ func TestSandboxTerminal(t *testing.T) {
 		}
 		if !strings.Contains(out.String(), "IS-A-TTY") || !strings.Contains(out.String(), "/dev/pts/") {
 			t.Errorf("%q", out.String())
+		}
+	})
+}
+
+// Ctrl-C on the terminal interrupts COMMAND (the foreground process group
+// of the sandbox's own terminal), which dies of SIGINT: status 130.
+func TestSandboxCtrlC(t *testing.T) {
+	forEachSandboxer(t, func(t *testing.T, s sandboxer) {
+		master, slave, err := console.NewPty("/dev/ptmx")
+		if err != nil {
+			t.Skip(err)
+		}
+		defer master.Close()
+		c := s.cmd("--", "sh", "-c", "echo READY; exec sleep 100")
+		c.Stdin, c.Stdout, c.Stderr = slave, slave, slave
+		c.SysProcAttr.Setsid, c.SysProcAttr.Setctty = true, true
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		slave.Close()
+		lines := make(chan string, 64)
+		go func() {
+			buf := make([]byte, 256)
+			for {
+				n, err := master.Read(buf)
+				if err != nil {
+					close(lines)
+					return
+				}
+				lines <- string(buf[:n])
+			}
+		}()
+		var seen string
+		for !strings.Contains(seen, "READY") {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("terminal closed before READY: %q", seen)
+				}
+				seen += l
+			case <-time.After(20 * time.Second):
+				c.Process.Kill()
+				t.Fatalf("no READY: %q", seen)
+			}
+		}
+		// sh has exec'd sleep by now or about to; a few ^C in case the
+		// first arrives before the terminal's foreground group is set.
+		done := make(chan error, 1)
+		go func() { done <- c.Wait() }()
+		for i := 0; ; i++ {
+			master.Write([]byte{3})
+			select {
+			case err := <-done:
+				var ee *exec.ExitError
+				if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+					t.Errorf("status %v after Ctrl-C, want 130", err)
+				}
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			if i == 100 {
+				c.Process.Kill()
+				t.Fatal("Ctrl-C did not stop COMMAND")
+			}
 		}
 	})
 }
