@@ -157,7 +157,6 @@ func init() {
 		plan.OpExec:          func(a *applier, s *plan.Step) error { return a.exec.run() },
 		plan.OpStageHostRoot: func(a *applier, s *plan.Step) error { return rootfs.StageHostRoot(s.Path) },
 		plan.OpTreeRO:        treeROStep,
-		plan.OpDieWithParent: dieWithParentStep,
 		plan.OpVerify:        verifyStep,
 	}
 	handlers[plan.OpNewRoot] = newRootStep

@@ -6,23 +6,11 @@ import (
 	"fmt"
 	"os"
 
-	"golang.org/x/sys/unix"
 
 	"github.com/hako-runtime/hako/internal/linux/rootfs"
 	"github.com/hako-runtime/hako/internal/plan"
 	"github.com/hako-runtime/hako/internal/sandbox/receipt"
 )
-
-// dieWithParentStep: a sandbox must not outlive hako, even a SIGKILLed one
-// (bwrap's --die-with-parent). The kernel clears the setting when the
-// process's uids change, so it comes after the user switch; the ready
-// frame after it fails if hako died before it was set.
-func dieWithParentStep(a *applier, s *plan.Step) error {
-	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
-		return fmt.Errorf("prctl PR_SET_PDEATHSIG: %w", err)
-	}
-	return nil
-}
 
 // verifyStep checks, from inside and as the process that is about to exec,
 // that every requested property is in effect; it writes the receipt to the

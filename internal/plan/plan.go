@@ -91,13 +91,12 @@ const (
 
 	// For bwrap's argv (internal/bwrap).
 	OpNewRoot           Op = "new-root"  // Path: a tmpfs there, pivoted into; the old root at /oldroot, the mounts go below /newroot
-	OpParentDeathSignal Op = "pdeathsig" // Flags: the signal the process gets when its parent dies (bwrap --die-with-parent)
+	OpParentDeathSignal Op = "pdeathsig" // Flags: the signal the process gets when its parent dies (bwrap --die-with-parent, every sandbox); after the last uid change, which clears it
 	OpDumpable          Op = "dumpable"  // let the (unprivileged) parent read /proc/<pid>/ns for bwrap --info-fd
 
 	// Steps of `hako sandbox` (internal/sandbox), whose root is the host's.
 	OpStageHostRoot Op = "stage-host-root" // Path: clone / and attach the copy there, to bind and pivot into
 	OpTreeRO        Op = "tree-ro"         // Path, ReadOnly: make the tree there read-only (or writable again)
-	OpDieWithParent Op = "die-with-parent" // SIGKILL when hako dies (PR_SET_PDEATHSIG), after the last uid change
 	OpVerify        Op = "verify"          // Data (receipt checks, JSON) -> Fds.Receipt; fail if one fails
 )
 

@@ -426,7 +426,7 @@ func allCaps() []string { return capabilityList() }
 
 // Plan compiles the sandbox to the engine's plan: FromSpec's, with the
 // host's root staged before it is bound, the trees after the pivot, no
-// wait for `start`, and the die-with-parent and verify steps before ready.
+// wait for `start`, and the parent-death signal and verify steps before ready.
 func (sb *Sandbox) Plan(oci *plan.OCI) (*plan.Plan, error) {
 	oci.Spec = sb.Spec
 	oci.Rootfs = Stage
@@ -462,7 +462,7 @@ func (sb *Sandbox) Plan(oci *plan.OCI) (*plan.Plan, error) {
 			e.Reaper, e.ForwardSignals = true, true
 			s.Exec = &e
 		case plan.OpReady:
-			out = append(out, plan.Step{Op: plan.OpDieWithParent, FD: plan.NoFD},
+			out = append(out, plan.Step{Op: plan.OpParentDeathSignal, Flags: uint64(unix.SIGKILL), FD: plan.NoFD},
 				plan.Step{Op: plan.OpVerify, Data: checks, FD: plan.NoFD})
 		}
 		out = append(out, s)
