@@ -452,7 +452,7 @@ func TestRuncPR1962_NoPivotHostProcfsHidden(t *testing.T) {
 		e.write()
 		id := fmt.Sprintf("d-nopivot-proc-%v", userns)
 		runtimes := map[string]string{"hako": hakoBin}
-		if p, err := exec.LookPath("runc"); err == nil {
+		if p, err := runcPath(); err == nil {
 			runtimes["runc"] = p
 		}
 		for name, bin := range runtimes {

@@ -60,7 +60,7 @@ func TestDevicesListMatchesRunc(t *testing.T) {
 		t.Errorf("hako devices.list (sorted) = %q\nwant %q", got, want)
 	}
 
-	runc, err := exec.LookPath("runc")
+	runc, err := runcPath()
 	if err != nil {
 		t.Log("runc not installed: compared with runc 1.1.5's list recorded above")
 		return
@@ -94,7 +94,7 @@ func TestUpdateDeviceRulesLikeRunc(t *testing.T) {
 	devicesBundle(e)
 	pid := e.background("c-devupdate")
 	before := sortedDevicesList(t, pid)
-	runc, runcErr := exec.LookPath("runc")
+	runc, runcErr := runcPath()
 	runcPid := 0
 	runcRoot := t.TempDir()
 	if runcErr == nil {

@@ -45,7 +45,7 @@ func keys(t *testing.T, data string) []string {
 
 // events --stats gives runc's JSON: the same fields for the same container.
 func TestEventsStatsMatchesRunc(t *testing.T) {
-	runc, err := exec.LookPath("runc")
+	runc, err := runcPath()
 	if err != nil {
 		t.Skip("runc not installed")
 	}
@@ -109,7 +109,7 @@ func TestEventsOOM(t *testing.T) {
 // update, pause and resume have runc's effects: the same cgroup values and
 // the same states, container for container.
 func TestUpdatePauseResumeMatchRunc(t *testing.T) {
-	runc, err := exec.LookPath("runc")
+	runc, err := runcPath()
 	if err != nil {
 		t.Skip("runc not installed")
 	}

@@ -540,7 +540,7 @@ func TestCwdEnteredBeforeUserSwitch(t *testing.T) {
 	}
 	e.spec.Process.User = specs.User{UID: 1000, GID: 1000}
 	runtimes := map[string]string{"hako": hakoBin}
-	if p, err := exec.LookPath("runc"); err == nil {
+	if p, err := runcPath(); err == nil {
 		runtimes["runc"] = p
 	}
 	for name, bin := range runtimes {
@@ -639,7 +639,7 @@ func TestTerminalOwnedByProcessUser(t *testing.T) {
 	e.spec.Process.Args = []string{"sh", "-c", "stat -L -c 'init=%u:%g' /proc/self/fd/0; sleep 1000"}
 	e.write()
 	runtimes := map[string]string{"hako": hakoBin}
-	if p, err := exec.LookPath("runc"); err == nil {
+	if p, err := runcPath(); err == nil {
 		runtimes["runc"] = p
 	}
 	for name, bin := range runtimes {
@@ -697,7 +697,7 @@ func TestUserNSBindSourceBelowRootOnlyDir(t *testing.T) {
 	e.spec.Process.Args = []string{"sh", "-c", "cat /mnt/f /etc/file"}
 	e.write()
 	runtimes := map[string]string{"hako": hakoBin}
-	if p, err := exec.LookPath("runc"); err == nil {
+	if p, err := runcPath(); err == nil {
 		runtimes["runc"] = p
 	}
 	for name, bin := range runtimes {

@@ -15,12 +15,25 @@ import (
 func refRuntimes(t *testing.T) map[string][]string {
 	t.Helper()
 	refs := map[string][]string{}
-	for _, n := range []string{"runc", "crun"} {
-		if p, err := exec.LookPath(n); err == nil {
-			refs[n] = []string{p, "--root", t.TempDir()}
-		}
+	if p, err := runcPath(); err == nil {
+		refs["runc"] = []string{p, "--root", t.TempDir()}
+	}
+	if p, err := exec.LookPath("crun"); err == nil {
+		refs["crun"] = []string{p, "--root", t.TempDir()}
 	}
 	return refs
+}
+
+// runcPath is the runc these tests compare with: Debian's package (1.1.5),
+// whose behaviour the expectations record, even where a newer runc (a
+// reference build of 1.5 in ~/go/bin, say) comes first on PATH.
+func runcPath() (string, error) {
+	for _, p := range []string{"/usr/sbin/runc", "/usr/bin/runc"} {
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return exec.LookPath("runc")
 }
 
 // runWith runs the bundle's process to completion under a runtime (argv0
