@@ -165,3 +165,57 @@ func BenchmarkExec(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCycle is create + start + delete --force, one command each, as
+// containerd's shim drives a runtime.
+func BenchmarkCycle(b *testing.B) {
+	if setupErr != nil {
+		b.Skip(setupErr)
+	}
+	for _, rt := range runtimes {
+		b.Run(rt.name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				id := fmt.Sprintf("c%d", i)
+				if out, err := rt.cmd("create", "--bundle", bundle, id).CombinedOutput(); err != nil {
+					b.Skipf("%s create: %v: %s", rt.name, err, out)
+				}
+				if out, err := rt.cmd("start", id).CombinedOutput(); err != nil {
+					b.Fatalf("%s start: %v: %s", rt.name, err, out)
+				}
+				if out, err := rt.cmd("delete", "--force", id).CombinedOutput(); err != nil {
+					b.Fatalf("%s delete: %v: %s", rt.name, err, out)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkParallel20 is 20 `run`s started at once; one op is the wall
+// time until all 20 have ended (the cost of contention: locks, RCU waits,
+// cgroup creation under load).
+func BenchmarkParallel20(b *testing.B) {
+	if setupErr != nil {
+		b.Skip(setupErr)
+	}
+	for _, rt := range runtimes {
+		b.Run(rt.name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				errs := make(chan error, 20)
+				for j := 0; j < 20; j++ {
+					go func(j int) {
+						out, err := rt.cmd("run", "--bundle", bundle, fmt.Sprintf("p%d-%d", i, j)).CombinedOutput()
+						if err != nil {
+							err = fmt.Errorf("%v: %s", err, out)
+						}
+						errs <- err
+					}(j)
+				}
+				for j := 0; j < 20; j++ {
+					if err := <-errs; err != nil {
+						b.Fatalf("%s run: %v", rt.name, err)
+					}
+				}
+			}
+		})
+	}
+}
