@@ -311,7 +311,7 @@ func Compile(in *Input) (*Sandbox, error) {
 	if err := b.finishCaps(uid); err != nil {
 		return nil, err
 	}
-	b.finishSeccomp(uid)
+	b.finishSeccomp(s.Process.User.UID)
 	if b.cwdHome {
 		s.Process.Cwd = in.Home
 	}
@@ -444,7 +444,7 @@ func (b *builder) finishCaps(uid uint32) error {
 	}
 	if len(ambient) > 0 {
 		caps.Ambient, caps.Inheritable = ambient, ambient
-		if uid != 0 {
+		if b.spec.Process.User.UID != 0 {
 			caps.Effective, caps.Permitted = ambient, ambient
 		}
 	}

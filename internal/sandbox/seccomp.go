@@ -61,8 +61,15 @@ func (s *seccompState) uses(prop string) {
 	s.properties = append(s.properties, prop)
 }
 
+// errnoAliases are the names x/sys/unix's ErrnoName does not return for
+// their number, which systemd's errno_from_name knows.
+var errnoAliases = map[string]int{"EUCLEAN": 117, "EFSCORRUPTED": 117, "EDEADLOCK": 35, "EWOULDBLOCK": 11, "ENOTSUP": 95}
+
 // errnoByName maps EPERM... to numbers, from the kernel's own table.
 func errnoByName(name string) (int, bool) {
+	if n, ok := errnoAliases[name]; ok {
+		return n, true
+	}
 	for i := 1; i < 4096; i++ {
 		if unix.ErrnoName(syscall.Errno(i)) == name {
 			return i, true
@@ -349,52 +356,13 @@ func argOp(idx uint, op specs.LinuxSeccompOperator, v uint64) specs.LinuxSeccomp
 }
 
 // filters compiles the seccomp properties, one filter each, in
-// systemd's order.
+// systemd's order (exec_child's apply_* calls).
 func (s *seccompState) filters() []specs.LinuxSeccomp {
 	native := []specs.Arch{nativeScmpArch()}
 	allowAll := func(rules ...specs.LinuxSyscall) specs.LinuxSeccomp {
 		return specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Architectures: native, Syscalls: rules}
 	}
 	var out []specs.LinuxSeccomp
-	if s.filter.set {
-		// systemd: a violation kills the process unless
-		// SystemCallErrorNumber= names an errno.
-		deny, errno := specs.ActKillProcess, 0
-		if s.errno != "" && s.errno != "kill" {
-			deny, errno = specs.ActErrno, mustAtoi(s.errno)
-		}
-		names := make([]string, 0, len(s.filter.names))
-		for n := range s.filter.names {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		f := specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Architectures: native}
-		if s.filter.allow {
-			f.DefaultAction = deny
-			if deny == specs.ActErrno {
-				f.DefaultErrnoRet = errnoRet(errno)
-			}
-			f.Syscalls = []specs.LinuxSyscall{rule(names, specs.ActAllow, 0)}
-		} else {
-			byErrno := map[int][]string{}
-			for _, n := range names {
-				byErrno[s.filter.names[n]] = append(byErrno[s.filter.names[n]], n)
-			}
-			keys := make([]int, 0, len(byErrno))
-			for k := range byErrno {
-				keys = append(keys, k)
-			}
-			sort.Ints(keys)
-			for _, k := range keys {
-				if k < 0 {
-					f.Syscalls = append(f.Syscalls, rule(byErrno[k], deny, errno))
-				} else {
-					f.Syscalls = append(f.Syscalls, rule(byErrno[k], specs.ActErrno, k))
-				}
-			}
-		}
-		out = append(out, f)
-	}
 	if s.native {
 		// Only the native ABI in the filter: libseccomp's bad-arch action
 		// kills a syscall made through any other, as systemd's
@@ -437,6 +405,47 @@ func (s *seccompState) filters() []specs.LinuxSeccomp {
 		// systemd's seccomp_lock_personality: only the personality the
 		// sandbox starts with (PER_LINUX) may be set.
 		out = append(out, allowAll(rule([]string{"personality"}, specs.ActErrno, int(unix.EPERM), argOp(0, specs.OpNotEqual, 0))))
+	}
+	// SystemCallFilter last, as in systemd's exec_child: loading the
+	// other filters needs seccomp(2), which an allow list may not leave.
+	if s.filter.set {
+		// systemd: a violation kills the process unless
+		// SystemCallErrorNumber= names an errno.
+		deny, errno := specs.ActKillProcess, 0
+		if s.errno != "" && s.errno != "kill" {
+			deny, errno = specs.ActErrno, mustAtoi(s.errno)
+		}
+		names := make([]string, 0, len(s.filter.names))
+		for n := range s.filter.names {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		f := specs.LinuxSeccomp{DefaultAction: specs.ActAllow, Architectures: native}
+		if s.filter.allow {
+			f.DefaultAction = deny
+			if deny == specs.ActErrno {
+				f.DefaultErrnoRet = errnoRet(errno)
+			}
+			f.Syscalls = []specs.LinuxSyscall{rule(names, specs.ActAllow, 0)}
+		} else {
+			byErrno := map[int][]string{}
+			for _, n := range names {
+				byErrno[s.filter.names[n]] = append(byErrno[s.filter.names[n]], n)
+			}
+			keys := make([]int, 0, len(byErrno))
+			for k := range byErrno {
+				keys = append(keys, k)
+			}
+			sort.Ints(keys)
+			for _, k := range keys {
+				if k < 0 {
+					f.Syscalls = append(f.Syscalls, rule(byErrno[k], deny, errno))
+				} else {
+					f.Syscalls = append(f.Syscalls, rule(byErrno[k], specs.ActErrno, k))
+				}
+			}
+		}
+		out = append(out, f)
 	}
 	return out
 }
