@@ -57,8 +57,8 @@ var Table = []Row{
 		b.inaccessible("ProtectKernelLogs", "/proc/kmsg", "/dev/kmsg")
 	})},
 	{Name: "ProtectControlGroups", Help: "yes: /sys/fs/cgroup read-only", Apply: boolProp(func(b *builder) { b.tree("ProtectControlGroups", "/sys/fs/cgroup", true, true) })},
-	{Name: "ProtectProc", Help: "(not supported yet)"},
-	{Name: "ProcSubset", Help: "(not supported yet)"},
+	{Name: "ProtectProc", Help: "invisible, noaccess, ptraceable or default: /proc mounted with hidepid= (other users' processes)", Apply: protectProc},
+	{Name: "ProcSubset", Help: "pid: /proc shows processes only (subset=pid: no /proc/sys, /proc/meminfo, ...); all: everything", Apply: procSubset},
 	{Name: "ReadOnlyPaths", Help: "PATH...: read-only (submounts too); -PATH: ignore if missing", Apply: pathList(func(b *builder, p string, opt bool) { b.tree("ReadOnlyPaths", p, true, opt) })},
 	{Name: "ReadWritePaths", Help: "PATH...: writable again below ProtectSystem=strict or ReadOnlyPaths", Apply: pathList(func(b *builder, p string, opt bool) { b.rwPaths = append(b.rwPaths, optPath{p, opt, "ReadWritePaths"}) })},
 	{Name: "InaccessiblePaths", Help: "PATH...: covered by an empty read-only directory or the null device", Apply: pathList(func(b *builder, p string, opt bool) { b.inaccessible("InaccessiblePaths", p) })},
@@ -76,16 +76,16 @@ var Table = []Row{
 		b.check(receipt.Check{Property: "NoNewPrivileges", Kind: receipt.KindStatus, Path: "NoNewPrivs", Value: "1"})
 	})},
 	{Name: "CapabilityBoundingSet", Help: "[~]CAP...: keep only these capabilities (~: drop these)", Apply: capabilityBoundingSet},
-	{Name: "AmbientCapabilities", Help: "(not supported yet)"},
-	{Name: "SystemCallFilter", Help: "(not supported yet)"},
-	{Name: "SystemCallErrorNumber", Help: "(not supported yet)"},
-	{Name: "SystemCallArchitectures", Help: "(not supported yet)"},
-	{Name: "RestrictNamespaces", Help: "(not supported yet)"},
-	{Name: "LockPersonality", Help: "(not supported yet)"},
-	{Name: "MemoryDenyWriteExecute", Help: "(not supported yet)"},
-	{Name: "RestrictRealtime", Help: "(not supported yet)"},
-	{Name: "RestrictSUIDSGID", Help: "(not supported yet)"},
-	{Name: "RestrictAddressFamilies", Help: "(not supported yet)"},
+	{Name: "AmbientCapabilities", Help: "[~]CAP...: ambient capabilities COMMAND keeps across execve, also as a non-root User=", Apply: ambientCapabilities},
+	{Name: "SystemCallFilter", Help: "[~]SYSCALL|@GROUP...: seccomp allow list (plus @default) or ~deny list; SYSCALL:ERRNO in deny lists", Apply: systemCallFilter},
+	{Name: "SystemCallErrorNumber", Help: "ERRNO (name or number) or kill: what a SystemCallFilter violation gets (default: killed by SIGSYS)", Apply: systemCallErrorNumber},
+	{Name: "SystemCallArchitectures", Help: "native: syscalls through any other ABI kill the process", Apply: systemCallArchitectures},
+	{Name: "RestrictNamespaces", Help: "yes, no, TYPE... or ~TYPE... (cgroup ipc net mnt pid user uts): seccomp on unshare, clone, setns; clone3 gets ENOSYS", Apply: restrictNamespaces},
+	{Name: "LockPersonality", Help: "yes: personality(2) may not change the execution domain (EPERM)", Apply: seccompBool("LockPersonality", func(s *seccompState) { s.lockPers = true })},
+	{Name: "MemoryDenyWriteExecute", Help: "yes: no writable+executable mmap, no mprotect/shmat to executable (EPERM)", Apply: seccompBool("MemoryDenyWriteExecute", func(s *seccompState) { s.mdwe = true })},
+	{Name: "RestrictRealtime", Help: "yes: sched_setscheduler to SCHED_FIFO, SCHED_RR, SCHED_DEADLINE fails (EPERM)", Apply: seccompBool("RestrictRealtime", func(s *seccompState) { s.realtime = true })},
+	{Name: "RestrictSUIDSGID", Help: "yes: no file made set-user-ID or set-group-ID (chmod, mkdir, mknod, open O_CREAT: EPERM; openat2: ENOSYS)", Apply: seccompBool("RestrictSUIDSGID", func(s *seccompState) { s.suidSGID = true })},
+	{Name: "RestrictAddressFamilies", Help: "[~]AF_...| none: socket(2) of other (~: these) families fails with EAFNOSUPPORT", Apply: restrictAddressFamilies},
 	{Name: "IPAddressAllow", Help: "(not supported yet)"},
 	{Name: "IPAddressDeny", Help: "(not supported yet)"},
 	{Name: "MemoryMax", Help: "(not supported yet)"},
@@ -543,6 +543,56 @@ func limitValue(v string) (uint64, error) {
 		return 0, fmt.Errorf("%q: too large", v)
 	}
 	return n * mult, nil
+}
+
+// ambientCapabilities follows systemd: a list adds (lines accumulate),
+// ~list removes.
+func ambientCapabilities(b *builder, v string) error {
+	invert := strings.HasPrefix(v, "~")
+	ws, err := words(strings.TrimPrefix(v, "~"))
+	if err != nil {
+		return err
+	}
+	if b.ambient == nil {
+		b.ambient = map[string]bool{}
+	}
+	for _, w := range ws {
+		if _, ok := capByName(w); !ok {
+			return fmt.Errorf("%q: unknown capability", w)
+		}
+		if invert {
+			delete(b.ambient, w)
+		} else {
+			b.ambient[w] = true
+		}
+	}
+	return nil
+}
+
+// protectProc: systemd mounts the service's /proc with hidepid=; so does
+// hako, on the sandbox's own /proc.
+func protectProc(b *builder, v string) error {
+	switch v {
+	case "invisible", "noaccess", "ptraceable":
+		b.procHide = v
+	case "default":
+		b.procHide = ""
+	default:
+		return fmt.Errorf("%q: must be invisible, noaccess, ptraceable or default", v)
+	}
+	return nil
+}
+
+func procSubset(b *builder, v string) error {
+	switch v {
+	case "pid":
+		b.procSubset = true
+	case "all":
+		b.procSubset = false
+	default:
+		return fmt.Errorf("%q: must be pid or all", v)
+	}
+	return nil
 }
 
 func capabilityList() []string {

@@ -22,6 +22,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/hako-runtime/hako/internal/linux/security"
 	"github.com/hako-runtime/hako/internal/plan"
 	"github.com/hako-runtime/hako/internal/sandbox/receipt"
 )
@@ -83,6 +84,9 @@ type Sandbox struct {
 	Optional []string
 	// CwdOptional: WorkingDirectory=-DIR, "/" when DIR is missing.
 	CwdOptional bool
+	// Filters are the seccomp properties' filters, one per property,
+	// loaded in order (the spec has room for one only).
+	Filters []specs.LinuxSeccomp
 }
 
 // CheckHost refuses what would make the engine create something on the
@@ -189,6 +193,11 @@ type builder struct {
 	userSet, groupSet    bool
 	drop                 map[string]string // capability -> property
 	optional             []string          // bind sources given as "-SRC"
+	sec                  seccompState
+	filters              []specs.LinuxSeccomp
+	ambient              map[string]bool // AmbientCapabilities
+	procHide             string          // ProtectProc: hidepid= value
+	procSubset           bool            // ProcSubset=pid
 }
 
 func (b *builder) check(c receipt.Check) { b.checks = append(b.checks, c) }
@@ -297,15 +306,19 @@ func Compile(in *Input) (*Sandbox, error) {
 		s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: gid, HostID: in.GID, Size: 1}}
 	}
 	b.always()
+	b.finishProc()
 	b.finishFS()
-	b.finishCaps(uid)
+	if err := b.finishCaps(uid); err != nil {
+		return nil, err
+	}
+	b.finishSeccomp(s.Process.User.UID)
 	if b.cwdHome {
 		s.Process.Cwd = in.Home
 	}
 	if s.Process.Cwd == "" {
 		s.Process.Cwd = "/"
 	}
-	return &Sandbox{Spec: s, Trees: b.trees, Checks: b.checks, Optional: b.optional, CwdOptional: b.cwdOptional}, nil
+	return &Sandbox{Spec: s, Trees: b.trees, Checks: b.checks, Optional: b.optional, CwdOptional: b.cwdOptional, Filters: b.filters}, nil
 }
 
 func (b *builder) apply(p Property) error {
@@ -398,7 +411,7 @@ func (b *builder) finishFS() {
 // finishCaps: root in the sandbox keeps every capability it had (as a
 // systemd service running as root does) less what the properties drop; any
 // other user has none, as after a plain setuid.
-func (b *builder) finishCaps(uid uint32) {
+func (b *builder) finishCaps(uid uint32) error {
 	var keep []string
 	if uid == 0 {
 		for _, c := range allCaps() {
@@ -413,11 +426,53 @@ func (b *builder) finishCaps(uid uint32) {
 			bounding = append(bounding, c)
 		}
 	}
-	b.spec.Process.Capabilities = &specs.LinuxCapabilities{Bounding: bounding, Effective: keep, Permitted: keep}
+	caps := &specs.LinuxCapabilities{Bounding: bounding, Effective: keep, Permitted: keep}
+	// AmbientCapabilities: as systemd, raised in the inheritable and
+	// permitted sets too (the kernel's rule for ambient), so that a
+	// non-root User= keeps them across execve.
+	var ambient []string
+	for _, c := range allCaps() {
+		if !b.ambient[c] {
+			continue
+		}
+		if prop, dropped := b.drop[c]; dropped {
+			return fmt.Errorf("property AmbientCapabilities=%s: dropped from the bounding set by %s", c, prop)
+		}
+		ambient = append(ambient, c)
+		n, _ := capByName(c)
+		b.check(receipt.Check{Property: "AmbientCapabilities", Kind: receipt.KindCapAmbient, Path: c, Value: fmt.Sprint(int(n))})
+	}
+	if len(ambient) > 0 {
+		caps.Ambient, caps.Inheritable = ambient, ambient
+		if b.spec.Process.User.UID != 0 {
+			caps.Effective, caps.Permitted = ambient, ambient
+		}
+	}
+	b.spec.Process.Capabilities = caps
 	for _, c := range allCaps() {
 		if prop, dropped := b.drop[c]; dropped {
 			n, _ := capByName(c)
 			b.check(receipt.Check{Property: prop, Kind: receipt.KindCapDropped, Path: c, Value: fmt.Sprint(int(n))})
+		}
+	}
+	return nil
+}
+
+// finishProc adds ProtectProc's hidepid= and ProcSubset's subset= to the
+// sandbox's own /proc, and checks them in its mountinfo.
+func (b *builder) finishProc() {
+	for i := range b.spec.Mounts {
+		m := &b.spec.Mounts[i]
+		if m.Destination != "/proc" || m.Type != "proc" {
+			continue
+		}
+		if b.procHide != "" {
+			m.Options = append(m.Options, "hidepid="+b.procHide)
+			b.check(receipt.Check{Property: "ProtectProc", Kind: receipt.KindMountOpt, Path: "/proc", Value: "hidepid=" + b.procHide})
+		}
+		if b.procSubset {
+			m.Options = append(m.Options, "subset=pid")
+			b.check(receipt.Check{Property: "ProcSubset", Kind: receipt.KindMountOpt, Path: "/proc", Value: "subset=pid"})
 		}
 	}
 }
@@ -434,6 +489,14 @@ func (sb *Sandbox) Plan(oci *plan.OCI) (*plan.Plan, error) {
 	pl, err := plan.FromSpec(oci)
 	if err != nil {
 		return nil, err
+	}
+	var filters []plan.Step
+	for i := range sb.Filters {
+		f, err := security.BuildSeccomp(&sb.Filters[i])
+		if err != nil {
+			return nil, fmt.Errorf("seccomp filter %d: %w", i, err)
+		}
+		filters = append(filters, plan.Step{Op: plan.OpSeccomp, Seccomp: f, FD: plan.NoFD})
 	}
 	checks, err := json.Marshal(sb.Checks)
 	if err != nil {
@@ -462,6 +525,9 @@ func (sb *Sandbox) Plan(oci *plan.OCI) (*plan.Plan, error) {
 			e.Reaper, e.ForwardSignals = true, true
 			s.Exec = &e
 		case plan.OpReady:
+			// The filters last, after COMMAND's credentials and before
+			// the receipt, which proves them loaded.
+			out = append(out, filters...)
 			out = append(out, plan.Step{Op: plan.OpParentDeathSignal, Flags: uint64(unix.SIGKILL), FD: plan.NoFD},
 				plan.Step{Op: plan.OpVerify, Data: checks, FD: plan.NoFD})
 		}

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -342,7 +343,10 @@ func TestSandboxBadProperties(t *testing.T) {
 	}{
 		{[]string{"-p", "PrivateTemp=yes"}, "hako: sandbox: property PrivateTemp: unknown (hako sandbox --help lists the properties)\n"},
 		{[]string{"-p", "PrivateTmp=maybe"}, "hako: sandbox: property PrivateTmp=maybe: \"maybe\" is not a boolean (yes/no, true/false, on/off, 1/0)\n"},
-		{[]string{"-p", "SystemCallFilter=@system-service"}, "hako: sandbox: property SystemCallFilter is not supported yet\n"},
+		{[]string{"-p", "MemoryMax=1G"}, "hako: sandbox: property MemoryMax is not supported yet\n"},
+		{[]string{"-p", "SystemCallFilter=@no-such-group"}, "hako: sandbox: property SystemCallFilter=@no-such-group: \"@no-such-group\": unknown syscall group (systemd 252's: systemd-analyze syscall-filter)\n"},
+		{[]string{"-p", "SystemCallErrorNumber=ENOPE"}, "hako: sandbox: property SystemCallErrorNumber=ENOPE: \"ENOPE\": not an errno name (EPERM, EACCES, ...) or number\n"},
+		{[]string{"-p", "RestrictAddressFamilies=AF_NOPE"}, "hako: sandbox: property RestrictAddressFamilies=AF_NOPE: \"AF_NOPE\": unknown address family (AF_UNIX, AF_INET, AF_INET6, AF_NETLINK, AF_PACKET, ...)\n"},
 		{[]string{"-p", "ReadOnlyPaths=usr"}, "hako: sandbox: property ReadOnlyPaths=usr: path \"usr\" is not absolute\n"},
 		{[]string{"-p", "noequals"}, "hako: sandbox: -p \"noequals\": not NAME=VALUE\n"},
 		{[]string{"--properties", unit}, "hako: sandbox: " + unit + ":5: property ProtectSystem=maybe: \"maybe\": must be a boolean, full or strict\n"},
@@ -587,6 +591,188 @@ func TestSandboxCtrlC(t *testing.T) {
 				c.Process.Kill()
 				t.Fatal("Ctrl-C did not stop COMMAND")
 			}
+		}
+	})
+}
+
+// perlErrno runs one syscall by number (x86_64) and prints its errno, 0
+// when it worked.
+func perlErrno(call string) string {
+	return `perl -e '$! = 0; my $r = ` + call + `; print(($r < 0 ? $!+0 : 0), "\n")'`
+}
+
+// TestSandboxSeccompProperties: each case runs its script with the
+// properties and without them; both outputs are asserted, so a case whose
+// property did nothing (its row's Apply removed) fails.
+func TestSandboxSeccompProperties(t *testing.T) {
+	if runtime.GOARCH != "amd64" {
+		t.Skip("syscall numbers below are x86_64's")
+	}
+	const (
+		swapoff     = `syscall(168, my $p = "/nonexistent-hako")`
+		clone3      = `syscall(435, 0, 0)`
+		rtPolicy    = `syscall(144, 0, 7, my $p = pack("i", 0))` // sched_setscheduler(0, 7, {0}): not a policy
+		mmapRWX     = `syscall(9, 0, 4096, 7, 0x22, -1, 0)`
+		mmapRW      = `syscall(9, 0, 4096, 3, 0x22, -1, 0)`
+		socketInet  = `syscall(41, 2, 1, 0)`
+		socketInet6 = `syscall(41, 10, 1, 0)`
+		socketUnix  = `syscall(41, 1, 1, 0)`
+	)
+	forEachSandboxer(t, func(t *testing.T, s sandboxer) {
+		// swapoff of a missing file: ENOENT for root, EPERM (no
+		// CAP_SYS_ADMIN in the host's namespace) rootless.
+		swapBase := "2"
+		if s.cred != nil {
+			swapBase = "1"
+		}
+		for _, c := range []struct {
+			name            string
+			props           []string
+			script          string
+			wantOn, wantOff string
+		}{
+			{"allow list, errno by name", []string{"SystemCallFilter=@system-service", "SystemCallErrorNumber=EUCLEAN"},
+				perlErrno(swapoff) + "; echo write-allowed", "117\nwrite-allowed\n", swapBase + "\nwrite-allowed\n"},
+			{"deny list, errno by number", []string{"SystemCallFilter=~@swap @reboot", "SystemCallErrorNumber=42"},
+				perlErrno(swapoff), "42\n", swapBase + "\n"},
+			{"deny list, a later allow line removes", []string{"SystemCallFilter=~@swap @reboot", "SystemCallFilter=swapoff", "SystemCallErrorNumber=42"},
+				perlErrno(swapoff) + "; " + perlErrno(`syscall(167, my $p = "/nonexistent-hako", 0)`), swapBase + "\n42\n", swapBase + "\n" + swapBase + "\n"},
+			{"per-entry errno", []string{"SystemCallFilter=~swapoff:EXDEV"}, perlErrno(swapoff), "18\n", swapBase + "\n"},
+			{"kill by default", []string{"SystemCallFilter=~swapoff"}, perlErrno(swapoff) + "; echo status=$?", "status=159\n", swapBase + "\nstatus=0\n"},
+			{"architectures native", []string{"SystemCallArchitectures=native"}, "grep ^Seccomp: /proc/self/status", "Seccomp:\t2\n", "Seccomp:\t0\n"},
+			{"address families allow", []string{"RestrictAddressFamilies=AF_UNIX AF_INET"},
+				perlErrno(socketInet6) + "; " + perlErrno(socketUnix) + "; " + perlErrno(socketInet), "97\n0\n0\n", "0\n0\n0\n"},
+			{"address families deny", []string{"RestrictAddressFamilies=~AF_INET6"},
+				perlErrno(socketInet6) + "; " + perlErrno(socketInet), "97\n0\n", "0\n0\n"},
+			{"address families none", []string{"RestrictAddressFamilies=none"}, perlErrno(socketUnix), "97\n", "0\n"},
+			{"namespaces yes", []string{"RestrictNamespaces=yes"},
+				"unshare -U true 2>/dev/null; echo $?; " + perlErrno(clone3), "1\n38\n", "0\n22\n"},
+			{"namespaces list", []string{"RestrictNamespaces=user"},
+				"unshare -U true 2>/dev/null; echo $?; unshare -U -u true 2>/dev/null; echo $?", "0\n1\n", "0\n0\n"},
+			{"namespaces ~list", []string{"RestrictNamespaces=~uts"},
+				"unshare -U true 2>/dev/null; echo $?; unshare -U -u true 2>/dev/null; echo $?", "0\n1\n", "0\n0\n"},
+			{"lock personality", []string{"LockPersonality=yes"}, "setarch linux32 true 2>/dev/null; echo $?; setarch x86_64 true; echo $?", "1\n0\n", "0\n0\n"},
+			{"memory deny write execute", []string{"MemoryDenyWriteExecute=yes"}, perlErrno(mmapRWX) + "; " + perlErrno(mmapRW), "1\n0\n", "0\n0\n"},
+			{"restrict realtime", []string{"RestrictRealtime=yes"}, perlErrno(rtPolicy), "1\n", "22\n"},
+			{"restrict suid sgid", []string{"RestrictSUIDSGID=yes"},
+				"cd " + s.dir + " && rm -f f && touch f && chmod u+s f 2>/dev/null; echo $?; chmod g+s f 2>/dev/null; echo $?; chmod 0755 f; echo $?",
+				"1\n1\n0\n", "0\n0\n0\n"},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				var args []string
+				for _, p := range c.props {
+					args = append(args, "-p", p)
+				}
+				for _, on := range []bool{true, false} {
+					a, want := append(args, "--", "sh", "-c", c.script), c.wantOn
+					if !on {
+						a, want = []string{"--", "sh", "-c", c.script}, c.wantOff
+					}
+					out, errs, code := s.run(t, a...)
+					if code != 0 || out != want {
+						t.Errorf("%s: %q: status %d, stdout %q, want %q\nstderr: %s", s.name, a, code, out, want, errs)
+					}
+				}
+			})
+		}
+		if s.cred == nil {
+			// Root: SCHED_FIFO itself works, and is refused with the property.
+			out := s.mustRun(t, "--", "sh", "-c", "chrt -f 1 true; echo $?")
+			out2, _, _ := s.run(t, "-p", "RestrictRealtime=yes", "--", "sh", "-c", "chrt -f 1 true 2>/dev/null; echo $?")
+			if out != "0\n" || out2 != "1\n" {
+				t.Errorf("chrt -f 1: %q without RestrictRealtime, %q with", out, out2)
+			}
+		}
+	})
+}
+
+// TestSandboxSeccompReceipt: the receipt proves each filter loaded, and
+// NoNewPrivs where it is implied (always for an unprivileged caller).
+func TestSandboxSeccompReceipt(t *testing.T) {
+	forEachSandboxer(t, func(t *testing.T, s sandboxer) {
+		rf := filepath.Join(s.dir, "receipt-seccomp.json")
+		props := []string{"SystemCallFilter=@system-service", "RestrictNamespaces=yes", "LockPersonality=yes", "MemoryDenyWriteExecute=yes", "RestrictRealtime=yes", "RestrictSUIDSGID=yes", "RestrictAddressFamilies=AF_UNIX", "SystemCallArchitectures=native"}
+		args := []string{"--receipt", rf}
+		for _, p := range props {
+			args = append(args, "-p", p)
+		}
+		out := s.mustRun(t, append(args, "--", "grep", "-E", "^(NoNewPrivs|Seccomp|Seccomp_filters):", "/proc/self/status")...)
+		wantNNP := "0"
+		if s.cred != nil {
+			wantNNP = "1"
+		}
+		if !strings.Contains(out, "NoNewPrivs:\t"+wantNNP+"\n") || !strings.Contains(out, "Seccomp:\t2\n") || !strings.Contains(out, "Seccomp_filters:\t8\n") {
+			t.Errorf("status %q: want NoNewPrivs %s, Seccomp 2, 8 filters", out, wantNNP)
+		}
+		data, err := os.ReadFile(rf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r struct {
+			Results []struct {
+				Property, Kind, Path, Value string
+				OK                          bool
+			}
+		}
+		if err := json.Unmarshal(data, &r); err != nil {
+			t.Fatal(err)
+		}
+		passed := map[string]bool{}
+		for _, x := range r.Results {
+			if x.OK && x.Kind == "status" {
+				passed[x.Property+" "+x.Path+"="+x.Value] = true
+			}
+		}
+		for _, p := range props {
+			name, _, _ := strings.Cut(p, "=")
+			if !passed[name+" Seccomp=2"] {
+				t.Errorf("receipt lacks a passed Seccomp check for %s: %s", name, data)
+			}
+		}
+		if s.cred != nil && !passed["SystemCallFilter (implies NoNewPrivileges) NoNewPrivs=1"] {
+			t.Errorf("receipt lacks the implied NoNewPrivs: %s", data)
+		}
+		// A non-root User= as root also implies it.
+		if s.cred == nil {
+			out := s.mustRun(t, "-p", "User=nobody", "-p", "LockPersonality=yes", "--", "grep", "^NoNewPrivs:", "/proc/self/status")
+			if out != "NoNewPrivs:\t1\n" {
+				t.Errorf("User=nobody with LockPersonality: %q, want NoNewPrivs 1", out)
+			}
+		}
+	})
+}
+
+func TestSandboxAmbientCapabilities(t *testing.T) {
+	forEachSandboxer(t, func(t *testing.T, s sandboxer) {
+		args := []string{"-p", "AmbientCapabilities=CAP_NET_RAW CAP_SYS_TIME", "-p", "AmbientCapabilities=~CAP_SYS_TIME"}
+		if s.cred == nil {
+			args = append(args, "-p", "User=nobody")
+		}
+		out := s.mustRun(t, append(args, "--", "grep", "-E", "^Cap(Amb|Eff):", "/proc/self/status")...)
+		if out != "CapEff:\t0000000000002000\nCapAmb:\t0000000000002000\n" {
+			t.Errorf("caps %q: want CAP_NET_RAW (bit 13) alone, effective and ambient", out)
+		}
+		out = s.mustRun(t, "--", "grep", "^CapAmb:", "/proc/self/status")
+		if out != "CapAmb:\t0000000000000000\n" {
+			t.Errorf("without the property: %q", out)
+		}
+	})
+}
+
+func TestSandboxProtectProcAndProcSubset(t *testing.T) {
+	forEachSandboxer(t, func(t *testing.T, s sandboxer) {
+		script := `awk '$5 == "/proc" { o = $NF } END { print o }' /proc/self/mountinfo; test -e /proc/sys; echo sys=$?`
+		out := s.mustRun(t, "-p", "ProtectProc=invisible", "-p", "ProcSubset=pid", "--", "sh", "-c", script)
+		if !strings.Contains(out, "hidepid=invisible") || !strings.Contains(out, "subset=pid") || !strings.HasSuffix(out, "sys=1\n") {
+			t.Errorf("with ProtectProc=invisible ProcSubset=pid: %q", out)
+		}
+		out = s.mustRun(t, "-p", "ProtectProc=ptraceable", "--", "sh", "-c", script)
+		if !strings.Contains(out, "hidepid=ptraceable") || !strings.HasSuffix(out, "sys=0\n") {
+			t.Errorf("with ProtectProc=ptraceable: %q", out)
+		}
+		out = s.mustRun(t, "--", "sh", "-c", script)
+		if strings.Contains(out, "hidepid") || strings.Contains(out, "subset") {
+			t.Errorf("without: %q", out)
 		}
 	})
 }

@@ -34,6 +34,9 @@ const (
 	KindStatus       = "status"         // Path: a /proc/self/status field, Value: what it must be
 	KindCapDropped   = "cap-dropped"    // Value: capability number absent from CapBnd
 	KindHostname     = "hostname-fixed" // the UTS namespace is new (sethostname changes no host)
+	KindStatusMin    = "status-min"     // Path: a numeric /proc/self/status field, Value: its least value
+	KindCapAmbient   = "cap-ambient"    // Value: capability number present in CapAmb and CapEff
+	KindMountOpt     = "mount-option"   // Path: the topmost mount there has super option Value (mountinfo)
 )
 
 // Check is one thing verified for one property.
@@ -78,6 +81,7 @@ type Mount struct {
 	Point    string
 	FSType   string
 	ReadOnly bool
+	Super    string // the super options, comma-separated (mountinfo's last field)
 }
 
 // Probe is what the checks read; Self reads this process's.
@@ -156,7 +160,11 @@ func readMountinfo(path string) ([]Mount, error) {
 		for _, o := range strings.Split(fields[5], ",") {
 			ro = ro || o == "ro"
 		}
-		out = append(out, Mount{Point: unescape(fields[4]), FSType: fields[sep+1], ReadOnly: ro})
+		super := ""
+		if sep+3 < len(fields) {
+			super = fields[sep+3]
+		}
+		out = append(out, Mount{Point: unescape(fields[4]), FSType: fields[sep+1], ReadOnly: ro, Super: super})
 	}
 	return out, sc.Err()
 }
@@ -267,6 +275,42 @@ func (p *Probe) check(c Check) (bool, string) {
 			return false, c.Path + " is " + v
 		}
 		return true, "/proc/self/status " + c.Path + ": " + v
+	case KindStatusMin:
+		v, err := strconv.Atoi(p.Status[c.Path])
+		if err != nil {
+			return false, c.Path + " in /proc/self/status: " + p.Status[c.Path]
+		}
+		if want, _ := strconv.Atoi(c.Value); v < want {
+			return false, fmt.Sprintf("%s is %d, want at least %s", c.Path, v, c.Value)
+		}
+		return true, fmt.Sprintf("/proc/self/status %s: %d", c.Path, v)
+	case KindCapAmbient:
+		n, err := strconv.Atoi(c.Value)
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, set := range []string{"CapAmb", "CapEff"} {
+			bits, err := strconv.ParseUint(p.Status[set], 16, 64)
+			if err != nil {
+				return false, set + ": " + err.Error()
+			}
+			if bits&(1<<uint(n)) == 0 {
+				return false, "not in " + set + " " + p.Status[set]
+			}
+		}
+		return true, "in CapAmb " + p.Status["CapAmb"] + " and CapEff " + p.Status["CapEff"]
+	case KindMountOpt:
+		for i := len(p.Mounts) - 1; i >= 0; i-- {
+			if m := p.Mounts[i]; m.Point == c.Path {
+				for _, o := range strings.Split(m.Super, ",") {
+					if o == c.Value {
+						return true, "super option " + o + " (mountinfo)"
+					}
+				}
+				return false, "super options " + m.Super
+			}
+		}
+		return false, "not a mount point"
 	case KindCapDropped:
 		n, err := strconv.Atoi(c.Value)
 		if err != nil {

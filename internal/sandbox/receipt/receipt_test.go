@@ -43,3 +43,29 @@ func TestFailsClosed(t *testing.T) {
 		}
 	}
 }
+
+// The checks the seccomp, capability and /proc properties add: each fails
+// closed when what it proves is absent, and passes when present.
+func TestSeccompCapProcChecks(t *testing.T) {
+	p := probe([]Mount{{Point: "/"}, {Point: "/proc", FSType: "proc", Super: "rw"}}, nil)
+	p.Status["Seccomp"], p.Status["Seccomp_filters"] = "0", "0"
+	p.Status["CapAmb"], p.Status["CapEff"] = "0000000000000000", "0000000000002000"
+	checks := []Check{
+		{Property: "LockPersonality", Kind: KindStatus, Path: "Seccomp", Value: "2"},
+		{Property: "LockPersonality", Kind: KindStatusMin, Path: "Seccomp_filters", Value: "1"},
+		{Property: "AmbientCapabilities", Kind: KindCapAmbient, Path: "CAP_NET_RAW", Value: "13"},
+		{Property: "ProtectProc", Kind: KindMountOpt, Path: "/proc", Value: "hidepid=invisible"},
+	}
+	for _, c := range checks {
+		if r := Verify([]Check{c}, p); r.OK || r.Err() == nil {
+			t.Errorf("%s %s passed: %+v", c.Property, c.Kind, r)
+		}
+	}
+	p.Status["Seccomp"], p.Status["Seccomp_filters"], p.Status["CapAmb"] = "2", "3", "0000000000002000"
+	p.Mounts = append(p.Mounts, Mount{Point: "/proc", FSType: "proc", Super: "rw,hidepid=invisible,subset=pid"})
+	for _, c := range checks {
+		if r := Verify([]Check{c}, p); !r.OK {
+			t.Errorf("%s %s failed: %+v", c.Property, c.Kind, r)
+		}
+	}
+}
