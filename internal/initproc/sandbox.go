@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 
-
 	"github.com/hako-runtime/hako/internal/linux/rootfs"
 	"github.com/hako-runtime/hako/internal/plan"
 	"github.com/hako-runtime/hako/internal/sandbox/receipt"
