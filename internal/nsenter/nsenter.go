@@ -28,6 +28,10 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hako-runtime/hako/internal/explain"
 )
 
 // EnvSync names the fd, in the child, of the socket the constructor reads.
@@ -118,9 +122,44 @@ func Wait(r *bufio.Reader, w io.Writer, writeMaps func() error) (int, error) {
 			}
 			return pid, nil
 		case strings.HasPrefix(line, "err "):
-			return 0, fmt.Errorf("%w: %s", ErrChild, line[4:])
+			return 0, fmt.Errorf("%w: %w", ErrChild, childError(line[4:]))
 		default:
 			return 0, fmt.Errorf("%w: unexpected message %q", ErrChild, line)
 		}
 	}
+}
+
+// childError turns the constructor's "ERRNO WHAT|ARG: MESSAGE" into an
+// error that wraps the errno and, for the namespace steps whose refusals
+// have known causes (seed 002's user namespaces, the ENOSPC of a
+// user.max_*_namespaces limit), says which one holds here.
+func childError(s string) error {
+	num, rest, ok := strings.Cut(s, " ")
+	n, err := strconv.Atoi(num)
+	what, tail, ok2 := strings.Cut(rest, "|")
+	arg, _, ok3 := strings.Cut(tail, ": ")
+	if !ok || !ok2 || !ok3 || err != nil || n <= 0 {
+		return errors.New(s)
+	}
+	errno := unix.Errno(n)
+	var op explain.Op
+	switch {
+	case what == "unshare" && arg == "user namespace":
+		op = explain.UnshareUser
+	case what == "unshare":
+		op = explain.UnshareOther
+	case what == "setns" && strings.HasSuffix(arg, "/user"):
+		op = explain.SetnsUser
+	case what == "setns" && strings.HasSuffix(arg, "/mnt"):
+		op = explain.SetnsMount
+	case what == "clone":
+		op = explain.Fork
+	default:
+		return fmt.Errorf("%s %s: %w", what, arg, errno)
+	}
+	f := explain.Gather()
+	// The constructor runs before the Go runtime, on one thread; the
+	// facts gathered here are the parent's, and its threads are not.
+	f.Threads = 1
+	return explain.WrapFacts(op, arg, errno, f)
 }

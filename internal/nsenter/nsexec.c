@@ -77,7 +77,9 @@ static void send_line(const char *fmt, ...)
 static void bail(const char *what, const char *arg)
 {
 	int e = errno;
-	send_line("err %s %s: %s", what, arg ? arg : "", strerror(e));
+	// The errno travels as a number too, so that the parent can explain
+	// it (internal/explain) without parsing strerror's words.
+	send_line("err %d %s|%s: %s", e, what, arg ? arg : "", strerror(e));
 	_exit(1);
 }
 

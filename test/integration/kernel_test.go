@@ -260,3 +260,29 @@ func TestStartContainerHookUnderSeccomp(t *testing.T) {
 		}
 	}
 }
+
+// The constructor's refusals are explained: unshare(CLONE_NEWUSER) with
+// user.max_user_namespaces at 0 (set in a user namespace of the test's, so
+// the host's value stays) names the sysctl and how to raise it.
+func TestExplainUnshareUserLimit(t *testing.T) {
+	e := newEnv(t)
+	e.spec.Linux.Namespaces = append(e.spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+	e.spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 0, Size: 1}}
+	e.spec.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 0, Size: 1}}
+	e.spec.Process.Args = []string{"true"}
+	e.write()
+	before := readFile(t, "/proc/sys/user/max_user_namespaces")
+	cmd := exec.Command("unshare", "-Urm", "sh", "-c", "echo 0 > /proc/sys/user/max_user_namespaces && exec "+hakoBin+" --root "+e.root+" run --bundle "+e.bundle+" limited")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("run with user namespaces disabled succeeded:\n%s", out)
+	}
+	for _, want := range []string{"unshare(CLONE_NEWUSER)", "no space left on device", "user.max_user_namespaces", "sysctl -w"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("error lacks %q:\n%s", want, out)
+		}
+	}
+	if after := readFile(t, "/proc/sys/user/max_user_namespaces"); after != before {
+		t.Fatalf("host's max_user_namespaces changed: %s -> %s", before, after)
+	}
+}
