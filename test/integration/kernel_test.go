@@ -286,3 +286,27 @@ func TestExplainUnshareUserLimit(t *testing.T) {
 		t.Fatalf("host's max_user_namespaces changed: %s -> %s", before, after)
 	}
 }
+
+// Seed 002: a new procfs needs CAP_SYS_ADMIN over the PID namespace's
+// owner. A container with its own user namespace but the host's PID
+// namespace cannot mount /proc, and the error says why.
+func TestExplainProcNeedsOwnPIDNamespace(t *testing.T) {
+	e := newEnv(t)
+	var nss []specs.LinuxNamespace
+	for _, n := range e.spec.Linux.Namespaces {
+		if n.Type != specs.PIDNamespace {
+			nss = append(nss, n)
+		}
+	}
+	e.spec.Linux.Namespaces = append(nss, specs.LinuxNamespace{Type: specs.UserNamespace})
+	e.spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	e.spec.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
+	e.spec.Process.Args = []string{"true"}
+	e.write()
+	openUp(t, filepath.Join(e.bundle, "rootfs"))
+	_, se, code := e.hako("run", "--bundle", e.bundle, "procowner")
+	if code == 0 || !strings.Contains(se, "mount proc /proc") || !strings.Contains(se, "operation not permitted (") {
+		t.Fatalf("run: exit %d, stderr %q (want mount proc's EPERM, explained)", code, se)
+	}
+	assertNothingLeft(t, e, "procowner")
+}

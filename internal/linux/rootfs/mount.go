@@ -11,6 +11,8 @@ import (
 	"github.com/moby/sys/mountinfo"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/hako-runtime/hako/internal/explain"
 )
 
 type mounter struct {
@@ -286,13 +288,29 @@ func (m *mounter) fs(mnt Mount, o Options) error {
 	// Without SELinux a context= option can only fail; crun drops it too.
 	tree, err := newFS(mnt.Type, mnt.Source, o, !selinuxEnabled())
 	if err != nil {
-		return err
+		return explainMount(mnt.Type, mnt.Destination, err)
 	}
 	defer unix.Close(tree)
 	if err := setAttrs(tree, o); err != nil {
 		return err
 	}
 	return m.attach(tree, dst, mnt.Destination, o)
+}
+
+// explainMount says why the kernel refused a new filesystem where the
+// causes are known (seed 002: proc needs a process in the new PID namespace
+// and CAP_SYS_ADMIN over its owner, and no locked overmounts on /proc;
+// overlayfs in a user namespace).
+func explainMount(fstype, dest string, err error) error {
+	switch fstype {
+	case "proc":
+		return explain.Wrap(explain.MountProc, dest, err)
+	case "sysfs":
+		return explain.Wrap(explain.MountSysfs, dest, err)
+	case "overlay":
+		return explain.Wrap(explain.MountOverlay, dest, err)
+	}
+	return err
 }
 
 // checkTarget refuses to mount over something that resolved outside the
