@@ -86,7 +86,43 @@ func Seal(emptyDir string, minFd int) (*Exe, error) {
 	return nil, fmt.Errorf("%w: %v; and %v", ErrUnsupported, oerr, merr)
 }
 
+// emptyLayer is the overlay's empty lower layer: a read-only tmpfs that is
+// never attached anywhere, named through /proc/self/fd. Unlike a directory
+// on disk it cannot lie below the binary's own directory (overlapping
+// layers make overlayfs refuse with ELOOP, and the seal then fell back to a
+// memfd copy of the whole binary on every command) and leaves nothing
+// behind. Where the kernel will not take it, emptyDir serves.
+func emptyLayer() (*os.File, error) {
+	fsfd, err := unix.Fsopen("tmpfs", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fsfd)
+	if err := unix.FsconfigSetString(fsfd, "size", "4k"); err != nil {
+		return nil, err
+	}
+	if err := unix.FsconfigCreate(fsfd); err != nil {
+		return nil, err
+	}
+	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(mfd), "exeseal-empty"), nil
+}
+
 func overlay(emptyDir string, minFd int) (*Exe, error) {
+	if empty, err := emptyLayer(); err == nil {
+		exe, err := overlayOn(fmt.Sprintf("/proc/self/fd/%d", empty.Fd()), minFd)
+		empty.Close()
+		if err == nil {
+			return exe, nil
+		}
+	}
+	return overlayOn(emptyDir, minFd)
+}
+
+func overlayOn(emptyDir string, minFd int) (*Exe, error) {
 	self, err := os.Readlink("/proc/self/exe")
 	if err != nil {
 		return nil, fmt.Errorf("%w: readlink /proc/self/exe: %w", errNoOverlay, err)
@@ -99,8 +135,10 @@ func overlay(emptyDir string, minFd int) (*Exe, error) {
 		return nil, fmt.Errorf("%w: fsopen overlay: %w", errNoOverlay, err)
 	}
 	defer unix.Close(fsfd)
-	if err := os.MkdirAll(emptyDir, 0o700); err != nil {
-		return nil, fmt.Errorf("%w: empty layer: %w", errNoOverlay, err)
+	if !strings.HasPrefix(emptyDir, "/proc/self/fd/") {
+		if err := os.MkdirAll(emptyDir, 0o700); err != nil {
+			return nil, fmt.Errorf("%w: empty layer: %w", errNoOverlay, err)
+		}
 	}
 	// The binary's directory on top, so that nothing in the empty layer
 	// could ever shadow it.

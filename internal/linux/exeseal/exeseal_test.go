@@ -152,3 +152,30 @@ func TestSealFailsWithoutAnySeal(t *testing.T) {
 		t.Fatalf("error %q: want ErrUnsupported naming both causes", err)
 	}
 }
+
+// A state directory below the binary's own directory (a benchmark or test
+// that keeps both in one temporary directory) must not cost the overlay:
+// overlayfs refuses overlapping layers (ELOOP), and the seal used to fall
+// back to copying the whole binary into a memfd on every command.
+func TestOverlayWhenEmptyDirIsBelowTheBinary(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (overlayfs over the host's filesystems)")
+	}
+	self, err := os.Readlink("/proc/self/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(filepath.Dir(self), "root", "@exeseal-empty")
+	t.Cleanup(func() { os.RemoveAll(filepath.Join(filepath.Dir(self), "root")) })
+	exe, err := Seal(empty, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer exe.Close()
+	if exe.Kind() != Overlay {
+		t.Fatalf("seal is %s, want %s", exe.Kind(), Overlay)
+	}
+	if _, err := os.Stat(empty); err == nil {
+		t.Errorf("%s was made, though the empty layer needs no directory", empty)
+	}
+}
