@@ -154,6 +154,7 @@ func init() {
 		plan.OpWaitStart:     func(a *applier, s *plan.Step) error { return waitStart(a.plan.Fds.FifoDir) },
 		plan.OpExec:          func(a *applier, s *plan.Step) error { return a.exec.run() },
 	}
+	addLinux13Handlers(handlers)
 }
 
 func bindRoot(a *applier, s *plan.Step) error {
