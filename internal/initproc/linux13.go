@@ -74,3 +74,7 @@ func cpuAffinityStep(a *applier, s *plan.Step) error {
 	}
 	return nil
 }
+
+// Handles reports whether the child applies a step kind, for the test
+// that keeps `features`, the validator and the applier in step.
+func Handles(op plan.Op) bool { _, ok := handlers[op]; return ok }

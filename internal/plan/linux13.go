@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"sort"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -212,4 +213,37 @@ func finalAffinity(a *specs.CPUAffinity, exec bool) (*Step, error) {
 // fields that every process gets (personality, memoryPolicy).
 func ForExecWith(proc *specs.Process, lx *specs.Linux, filter *security.Seccomp, preserveFds int) (*Plan, error) {
 	return forExec(proc, lx, filter, preserveFds)
+}
+
+// Unapplied lists the mount options that runc 1.5 applies and hako does
+// not yet: refused by name rather than dropped, so that nobody believes
+// them in force. features leaves them out.
+var Unapplied = map[string]string{
+	// runc copies the directory's contents into the new tmpfs.
+	"tmpcopyup": "copying the directory's contents into the tmpfs is not implemented",
+}
+
+func refuseUnapplied(i int, m specs.Mount) error {
+	for _, o := range m.Options {
+		if why, ok := Unapplied[o]; ok {
+			return fmt.Errorf("mounts[%d].options: %q is not supported by hako (%s)", i, o, why)
+		}
+	}
+	return nil
+}
+
+// MemoryPolicyModes and MemoryPolicyFlags are what the compiler maps, for
+// features: listed because they are applied.
+func MemoryPolicyModes() []string { return sortedKeys(mpolModes) }
+
+// MemoryPolicyFlags: see MemoryPolicyModes.
+func MemoryPolicyFlags() []string { return sortedKeys(mpolFlags) }
+
+func sortedKeys[K ~string, V any](m map[K]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, string(k))
+	}
+	sort.Strings(out)
+	return out
 }

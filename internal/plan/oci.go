@@ -189,6 +189,9 @@ func (c *compiler) mounts(s *specs.Spec, lx *specs.Linux, prop uintptr) (bool, e
 	c.add(br)
 	devRO := false
 	for i, m := range s.Mounts {
+		if err := refuseUnapplied(i, m); err != nil {
+			return false, err
+		}
 		mnt, ro := c.mount(s, m)
 		devRO = devRO || ro
 		c.add(Step{Op: OpMount, Value: "mounts[" + strconv.Itoa(i) + "]", Mount: mnt, FD: NoFD})
