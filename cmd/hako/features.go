@@ -9,6 +9,7 @@ import (
 
 	"github.com/hako-runtime/hako/internal/linux/rootfs"
 	"github.com/hako-runtime/hako/internal/linux/security"
+	"github.com/hako-runtime/hako/internal/plan"
 )
 
 func init() {
@@ -41,6 +42,9 @@ func buildFeatures() *features.Features {
 			Selinux:         &features.Selinux{Enabled: &t},
 			IntelRdt:        &features.IntelRdt{Enabled: boolp(false)},
 			MountExtensions: &features.MountExtensions{IDMap: &features.IDMap{Enabled: &t}},
+			// Applied by plan/linux13.go and internal/linux/netdev.
+			MemoryPolicy: &features.MemoryPolicy{Modes: plan.MemoryPolicyModes(), Flags: plan.MemoryPolicyFlags()},
+			NetDevices:   &features.NetDevices{Enabled: &t},
 		},
 		Annotations: map[string]string{
 			"io.github.hako-runtime.version": version,

@@ -18,6 +18,7 @@ import (
 	"github.com/hako-runtime/hako/internal/hooks"
 	"github.com/hako-runtime/hako/internal/linux/cgroups"
 	"github.com/hako-runtime/hako/internal/linux/idmap"
+	"github.com/hako-runtime/hako/internal/linux/netdev"
 	"github.com/hako-runtime/hako/internal/linux/ns"
 	"github.com/hako-runtime/hako/internal/linux/rootfs"
 	"github.com/hako-runtime/hako/internal/nsenter"
@@ -85,6 +86,10 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 		return nil, errors.New("--console-socket given but process.terminal is false")
 	}
 	r.debug("create %s: config %s/config.json valid, rootfs %s", o.ID, bundle, rootfsPath)
+	if s.Linux != nil && len(s.Linux.NetDevices) > 0 && r.Rootless {
+		// runc's words: moving host devices needs CAP_NET_ADMIN on the host.
+		return nil, errors.New("linux.netDevices: network devices are not supported for rootless containers")
+	}
 	lock, err := r.Store.Create(o.ID)
 	if err != nil {
 		return nil, err
@@ -242,6 +247,14 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 				p := fmt.Sprintf("/proc/%d/oom_score_adj", pid)
 				if err := os.WriteFile(p, []byte(strconv.Itoa(*s.Process.OOMScoreAdj)), 0); err != nil {
 					return fmt.Errorf("write %s: %w", p, err)
+				}
+			}
+			// Before the plan is sent, so that the devices are there, up
+			// and addressed when the container's own code first runs
+			// (runc moves them at the same point, procHooks).
+			if ns.IsNew(lx.Namespaces, specs.NetworkNamespace) || ns.Has(lx.Namespaces, specs.NetworkNamespace) {
+				if err := netdev.Move(fmt.Sprintf("/proc/%d/ns/net", pid), lx.NetDevices); err != nil {
+					return err
 				}
 			}
 			pl.SetHookState(c.stateJSON(Creating), c.stateJSON(Created))

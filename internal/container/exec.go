@@ -99,7 +99,9 @@ func (c *Container) Exec(o *ExecOpts) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	pl, err := plan.ForExec(o.Process, filter, o.PreserveFds)
+	// With the config's linux section: personality and memoryPolicy are
+	// every process's, as in runc's setns_init.
+	pl, err := plan.ForExecWith(o.Process, lx, filter, o.PreserveFds)
 	if err != nil {
 		return 0, err
 	}
@@ -108,6 +110,11 @@ func (c *Container) Exec(o *ExecOpts) (int, error) {
 		req: req, cgroup2Dir: cgroup2, plan: pl, preserved: preserved, console: console,
 		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr, sealDir: c.rt.sealDir(), rootless: c.rt.Rootless, warn: c.rt.Warn,
 		stuck: stuck,
+	}
+	// execCPUAffinity.initial holds from the fork on, for nsexec and
+	// hako's own code in the container, as runc's startWithCPUAffinity.
+	if so.initialCPUs, _, err = plan.AffinityMasks(o.Process.ExecCPUAffinity); err != nil {
+		return 0, err
 	}
 	var p *proc
 	so.onFd = func(fd int) error {

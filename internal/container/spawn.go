@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"syscall"
 	"time"
@@ -55,6 +56,9 @@ type spawnOpts struct {
 	// warn then says so.
 	rootless bool
 	warn     func(string)
+	// initialCPUs, if set, is the CPU affinity the process is born with
+	// (process.execCPUAffinity.initial).
+	initialCPUs *unix.CPUSet
 }
 
 // proc is a started container process and the parent's end of its socket.
@@ -166,7 +170,7 @@ func spawn(o *spawnOpts) (*proc, error) {
 		parent.Close()
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
+	if err := startWithAffinity(cmd, o.initialCPUs); err != nil {
 		parent.Close()
 		return nil, fmt.Errorf("start container process: %w", err)
 	}
@@ -303,4 +307,24 @@ func reap(pid int) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// startWithAffinity starts cmd from a thread of its own whose CPU affinity
+// is cpus, which the child inherits (runc's startWithCPUAffinity). That
+// thread is left locked, so the Go runtime retires it rather than let
+// other goroutines run on the narrowed affinity.
+func startWithAffinity(cmd *exec.Cmd, cpus *unix.CPUSet) error {
+	if cpus == nil {
+		return cmd.Start()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := unix.SchedSetaffinity(0, cpus); err != nil {
+			errc <- fmt.Errorf("process.execCPUAffinity.initial: sched_setaffinity: %w", err)
+			return
+		}
+		errc <- cmd.Start()
+	}()
+	return <-errc
 }

@@ -162,6 +162,7 @@ func init() {
 	handlers[plan.OpNewRoot] = newRootStep
 	handlers[plan.OpParentDeathSignal] = parentDeathStep
 	handlers[plan.OpDumpable] = func(a *applier, s *plan.Step) error { return unix.Prctl(unix.PR_SET_DUMPABLE, 1, 0, 0, 0) }
+	addLinux13Handlers(handlers)
 }
 
 func bindRoot(a *applier, s *plan.Step) error {

@@ -58,6 +58,7 @@ func FromSpec(in *OCI) (*Plan, error) {
 		lx = &specs.Linux{}
 	}
 	c := &compiler{in: in}
+	var err error
 	um := step(OpUmask)
 	c.add(um)
 	newMountNS := ns.Has(lx.Namespaces, specs.MountNamespace)
@@ -67,7 +68,6 @@ func FromSpec(in *OCI) (*Plan, error) {
 	}
 	devRO := false
 	if newMountNS {
-		var err error
 		if devRO, err = c.mounts(s, lx, prop); err != nil {
 			return nil, err
 		}
@@ -112,14 +112,9 @@ func FromSpec(in *OCI) (*Plan, error) {
 		c.add(step(OpKeyring))
 	}
 	if p := lx.Personality; p != nil {
-		st := Step{Op: OpPersonality, Value: string(p.Domain), FD: NoFD}
-		switch p.Domain {
-		case specs.PerLinux:
-			st.Flags = 0x0000
-		case specs.PerLinux32:
-			st.Flags = 0x0008
-		default:
-			return nil, fmt.Errorf("linux.personality.domain %q: unknown", p.Domain)
+		st, err := personality(p)
+		if err != nil {
+			return nil, err
 		}
 		c.add(st)
 	}
@@ -128,6 +123,9 @@ func FromSpec(in *OCI) (*Plan, error) {
 		cp := *proc
 		cp.Env = append(append([]string{}, proc.Env...), "LISTEN_FDS="+strconv.Itoa(in.ListenFds), "LISTEN_PID=1")
 		proc = &cp
+	}
+	if c.attrs, err = attributes(proc, lx, false); err != nil {
+		return nil, err
 	}
 	if err := c.process(proc, in.Seccomp, in.PreserveFds); err != nil {
 		return nil, err
@@ -143,7 +141,15 @@ func FromSpec(in *OCI) (*Plan, error) {
 
 // ForExec compiles a process `exec` adds to a running container.
 func ForExec(proc *specs.Process, filter *security.Seccomp, preserveFds int) (*Plan, error) {
+	return forExec(proc, nil, filter, preserveFds)
+}
+
+func forExec(proc *specs.Process, lx *specs.Linux, filter *security.Seccomp, preserveFds int) (*Plan, error) {
 	c := &compiler{}
+	var err error
+	if c.attrs, err = attributes(proc, lx, true); err != nil {
+		return nil, err
+	}
 	c.add(Step{Op: OpUmask, Mode: 0o022, FD: NoFD})
 	if proc.Terminal {
 		c.add(step(OpSetsid))
@@ -160,6 +166,9 @@ func ForExec(proc *specs.Process, filter *security.Seccomp, preserveFds int) (*P
 type compiler struct {
 	in    *OCI
 	steps []Step
+	// attrs are attributes' steps, which process places after
+	// no_new_privs.
+	attrs []Step
 }
 
 func (c *compiler) add(s Step) { c.steps = append(c.steps, s) }
@@ -180,6 +189,9 @@ func (c *compiler) mounts(s *specs.Spec, lx *specs.Linux, prop uintptr) (bool, e
 	c.add(br)
 	devRO := false
 	for i, m := range s.Mounts {
+		if err := refuseUnapplied(i, m); err != nil {
+			return false, err
+		}
 		mnt, ro := c.mount(s, m)
 		devRO = devRO || ro
 		c.add(Step{Op: OpMount, Value: "mounts[" + strconv.Itoa(i) + "]", Mount: mnt, FD: NoFD})
@@ -290,6 +302,7 @@ func (c *compiler) process(proc *specs.Process, filter *security.Seccomp, preser
 	if proc.NoNewPrivileges {
 		c.add(step(OpNoNewPrivs))
 	}
+	c.steps = append(c.steps, c.attrs...)
 	if proc.ApparmorProfile != "" {
 		c.add(Step{Op: OpAppArmor, Value: proc.ApparmorProfile, FD: NoFD})
 	}

@@ -137,6 +137,7 @@ type Step struct {
 	Caps        *specs.LinuxCapabilities `json:"caps,omitempty"`
 	User        *specs.User              `json:"user,omitempty"`
 	Exec        *Exec                    `json:"exec,omitempty"`
+	Sched       *SchedAttr               `json:"sched,omitempty"`
 }
 
 // NoFD marks a step without an fd.

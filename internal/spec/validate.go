@@ -126,6 +126,9 @@ func ValidateProcess(p *specs.Process) error {
 	if err := checkScheduler(p.Scheduler); err != nil {
 		return err
 	}
+	if err := checkCPUAffinity(p.ExecCPUAffinity); err != nil {
+		return err
+	}
 	return checkIOPriority(p.IOPriority)
 }
 

@@ -415,7 +415,14 @@ func (v *validator) intelRdt() error {
 	if id := l.IntelRdt.ClosID; id == "." || id == ".." || strings.Contains(id, "/") {
 		return fieldErr("linux.intelRdt.closID", "invalid CLOS name %q", id)
 	}
-	return nil
+	// Never accepted and ignored: without resctrl runc 1.5 refuses the
+	// config in these words; with resctrl hako still has no applier
+	// (resctrl groups, schemata, monitoring), so it refuses too rather
+	// than let an engine believe the cache or bandwidth limits hold.
+	if !ResctrlMounted() {
+		return fieldErr("linux.intelRdt", "intelRdt is specified in config, but Intel RDT is not enabled")
+	}
+	return fieldErr("linux.intelRdt", "not supported by hako (resctrl groups are not applied yet)")
 }
 
 func (v *validator) memoryPolicy() error {
@@ -439,6 +446,11 @@ func (v *validator) memoryPolicy() error {
 	}
 	if mp.Nodes != "" && !validList(mp.Nodes) {
 		return fieldErr("linux.memoryPolicy.nodes", "invalid node list %q", mp.Nodes)
+	}
+	// set_mempolicy takes a node mask: what runc cannot turn into one
+	// (a ":used/group" stride) it refuses, and so does hako.
+	if _, err := CPUSet(mp.Nodes); err != nil {
+		return fieldErr("linux.memoryPolicy.nodes", "%q: %v", mp.Nodes, err)
 	}
 	return nil
 }

@@ -64,7 +64,7 @@ var sbFlagOpts = map[string]bool{"sync": true, "dirsync": true, "lazytime": true
 // ignoredOpts are accepted for compatibility and mean nothing here:
 // "defaults" and "async"/"nolazytime" are the kernel's defaults, and
 // "remount" makes no sense for a mount that does not exist yet.
-var ignoredOpts = map[string]bool{"defaults": true, "async": true, "nomand": true, "nolazytime": true, "remount": true, "loud": true, "tmpcopyup": true}
+var ignoredOpts = map[string]bool{"defaults": true, "async": true, "nomand": true, "nolazytime": true, "remount": true, "loud": true}
 
 // ParseOptions sorts a config.json option list. Unknown options are
 // filesystem data, as runc passes them to mount(2).
