@@ -1,11 +1,16 @@
 package integration
 
 import (
+	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Masking N directories shares one read-only tmpfs (runc 1.5, crun 1.24):
@@ -71,6 +76,119 @@ func TestParityMaskedPathsShareOneTmpfs(t *testing.T) {
 		lines := strings.Split(strings.TrimSpace(out), "\n")
 		if last := strings.TrimSpace(lines[len(lines)-1]); last != "0" {
 			t.Errorf("%s: masked directory lists %s entries, want 0", who, last)
+		}
+	}
+}
+
+// pidfdListener listens on a unix socket for one --pidfd-socket message
+// and returns a channel with the payload and the pid the received pidfd
+// refers to (its fdinfo's Pid:, in our PID namespace), after checking the
+// fd is a live pidfd (pidfd_send_signal 0).
+func pidfdListener(t *testing.T) (string, <-chan [2]string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "pidfd.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	ch := make(chan [2]string, 1)
+	go func() {
+		defer close(ch)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		buf, oob := make([]byte, 64), make([]byte, unix.CmsgSpace(4*4))
+		n, oobn, _, _, err := c.(*net.UnixConn).ReadMsgUnix(buf, oob)
+		if err != nil {
+			ch <- [2]string{"recvmsg: " + err.Error(), ""}
+			return
+		}
+		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil || len(msgs) != 1 {
+			ch <- [2]string{fmt.Sprintf("control messages %d: %v", len(msgs), err), ""}
+			return
+		}
+		fds, err := unix.ParseUnixRights(&msgs[0])
+		if err != nil || len(fds) != 1 {
+			ch <- [2]string{fmt.Sprintf("rights %v: %v", fds, err), ""}
+			return
+		}
+		defer unix.Close(fds[0])
+		if err := unix.PidfdSendSignal(fds[0], 0, nil, 0); err != nil {
+			ch <- [2]string{"pidfd_send_signal 0: " + err.Error(), ""}
+			return
+		}
+		info, _ := os.ReadFile(fmt.Sprintf("/proc/self/fdinfo/%d", fds[0]))
+		pid := ""
+		for _, l := range strings.Split(string(info), "\n") {
+			if v, ok := strings.CutPrefix(l, "Pid:"); ok {
+				pid = strings.TrimSpace(v)
+			}
+		}
+		ch <- [2]string{string(buf[:n]), pid}
+	}()
+	return path, ch
+}
+
+func recvPidfd(t *testing.T, who string, ch <-chan [2]string) (payload, pid string) {
+	t.Helper()
+	select {
+	case got, ok := <-ch:
+		if !ok {
+			t.Fatalf("%s: no pidfd message", who)
+		}
+		return got[0], got[1]
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s: no pidfd sent within 30s", who)
+	}
+	return "", ""
+}
+
+// --pidfd-socket on create (and run) and exec: the caller gets a pidfd of
+// the init, payload "standard", and of the exec'd process, "setns", as
+// from runc 1.5.
+func TestParityPidfdSocket(t *testing.T) {
+	e := newEnv(t)
+	e.spec.Process.Args = []string{"sleep", "1000"}
+	e.write()
+	rts := map[string][]string{"hako": {hakoBin, "--root", e.root}}
+	if rc := runc15(t); rc != nil {
+		rts["runc-1.5"] = rc
+	}
+	for who, rt := range rts {
+		id := "c-pidfd-" + strings.ReplaceAll(who, ".", "")
+		sock, ch := pidfdListener(t)
+		if so, se, code := rtCmd(t, rt, "create", "--bundle", e.bundle, "--pidfd-socket", sock, id); code != 0 {
+			t.Fatalf("%s create: %d %s%s", who, code, so, se)
+		}
+		defer rtCmd(t, rt, "delete", "--force", id)
+		payload, pid := recvPidfd(t, who+" create", ch)
+		var st struct{ Pid int }
+		so, _, _ := rtCmd(t, rt, "state", id)
+		json.Unmarshal([]byte(so), &st)
+		if payload != "standard" || pid != itoa(st.Pid) {
+			t.Errorf("%s create: payload %q pidfd of pid %q, want \"standard\" and the init %d", who, payload, pid, st.Pid)
+		}
+		rtCmd(t, rt, "start", id)
+
+		sock, ch = pidfdListener(t)
+		pidFile := filepath.Join(t.TempDir(), "exec.pid")
+		if so, se, code := rtCmd(t, rt, "exec", "-d", "--pid-file", pidFile, "--pidfd-socket", sock, id, "sleep", "999"); code != 0 {
+			t.Fatalf("%s exec: %d %s%s", who, code, so, se)
+		}
+		payload, pid = recvPidfd(t, who+" exec", ch)
+		if want := strings.TrimSpace(readFile(t, pidFile)); payload != "setns" || pid != want {
+			t.Errorf("%s exec: payload %q pidfd of pid %q, want \"setns\" and the exec'd %s", who, payload, pid, want)
+		}
+
+		// A socket nobody listens on fails the command before anything runs.
+		bad := filepath.Join(t.TempDir(), "none.sock")
+		so, se, code := rtCmd(t, rt, "exec", "-d", "--pidfd-socket", bad, id, "true")
+		if code == 0 || !strings.Contains(so+se, bad) {
+			t.Errorf("%s exec with a dead --pidfd-socket: exit %d %q, want a failure naming %s", who, code, so+se, bad)
 		}
 	}
 }
