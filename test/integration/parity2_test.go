@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -189,6 +190,41 @@ func TestParityPidfdSocket(t *testing.T) {
 		so, se, code := rtCmd(t, rt, "exec", "-d", "--pidfd-socket", bad, id, "true")
 		if code == 0 || !strings.Contains(so+se, bad) {
 			t.Errorf("%s exec with a dead --pidfd-socket: exit %d %q, want a failure naming %s", who, code, so+se, bad)
+		}
+	}
+}
+
+// runc's iversion, noiversion, silent and loud are mount(2) flags, never
+// filesystem data: a tmpfs with them mounts (tmpfs would refuse them as
+// parameters); "nosilent" is no mount option, and both runtimes pass it
+// to the filesystem, which refuses it.
+func TestParityMountFlagsIVersionSilent(t *testing.T) {
+	e := newEnv(t)
+	e.spec.Mounts = append(e.spec.Mounts,
+		specs.Mount{Destination: "/mnt/a", Type: "tmpfs", Source: "tmpfs", Options: []string{"iversion", "silent", "nosuid"}},
+		specs.Mount{Destination: "/mnt/b", Type: "tmpfs", Source: "tmpfs", Options: []string{"noiversion", "loud", "nodev"}})
+	e.spec.Process.Args = []string{"sh", "-c", "grep -E ' /mnt/(a|b) ' /proc/self/mountinfo"}
+	e.write()
+	rts := map[string][]string{"hako": {hakoBin, "--root", e.root}}
+	if rc := runc15(t); rc != nil {
+		rts["runc-1.5"] = rc
+	}
+	for who, rt := range rts {
+		out, code := runWith(t, rt, e.bundle, "c-iv-"+strings.ReplaceAll(who, ".", ""))
+		if code != 0 || strings.Count(out, " - tmpfs ") != 2 {
+			t.Errorf("%s: exit %d, want both tmpfs mounted:\n%s", who, code, out)
+		}
+		if strings.Contains(out, "iversion") || strings.Contains(out, "silent") {
+			t.Errorf("%s: a flag reached the filesystem's options:\n%s", who, out)
+		}
+	}
+	e.spec.Mounts = append(e.spec.Mounts[:len(e.spec.Mounts)-2],
+		specs.Mount{Destination: "/mnt/c", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosilent"}})
+	e.write()
+	for who, rt := range rts {
+		out, code := runWith(t, rt, e.bundle, "c-ns-"+strings.ReplaceAll(who, ".", ""))
+		if code == 0 {
+			t.Errorf("%s: nosilent accepted, want tmpfs to refuse it as runc 1.5 does:\n%s", who, out)
 		}
 	}
 }
