@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -225,6 +227,77 @@ func TestParityMountFlagsIVersionSilent(t *testing.T) {
 		out, code := runWith(t, rt, e.bundle, "c-ns-"+strings.ReplaceAll(who, ".", ""))
 		if code == 0 {
 			t.Errorf("%s: nosilent accepted, want tmpfs to refuse it as runc 1.5 does:\n%s", who, out)
+		}
+	}
+}
+
+// kill --all KILL on this hybrid host: cgroup.kill empties the container's
+// unified directory (runc 1.2+), and the v1 freeze-signal-thaw path still
+// runs for the v1 hierarchies, which can hold a process the unified
+// directory does not (one that joined through v1 files only; runc 1.5
+// writes cgroup.kill alone there and leaves it running).
+func TestParityKillAllHybrid(t *testing.T) {
+	if _, err := os.Stat("/sys/fs/cgroup/unified/cgroup.procs"); err != nil {
+		t.Skip("needs a hybrid host (cgroup2 at /sys/fs/cgroup/unified)")
+	}
+	e := newEnv(t)
+	init := e.background("c-killall")
+	pidFile := filepath.Join(t.TempDir(), "exec.pid")
+	e.hakoOK("exec", "-d", "--pid-file", pidFile, "c-killall", "sleep", "999")
+	execPid, _ := strconv.Atoi(strings.TrimSpace(readFile(t, pidFile)))
+	var st struct {
+		CgroupPaths map[string]string `json:"cgroup_paths"`
+	}
+	if err := json.Unmarshal([]byte(readFile(t, filepath.Join(e.root, "c-killall", "state.json"))), &st); err != nil {
+		t.Fatal(err)
+	}
+	hasKill := false
+	for _, dir := range st.CgroupPaths {
+		if _, err := os.Stat(filepath.Join(dir, "cgroup.kill")); err == nil {
+			hasKill = true
+		}
+	}
+	if !hasKill {
+		t.Skip("the container's unified directory has no cgroup.kill (Linux < 5.14)")
+	}
+	// A host process in the container's v1 cgroups only.
+	stray := exec.Command("sleep", "999")
+	if err := stray.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer stray.Process.Kill()
+	go stray.Wait()
+	v1 := 0
+	for name, dir := range st.CgroupPaths {
+		if strings.HasPrefix(dir, "/sys/fs/cgroup/unified") || name == "" || name == "unified" {
+			continue
+		}
+		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(itoa(stray.Process.Pid)), 0); err != nil {
+			t.Fatalf("move stray into %s: %v", dir, err)
+		}
+		v1++
+	}
+	if v1 == 0 {
+		t.Fatalf("no v1 cgroup paths in %v", st.CgroupPaths)
+	}
+	_, se, code := e.hako("--debug", "kill", "--all", "c-killall", "KILL")
+	if code != 0 {
+		t.Fatalf("kill --all: exit %d: %s", code, se)
+	}
+	if !strings.Contains(se, "cgroup.kill: complete=false err=<nil>") {
+		t.Errorf("kill --all KILL did not write the unified cgroup.kill:\n%s", se)
+	}
+	for what, pid := range map[string]int{"init": init, "exec'd": execPid, "v1-only stray": stray.Process.Pid} {
+		gone := false
+		for i := 0; i < 300 && !gone; i++ {
+			b, err := os.ReadFile("/proc/" + itoa(pid) + "/stat")
+			gone = err != nil || strings.Contains(string(b), ") Z ")
+			if !gone {
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+		if !gone {
+			t.Errorf("%s process %d survived kill --all KILL", what, pid)
 		}
 	}
 }
