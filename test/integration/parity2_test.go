@@ -301,3 +301,79 @@ func TestParityKillAllHybrid(t *testing.T) {
 		}
 	}
 }
+
+// tmpcopyup: the tmpfs starts with a copy of the directory it covers,
+// owners and modes kept, symlinks copied as symlinks (never followed: one
+// points at "/"), the same as runc 1.5 shows.
+func TestParityTmpcopyup(t *testing.T) {
+	e := newEnv(t)
+	run := filepath.Join(e.bundle, "rootfs/run")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.MkdirAll(filepath.Join(run, "d/e"), 0o755))
+	must(os.WriteFile(filepath.Join(run, "a"), []byte("alpha"), 0o604))
+	must(os.WriteFile(filepath.Join(run, "d/x"), []byte("deep"), 0o604))
+	must(os.WriteFile(filepath.Join(run, "s"), []byte("#!"), 0o755))
+	must(os.Symlink("/etc/passwd", filepath.Join(run, "l")))
+	must(os.Symlink("/", filepath.Join(run, "esc")))
+	must(os.Lchown(filepath.Join(run, "a"), 1000, 1001))
+	must(os.Lchown(filepath.Join(run, "d"), 12, 34))
+	must(os.Chmod(filepath.Join(run, "d"), 0o751))
+	must(unix.Chmod(filepath.Join(run, "s"), 0o4755)) // os.Chmod would drop the raw set-uid bit
+	must(os.Lchown(filepath.Join(run, "l"), 5, 6))
+	e.spec.Mounts = append(e.spec.Mounts, specs.Mount{Destination: "/run", Type: "tmpfs", Source: "tmpfs",
+		Options: []string{"tmpcopyup", "nosuid", "mode=755"}})
+	e.spec.Process.Args = []string{"sh", "-c", "grep -c ' /run .* - tmpfs ' /proc/self/mountinfo; " +
+		"stat -c '%n %a %u %g %F' /run/a /run/d /run/d/e /run/d/x /run/s /run/l /run/esc; " +
+		"readlink /run/l; readlink /run/esc; cat /run/a /run/d/x; echo; touch /run/new && echo writable"}
+	e.write()
+	rts := map[string][]string{"hako": {hakoBin, "--root", e.root}}
+	if rc := runc15(t); rc != nil {
+		rts["runc-1.5"] = rc
+	}
+	want := `1
+/run/a 604 1000 1001 regular file
+/run/d 751 12 34 directory
+/run/d/e 755 0 0 directory
+/run/d/x 604 0 0 regular file
+/run/s 4755 0 0 regular file
+/run/l 777 5 6 symbolic link
+/run/esc 777 0 0 symbolic link
+/etc/passwd
+/
+alphadeep
+writable`
+	for who, rt := range rts {
+		out, code := runWith(t, rt, e.bundle, "c-copyup-"+strings.ReplaceAll(who, ".", ""))
+		if code != 0 || strings.TrimSpace(out) != want {
+			t.Errorf("%s: exit %d\n%s\nwant:\n%s", who, code, out, want)
+		}
+	}
+	// A fifo is copied too; runc 1.5 fails on one (fileutils.CopyFile
+	// never makes it, then lchowns it: ENOENT), so hako alone.
+	must(unix.Mkfifo(filepath.Join(run, "fifo"), 0o620))
+	must(unix.Chmod(filepath.Join(run, "fifo"), 0o620)) // past the umask
+	e.spec.Process.Args = []string{"stat", "-c", "%n %a %F", "/run/fifo"}
+	e.write()
+	if out := strings.TrimSpace(e.hakoOK("run", "--bundle", e.bundle, "c-copyup-fifo")); out != "/run/fifo 620 fifo" {
+		t.Errorf("hako: fifo copied as %q, want \"/run/fifo 620 fifo\"", out)
+	}
+	// The image's directory itself is untouched.
+	if data, err := os.ReadFile(filepath.Join(run, "a")); err != nil || string(data) != "alpha" {
+		t.Errorf("rootfs /run/a after run: %q %v", data, err)
+	}
+	if _, err := os.Stat(filepath.Join(run, "new")); err == nil {
+		t.Errorf("a write to the tmpfs reached the rootfs")
+	}
+	// tmpcopyup on anything but a tmpfs is refused, naming the option.
+	e.spec.Mounts[len(e.spec.Mounts)-1] = specs.Mount{Destination: "/run", Type: "bind", Source: t.TempDir(), Options: []string{"bind", "tmpcopyup"}}
+	e.write()
+	_, se, code := e.hako("run", "--bundle", e.bundle, "c-copyup-bind")
+	if code == 0 || !strings.Contains(se, "tmpcopyup") {
+		t.Errorf("tmpcopyup on a bind mount: exit %d %q, want a refusal naming it", code, se)
+	}
+}

@@ -21,6 +21,9 @@ type Options struct {
 	Data            []string // "key" or "key=value", passed to the filesystem
 	IDMap           bool     // idmap or ridmap
 	RIDMap          bool
+	// CopyUp is runc's tmpcopyup: the tmpfs starts with a copy of the
+	// directory it covers (copyup.go).
+	CopyUp bool `json:",omitempty"`
 }
 
 type attrOpt struct {
@@ -103,6 +106,9 @@ func ParseOptions(opts []string) Options {
 		case "ridmap":
 			o.IDMap, o.RIDMap = true, true
 			continue
+		case "tmpcopyup":
+			o.CopyUp = true
+			continue
 		}
 		if a, ok := attrOpts[opt]; ok {
 			o.Attr = o.Attr&^a.clr | a.set
@@ -165,7 +171,7 @@ func KnownOptions() []string {
 	for k := range ignoredOpts {
 		out = append(out, k)
 	}
-	out = append(out, "bind", "rbind")
+	out = append(out, "bind", "rbind", "tmpcopyup")
 	sort.Strings(out)
 	return out
 }
@@ -178,6 +184,9 @@ func (o Options) String() string {
 	}
 	if o.IDMap {
 		parts = append(parts, "idmap")
+	}
+	if o.CopyUp {
+		parts = append(parts, "tmpcopyup")
 	}
 	if o.Attr != 0 || o.AttrClr != 0 {
 		parts = append(parts, fmt.Sprintf("attr=%#x/-%#x", o.Attr, o.AttrClr))
