@@ -28,6 +28,7 @@ func createFlags(fs *flag.FlagSet) *container.CreateOpts {
 	fs.StringVar(&o.Bundle, "bundle", ".", "path to the bundle directory")
 	fs.StringVar(&o.Bundle, "b", ".", "path to the bundle directory")
 	fs.StringVar(&o.ConsoleSocket, "console-socket", "", "unix socket to send the pty master to")
+	fs.StringVar(&o.PidfdSocket, "pidfd-socket", "", "unix socket to send a pidfd of the init to")
 	fs.StringVar(&o.PidFile, "pid-file", "", "file to write the init's pid to")
 	fs.BoolVar(&o.NoPivot, "no-pivot", false, "use MS_MOVE and chroot instead of pivot_root")
 	fs.BoolVar(&o.NoNewKeyring, "no-new-keyring", false, "keep the caller's session keyring")

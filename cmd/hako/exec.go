@@ -21,10 +21,10 @@ func init() {
 }
 
 type execFlags struct {
-	process, consoleSocket, cwd, user, pidFile, apparmor, label string
-	env, caps, gids, cgroups                                    stringList
-	tty, detach, noNewPrivs, ignorePaused                       bool
-	preserveFds                                                 int
+	process, consoleSocket, pidfdSocket, cwd, user, pidFile, apparmor, label string
+	env, caps, gids, cgroups                                                 stringList
+	tty, detach, noNewPrivs, ignorePaused                                    bool
+	preserveFds                                                              int
 }
 
 // execCmd fails as runc's exec does: "exec failed: ..." and status 255;
@@ -44,6 +44,7 @@ func execMain(g *globals, args []string) error {
 	fs.StringVar(&f.process, "process", "", "path to a process.json")
 	fs.StringVar(&f.process, "p", "", "path to a process.json")
 	fs.StringVar(&f.consoleSocket, "console-socket", "", "unix socket to send the pty master to")
+	fs.StringVar(&f.pidfdSocket, "pidfd-socket", "", "unix socket to send a pidfd of the process to")
 	fs.StringVar(&f.cwd, "cwd", "", "working directory in the container")
 	fs.StringVar(&f.user, "user", "", "uid[:gid]")
 	fs.StringVar(&f.user, "u", "", "uid[:gid]")
@@ -85,7 +86,7 @@ func execMain(g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	o := &container.ExecOpts{Process: p, ConsoleSocket: f.consoleSocket, PidFile: f.pidFile,
+	o := &container.ExecOpts{Process: p, ConsoleSocket: f.consoleSocket, PidfdSocket: f.pidfdSocket, PidFile: f.pidFile,
 		PreserveFds: f.preserveFds, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
 		IgnorePaused: f.ignorePaused, SubCgroups: sub}
 	var relaySock *os.File

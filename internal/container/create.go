@@ -33,9 +33,11 @@ type CreateOpts struct {
 	Bundle        string
 	PidFile       string
 	ConsoleSocket string
-	NoPivot       bool
-	NoNewKeyring  bool
-	PreserveFds   int
+	// PidfdSocket receives a pidfd of the init (--pidfd-socket).
+	PidfdSocket  string
+	NoPivot      bool
+	NoNewKeyring bool
+	PreserveFds  int
 	// ListenFds are systemd socket-activation fds passed on before the
 	// preserved ones (LISTEN_FDS).
 	ListenFds int
@@ -179,6 +181,14 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 		defer consoleSock.Close()
 	}
 
+	pidfdSock, err := dialPidfdSocket(o.PidfdSocket)
+	if err != nil {
+		return nil, err
+	}
+	if pidfdSock != nil {
+		defer pidfdSock.Close()
+	}
+
 	unshare, join, err := ns.Split(lx.Namespaces)
 	if err != nil {
 		return nil, err
@@ -241,6 +251,9 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 			}
 			st.InitPid, st.InitStart = pid, start
 			if err := r.Store.Save(st); err != nil {
+				return err
+			}
+			if err := sendPidfd(pidfdSock, pid, "standard"); err != nil {
 				return err
 			}
 			if s.Process.OOMScoreAdj != nil {

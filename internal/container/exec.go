@@ -24,11 +24,13 @@ type ExecOpts struct {
 	Process       *specs.Process
 	ConsoleSocket string
 	ConsoleFile   *os.File
-	PidFile       string
-	PreserveFds   int
-	Stdin         *os.File
-	Stdout        *os.File
-	Stderr        *os.File
+	// PidfdSocket receives a pidfd of the exec'd process (--pidfd-socket).
+	PidfdSocket string
+	PidFile     string
+	PreserveFds int
+	Stdin       *os.File
+	Stdout      *os.File
+	Stderr      *os.File
 	// IgnorePaused execs into a paused container (--ignore-paused): the
 	// process starts frozen and runs once the container is resumed.
 	IgnorePaused bool
@@ -91,6 +93,13 @@ func (c *Container) Exec(o *ExecOpts) (int, error) {
 		}
 		defer console.Close()
 	}
+	pidfdSock, err := dialPidfdSocket(o.PidfdSocket)
+	if err != nil {
+		return 0, err
+	}
+	if pidfdSock != nil {
+		defer pidfdSock.Close()
+	}
 	preserved, err := preservedFiles(o.PreserveFds)
 	if err != nil {
 		return 0, err
@@ -110,6 +119,9 @@ func (c *Container) Exec(o *ExecOpts) (int, error) {
 		req: req, cgroup2Dir: cgroup2, plan: pl, preserved: preserved, console: console,
 		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr, sealDir: c.rt.sealDir(), rootless: c.rt.Rootless, warn: c.rt.Warn,
 		stuck: stuck,
+		// Before the plan is sent: the process cannot exec (or exit and
+		// be reaped) yet, so the pidfd is of the process asked for.
+		onPid: func(pid int) error { return sendPidfd(pidfdSock, pid, "setns") },
 	}
 	// execCPUAffinity.initial holds from the fork on, for nsexec and
 	// hako's own code in the container, as runc's startWithCPUAffinity.

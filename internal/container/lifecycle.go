@@ -93,12 +93,26 @@ func (r *Runtime) Kill(id string, sig unix.Signal, all bool) error {
 	return c.signalInit(sig)
 }
 
-// signalAll signals every process of the container. The cgroup is frozen
-// meanwhile so that nothing forks a process that escapes the signal.
+// signalAll signals every process of the container. SIGKILL goes through
+// cgroup.kill where there is one (runc 1.2+); otherwise, and for the v1
+// hierarchies of a hybrid host, the cgroup is frozen meanwhile so that
+// nothing forks a process that escapes the signal.
 func (c *Container) signalAll(sig unix.Signal) error {
 	cm, err := c.cgroupManager()
 	if err != nil {
 		return c.signalInit(sig)
+	}
+	if sig == unix.SIGKILL {
+		complete, err := cm.KillAll()
+		c.rt.debug("kill %s: SIGKILL through cgroup.kill: complete=%v err=%v", c.State.ID, complete, err)
+		switch {
+		case err == nil && complete:
+			return nil
+		case err != nil && !errors.Is(err, os.ErrNotExist):
+			// runc returns this error too: a cgroup.kill that exists
+			// and fails is not papered over.
+			return fmt.Errorf("kill container processes: %w", err)
+		}
 	}
 	wasPaused, _ := cm.Paused()
 	if !wasPaused {

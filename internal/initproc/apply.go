@@ -64,6 +64,8 @@ type applier struct {
 	// cwdFound: an OpCwd "try" succeeded, later tries are skipped.
 	cwdFound bool
 	exec     prepared
+	// masker shares one empty tmpfs among consecutive masked directories.
+	masker *rootfs.Masker
 }
 
 type handler func(a *applier, s *plan.Step) error
@@ -77,7 +79,14 @@ func apply(a *applier, steps []plan.Step, hs map[plan.Op]handler) error {
 		if !ok {
 			return fmt.Errorf("step %d %s: unknown step kind", i+1, s.Op)
 		}
-		if err := h(a, s); err != nil {
+		err := h(a, s)
+		// The masks of consecutive OpMask steps share one tmpfs; its fd
+		// goes once they are done (or one failed).
+		if a.masker != nil && (err != nil || i+1 == len(steps) || steps[i+1].Op != plan.OpMask) {
+			a.masker.Close()
+			a.masker = nil
+		}
+		if err != nil {
 			return fmt.Errorf("step %d %s: %w", i+1, s.Op, err)
 		}
 	}
@@ -125,7 +134,7 @@ func init() {
 		plan.OpSymlink:       symlinkStep,
 		plan.OpChmod:         chmodStep,
 		plan.OpRemountRO:     func(a *applier, s *plan.Step) error { return rootfs.RemountReadonly(s.Path) },
-		plan.OpMask:          func(a *applier, s *plan.Step) error { return rootfs.MaskPaths([]string{s.Path}) },
+		plan.OpMask:          maskStep,
 		plan.OpReadonly:      func(a *applier, s *plan.Step) error { return rootfs.ReadonlyPath(s.Path) },
 		plan.OpLoopback:      func(a *applier, s *plan.Step) error { return netns.LoopbackUp() },
 		plan.OpSysctl:        sysctlStep,
@@ -386,4 +395,11 @@ func symlinkStep(a *applier, s *plan.Step) error {
 
 func chmodStep(a *applier, s *plan.Step) error {
 	return withRoot(a, func(r *rootfs.Root) error { return r.Chmod(s.Path, os.FileMode(s.Mode)) })
+}
+
+func maskStep(a *applier, s *plan.Step) error {
+	if a.masker == nil {
+		a.masker = rootfs.NewMasker()
+	}
+	return a.masker.Mask(s.Path)
 }

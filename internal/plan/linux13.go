@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -217,16 +218,20 @@ func ForExecWith(proc *specs.Process, lx *specs.Linux, filter *security.Seccomp,
 
 // Unapplied lists the mount options that runc 1.5 applies and hako does
 // not yet: refused by name rather than dropped, so that nobody believes
-// them in force. features leaves them out.
-var Unapplied = map[string]string{
-	// runc copies the directory's contents into the new tmpfs.
-	"tmpcopyup": "copying the directory's contents into the tmpfs is not implemented",
-}
+// them in force. features leaves them out. (Empty since tmpcopyup is
+// applied; kept for the next one.)
+var Unapplied = map[string]string{}
 
 func refuseUnapplied(i int, m specs.Mount) error {
 	for _, o := range m.Options {
 		if why, ok := Unapplied[o]; ok {
 			return fmt.Errorf("mounts[%d].options: %q is not supported by hako (%s)", i, o, why)
+		}
+		// runc only looks at tmpcopyup for a tmpfs and drops it on
+		// anything else; refused here, as an option accepted and
+		// ignored is worse than an error.
+		if o == "tmpcopyup" && (m.Type != "tmpfs" || slices.Contains(m.Options, "bind") || slices.Contains(m.Options, "rbind")) {
+			return fmt.Errorf("mounts[%d].options: \"tmpcopyup\" applies only to a tmpfs (type %q)", i, m.Type)
 		}
 	}
 	return nil

@@ -319,3 +319,25 @@ func rmdirRetry(dir string, retry bool) error {
 		return &os.PathError{Op: "rmdir", Path: dir, Err: err}
 	}
 }
+
+// KillAll writes cgroup.kill (Linux 5.14) in the container's cgroup2
+// directory, as runc 1.2+ does for SIGKILL: the kernel kills every process
+// of the cgroup and its sub-cgroups at once, forks racing with it included,
+// with no freeze and no pid list to go stale. It reports whether that
+// covered the whole container: on a pure v2 host it did; on a hybrid host
+// the unified directory may not hold a process that joined only through v1
+// files (runc 1.5 leaves such a process running), so the caller still
+// signals the v1 hierarchies' processes.
+// ErrNotExist (no unified directory, or a kernel without cgroup.kill) means
+// nothing was done and the caller uses the freezer path.
+func (m *Manager) KillAll() (complete bool, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.unified == "" {
+		return false, os.ErrNotExist
+	}
+	if err := m.fs.write(m.unified, "cgroup.kill", "1"); err != nil {
+		return false, err
+	}
+	return m.v2 || len(m.v1) == 0, nil
+}

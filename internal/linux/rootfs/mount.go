@@ -291,6 +291,13 @@ func (m *mounter) fs(mnt Mount, o Options) error {
 		return explainMount(mnt.Type, mnt.Destination, err)
 	}
 	defer unix.Close(tree)
+	// Before the attributes (ro) and before the tmpfs covers it: dst is
+	// the directory opened before mounting, its content still visible.
+	if o.CopyUp {
+		if err := copyUp(int(dst.Fd()), tree); err != nil {
+			return fmt.Errorf("%s: %w", mnt.Destination, err)
+		}
+	}
 	if err := setAttrs(tree, o); err != nil {
 		return err
 	}

@@ -21,6 +21,9 @@ type Options struct {
 	Data            []string // "key" or "key=value", passed to the filesystem
 	IDMap           bool     // idmap or ridmap
 	RIDMap          bool
+	// CopyUp is runc's tmpcopyup: the tmpfs starts with a copy of the
+	// directory it covers (copyup.go).
+	CopyUp bool `json:",omitempty"`
 }
 
 type attrOpt struct {
@@ -64,7 +67,26 @@ var sbFlagOpts = map[string]bool{"sync": true, "dirsync": true, "lazytime": true
 // ignoredOpts are accepted for compatibility and mean nothing here:
 // "defaults" and "async"/"nolazytime" are the kernel's defaults, and
 // "remount" makes no sense for a mount that does not exist yet.
-var ignoredOpts = map[string]bool{"defaults": true, "async": true, "nomand": true, "nolazytime": true, "remount": true, "loud": true}
+//
+// "silent", "loud", "iversion" and "noiversion" are runc's too, which maps
+// them to MS_SILENT and MS_I_VERSION of mount(2). The new mount API has
+// neither: fsconfig knows only dirsync, lazytime, mand, ro and sync as
+// superblock flags, and hands anything else to the filesystem, which
+// refuses them (tmpfs: "Unknown parameter 'iversion'"), so they must never
+// become filesystem data. What the flags meant:
+//   - MS_SILENT only quiets the filesystem's kernel-log messages while the
+//     superblock is read; with fsopen the messages go to the fs_context,
+//     which hako reads back into its own error (fsLog), so there is no
+//     kernel-log noise to quiet, and nothing stays on the mount.
+//   - MS_I_VERSION is per filesystem: since Linux 6.2 (ext4, xfs, btrfs)
+//     and 6.6 (tmpfs) the filesystems that support i_version set it
+//     themselves and ignore the flag either way, and the others never had
+//     it; "noiversion" cannot turn it off on any of them.
+//
+// "nosilent" is not a mount option (mount(8) and runc say "loud"): like
+// runc, hako passes it to the filesystem as data, which refuses it.
+var ignoredOpts = map[string]bool{"defaults": true, "async": true, "nomand": true, "nolazytime": true, "remount": true,
+	"loud": true, "silent": true, "iversion": true, "noiversion": true}
 
 // ParseOptions sorts a config.json option list. Unknown options are
 // filesystem data, as runc passes them to mount(2).
@@ -83,6 +105,9 @@ func ParseOptions(opts []string) Options {
 			continue
 		case "ridmap":
 			o.IDMap, o.RIDMap = true, true
+			continue
+		case "tmpcopyup":
+			o.CopyUp = true
 			continue
 		}
 		if a, ok := attrOpts[opt]; ok {
@@ -146,7 +171,7 @@ func KnownOptions() []string {
 	for k := range ignoredOpts {
 		out = append(out, k)
 	}
-	out = append(out, "bind", "rbind")
+	out = append(out, "bind", "rbind", "tmpcopyup")
 	sort.Strings(out)
 	return out
 }
@@ -159,6 +184,9 @@ func (o Options) String() string {
 	}
 	if o.IDMap {
 		parts = append(parts, "idmap")
+	}
+	if o.CopyUp {
+		parts = append(parts, "tmpcopyup")
 	}
 	if o.Attr != 0 || o.AttrClr != 0 {
 		parts = append(parts, fmt.Sprintf("attr=%#x/-%#x", o.Attr, o.AttrClr))

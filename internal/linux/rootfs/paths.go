@@ -3,6 +3,7 @@ package rootfs
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 
 	"golang.org/x/sys/unix"
 )
@@ -33,56 +34,117 @@ func openDevNull() (int, error) {
 	return fd, nil
 }
 
-func maskPaths(paths []string) error {
-	if len(paths) == 0 {
-		return nil
+// masker holds what masking reuses across paths: the container's checked
+// /dev/null (for files) and one empty read-only tmpfs (for directories).
+// runc 1.5 and crun 1.24 share one tmpfs because Kubernetes masks hundreds
+// of per-CPU sysfs directories, and a superblock per directory costs kernel
+// memory and mount time for each; a clone of the one detached mount
+// (open_tree OPEN_TREE_CLONE) is a new mount of the same superblock.
+// The plan has a step per masked path; the init keeps one Masker across
+// consecutive steps (NewMasker, Mask, Close).
+type Masker struct {
+	null, tmpfs int
+	attached    bool // tmpfs is attached (at the first masked directory)
+	seen        map[string]bool
+}
+
+// NewMasker starts a run of masks that share one tmpfs and one /dev/null.
+func NewMasker() *Masker { return &Masker{null: -1, tmpfs: -1, seen: map[string]bool{}} }
+
+// Close drops the shared tmpfs and /dev/null fds; the masks stay.
+func (m *Masker) Close() {
+	for _, fd := range []int{m.null, m.tmpfs} {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
 	}
-	null := -1
-	defer func() {
-		if null >= 0 {
-			unix.Close(null)
-		}
-	}()
+	m.null, m.tmpfs = -1, -1
+}
+
+func maskPaths(paths []string) error {
+	m := NewMasker()
+	defer m.Close()
 	for _, p := range paths {
-		fd, err := openContained(p)
-		if errors.Is(err, unix.ENOENT) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("maskedPaths %s: %w", p, err)
-		}
-		err = maskOne(fd, p, &null)
-		unix.Close(fd)
-		if err != nil {
-			return fmt.Errorf("maskedPaths %s: %w", p, err)
+		if err := m.Mask(p); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-func maskOne(fd int, p string, null *int) error {
+// Mask masks one path: a directory with a clone of the shared empty tmpfs,
+// anything else with the container's /dev/null.
+func (m *Masker) Mask(p string) error {
+	// A path listed twice is masked once, as runc 1.5 does: a second
+	// mount would only hide the first.
+	if m.seen[filepath.Clean(p)] {
+		return nil
+	}
+	m.seen[filepath.Clean(p)] = true
+	fd, err := openContained(p)
+	if errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("maskedPaths %s: %w", p, err)
+	}
+	err = m.maskOne(fd)
+	unix.Close(fd)
+	if err != nil {
+		return fmt.Errorf("maskedPaths %s: %w", p, err)
+	}
+	return nil
+}
+
+// emptyTmpfs makes (once) the detached, read-only, empty tmpfs that every
+// masked directory gets a clone of. size=0 leaves nothing to write even
+// if the read-only attribute were cleared on one clone.
+func (m *Masker) emptyTmpfs() (int, error) {
+	if m.tmpfs >= 0 {
+		return m.tmpfs, nil
+	}
+	tree, err := newFS("tmpfs", "tmpfs", Options{Data: []string{"size=0", "mode=755"}}, true)
+	if err != nil {
+		return -1, err
+	}
+	a := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
+	if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH, &a); err != nil {
+		unix.Close(tree)
+		return -1, fmt.Errorf("mount_setattr ro: %w", err)
+	}
+	m.tmpfs = tree
+	return tree, nil
+}
+
+func (m *Masker) maskOne(fd int) error {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return err
 	}
-	var tree int
+	src := -1
 	var err error
 	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
-		tree, err = newFS("tmpfs", "tmpfs", Options{Attr: unix.MOUNT_ATTR_RDONLY, Data: []string{"size=0", "mode=755"}}, true)
-		if err == nil {
-			a := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
-			err = unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH, &a)
-		}
+		src, err = m.emptyTmpfs()
 	} else {
-		if *null < 0 {
-			if *null, err = openDevNull(); err != nil {
-				return err
-			}
+		if m.null < 0 {
+			m.null, err = openDevNull()
 		}
-		tree, err = unix.OpenTree(*null, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH)
+		src = m.null
 	}
 	if err != nil {
 		return err
+	}
+	// The clone keeps the source's attributes (read-only for the tmpfs).
+	tree, err := unix.OpenTree(src, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH)
+	if errors.Is(err, unix.EINVAL) && src == m.tmpfs && !m.attached {
+		// Kernels before 6.15 do not clone a detached mount: attach the
+		// original at the first directory; its fd then names an attached
+		// mount, which later directories get clones of.
+		m.attached = true
+		return unix.MoveMount(src, "", fd, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH)
+	}
+	if err != nil {
+		return fmt.Errorf("open_tree: %w", err)
 	}
 	defer unix.Close(tree)
 	return unix.MoveMount(tree, "", fd, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH)

@@ -155,6 +155,21 @@ else
 	forkerr=$(grep -c "can't fork" /tmp/fb.out)
 	check pids-fork-loop "pids.current=$cur peak=$peak pids.events-max=$maxev fork-errors=$forkerr after ${i}s output=$(one_line /tmp/fb.out)" \
 		[ "$cur" -le 20 -a "$forkerr" -gt 0 -a "${maxev:-0}" -ge 1 ]
+	# (5b) kill --all KILL through cgroup.kill (runc 1.2+): the kernel
+	# kills the full cgroup at once, no freeze. Death is asynchronous, so
+	# wait (bounded) for "populated 0" rather than timing anything.
+	before=$(wc -l <"$FCG/cgroup.procs")
+	$HAKO --debug kill --all fb KILL >/tmp/kill.out 2>&1
+	rc=$?
+	i=0
+	while [ $i -lt 30 ] && ! grep -q "populated 0" "$FCG/cgroup.events"; do
+		sleep 1
+		i=$((i + 1))
+	done
+	pop=$(grep populated "$FCG/cgroup.events")
+	viakill=$(grep -c "cgroup.kill: complete=true err=<nil>" /tmp/kill.out)
+	check kill-all-cgroup-kill "rc=$rc procs-before=$before events=[$pop] via-cgroup.kill=$viakill after ${i}s log=$(one_line /tmp/kill.out)" \
+		[ "$rc" = 0 -a "$before" -gt 1 -a "$pop" = "populated 0" -a "$viakill" -ge 1 ]
 	$HAKO delete --force fb 2>>$ERR
 fi
 
