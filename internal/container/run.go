@@ -1,0 +1,58 @@
+package container
+
+import (
+	"golang.org/x/sys/unix"
+
+	"github.com/hako-runtime/hako/internal/console"
+)
+
+// RunOpts are what `hako run` adds to create's options.
+type RunOpts struct {
+	Detach      bool // do not wait for the container
+	Keep        bool // keep the container's state after it exits
+	NoSubreaper bool // leave orphans to the host's init
+}
+
+// Run is `hako run`: create, relay the pty, start, wait, delete, the order
+// runc keeps, so the CLI only parses flags. It returns the init's exit
+// status (0 when detached). A failure after create deletes the container.
+func (r *Runtime) Run(o *CreateOpts, ro RunOpts) (int, error) {
+	o.RelayTTY = !ro.Detach
+	if !ro.Detach && !ro.NoSubreaper {
+		// Orphans of the container (when it has no PID namespace of its
+		// own) are reaped here rather than by the host's init.
+		_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+	}
+	c, err := r.Create(o)
+	if err != nil {
+		return 0, err
+	}
+	var relay *console.Relay
+	if o.RelaySocket != nil {
+		defer o.RelaySocket.Close()
+		if relay, err = console.StartRelay(o.RelaySocket); err != nil {
+			r.Delete(o.ID, true)
+			return 0, err
+		}
+	}
+	if err := r.Start(o.ID); err != nil {
+		r.Delete(o.ID, true)
+		return 0, err
+	}
+	if ro.Detach {
+		return 0, nil
+	}
+	code, werr := WaitForward(c.State.InitPid)
+	if relay != nil {
+		relay.Close()
+	}
+	if !ro.Keep {
+		if err := r.Delete(o.ID, true); err != nil && werr == nil {
+			werr = err
+		}
+	}
+	if werr != nil {
+		return 0, werr
+	}
+	return code, nil
+}
