@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hako-runtime/hako/internal/frame"
+	"github.com/hako-runtime/hako/internal/linux/idmap"
 	"github.com/hako-runtime/hako/internal/linux/ns"
 	"github.com/hako-runtime/hako/internal/linux/rootfs"
 	"github.com/hako-runtime/hako/internal/plan"
@@ -40,7 +41,7 @@ func mountFds(pl *plan.Plan, s *specs.Spec, initPid int) ([]*os.File, error) {
 		var f *os.File
 		switch st.Mount.Kind {
 		case rootfs.KindIDMap:
-			tree, err := idmapTree(st.Mount, initPid)
+			tree, err := idmap.Tree(st.Mount, initPid)
 			if err != nil {
 				return fail(fmt.Errorf("%s idmapped bind of %s on %s: %w", st.Value, st.Mount.Source, st.Mount.Destination, err))
 			}

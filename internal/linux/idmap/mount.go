@@ -1,4 +1,4 @@
-package container
+package idmap
 
 import (
 	"fmt"
@@ -14,12 +14,12 @@ import (
 	"github.com/hako-runtime/hako/internal/nsenter"
 )
 
-// idmapTree makes the detached, idmapped bind mount of an idmap/ridmap
+// Tree makes the detached, idmapped bind mount of an idmap/ridmap
 // mount (the successor of seed 004's shiftfs). Making one needs privilege
 // over the source filesystem's user namespace (the host's), which only
 // hako has: the container's init cannot. The init later moves it into
 // place.
-func idmapTree(m *rootfs.Mount, initPid int) (*os.File, error) {
+func Tree(m *rootfs.Mount, initPid int) (*os.File, error) {
 	o := m.Options
 	src := m.Source
 	flags := uint(unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC)
