@@ -55,119 +55,49 @@ type CreateOpts struct {
 
 // Create builds the container and leaves its init waiting for start. On
 // failure nothing is left: no process, cgroup, mount or state directory.
+//
+// It reads as the steps below, in the order they must happen; each step
+// says why it sits where it does. What outlives a step (the lock, sockets,
+// the undo list) is held here, so its lifetime is visible in one place.
 func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
-	bundle, err := filepath.Abs(o.Bundle)
+	k := &creation{r: r, o: o}
+	if err := k.loadBundle(); err != nil {
+		return nil, err
+	}
+	theirs, err := k.makeRelaySocket()
 	if err != nil {
 		return nil, err
 	}
-	s, cfgData, err := spec.LoadBytes(bundle)
-	if err != nil {
-		return nil, err
-	}
-	rootfsPath, err := spec.RootfsPath(s, bundle)
-	if err != nil {
-		return nil, err
-	}
-	if s.Process.Terminal && o.ConsoleSocket == "" && o.ConsoleFile == nil && o.RelayTTY {
-		theirs, ours, err := console.Socketpair()
-		if err != nil {
-			return nil, err
-		}
+	if theirs != nil {
 		defer theirs.Close()
-		defer func() {
-			if err != nil {
-				ours.Close()
-			}
-		}()
-		o.ConsoleFile, o.RelaySocket = theirs, ours
+		// NOTE: before this split, a deferred close of our end (o.RelaySocket)
+		// on failure tested a shadowed err and so never ran; our end stays
+		// the caller's to close. Kept as it was: this split moves code only.
 	}
-	if s.Process.Terminal && o.ConsoleSocket == "" && o.ConsoleFile == nil {
-		return nil, errors.New("process.terminal is true: use --console-socket to receive the pty master (or run in the foreground)")
+	if err := k.checkConsole(); err != nil {
+		return nil, err
 	}
-	if !s.Process.Terminal && (o.ConsoleSocket != "" || o.ConsoleFile != nil) {
-		return nil, errors.New("--console-socket given but process.terminal is false")
-	}
-	r.debug("create %s: config %s/config.json valid, rootfs %s", o.ID, bundle, rootfsPath)
-	if s.Linux != nil && len(s.Linux.NetDevices) > 0 && r.Rootless {
-		// runc's words: moving host devices needs CAP_NET_ADMIN on the host.
-		return nil, errors.New("linux.netDevices: network devices are not supported for rootless containers")
+	r.debug("create %s: config %s/config.json valid, rootfs %s", o.ID, k.bundle, k.rootfs)
+	if err := k.checkNetDevices(); err != nil {
+		return nil, err
 	}
 	lock, err := r.Store.Create(o.ID)
 	if err != nil {
 		return nil, err
 	}
 	defer lock.Unlock()
-
-	var cleanups []func()
 	defer func() {
 		if err != nil {
-			for i := len(cleanups) - 1; i >= 0; i-- {
-				cleanups[i]()
-			}
+			k.undo()
 		}
 	}()
-	dir := r.Store.Dir(o.ID)
-	cleanups = append(cleanups, func() { r.Store.Remove(o.ID) })
-
-	if err := state.WriteAtomic(filepath.Join(dir, state.ConfigName), cfgData, 0o600); err != nil {
+	if err := k.makeState(); err != nil {
 		return nil, err
 	}
-	lx := s.Linux
-	if lx == nil {
-		lx = &specs.Linux{}
-	}
-	cm, err := cgroups.New(cgroups.Config{
-		ID: o.ID, CgroupsPath: lx.CgroupsPath, Resources: lx.Resources, Devices: lx.Devices, Rootless: r.Rootless,
-		Systemd: r.SystemdCgroup, Annotations: s.Annotations, Warn: r.warn,
-	})
-	if err != nil {
+	if err := k.makeCgroups(); err != nil {
 		return nil, err
 	}
-	st := &state.State{
-		ID: o.ID, Bundle: bundle, Rootfs: rootfsPath, Created: time.Now().UTC(),
-		Annotations: s.Annotations, CgroupPaths: cm.Paths(), Rootless: r.Rootless, CgroupUnit: cm.Unit(),
-	}
-	c = &Container{rt: r, State: st}
-	// Saved before any cgroup or process exists: a hako killed from here
-	// on leaves a state that `delete --force` can clean up completely.
-	if err := r.Store.Save(st); err != nil {
-		return nil, err
-	}
-	if err := cm.Create(); err != nil {
-		return nil, err
-	}
-	cleanups = append(cleanups, func() { cm.Destroy() })
-	r.debug("create %s: cgroups %v", o.ID, cm.Paths())
-	// Checked after the cgroups exist: a v1 cgroup made under a frozen
-	// parent is born frozen. A process joining a frozen cgroup stops
-	// before it can report anything; runc refuses it, in these words.
-	if err := frozenErr(cm, "create"); err != nil {
-		return nil, err
-	}
-	// Allowed, as runc allows it, with runc's warning: `kill --all`,
-	// `ps` and delete will treat those processes as the container's.
-	if pids, err := cm.Pids(); err == nil && len(pids) > 0 {
-		r.warn("container's cgroup is not empty: %d process(es) found", len(pids))
-	}
-
-	fifo := filepath.Join(dir, state.FifoName)
-	// 0622 as runc: the init opens it after switching to the process's
-	// user, and the state dir (0711, root's) keeps others from finding it
-	// by listing.
-	if err := unix.Mkfifo(fifo, 0o622); err != nil {
-		return nil, fmt.Errorf("create exec fifo: %w", err)
-	}
-	if err := os.Chmod(fifo, 0o622); err != nil {
-		return nil, err
-	}
-	// The init opens it as the container's root, which a user namespace
-	// maps to some other host uid.
-	if uid, gid := rootIDs(lx); uid != 0 || gid != 0 {
-		if err := os.Chown(fifo, int(uid), int(gid)); err != nil {
-			return nil, fmt.Errorf("chown exec fifo: %w", err)
-		}
-	}
-	fifoDir, err := os.OpenFile(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	fifoDir, err := k.makeFifo()
 	if err != nil {
 		return nil, err
 	}
@@ -189,18 +119,229 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 		defer pidfdSock.Close()
 	}
 
-	unshare, join, err := ns.Split(lx.Namespaces)
+	req, cgroup2, err := k.nsRequest()
 	if err != nil {
 		return nil, err
 	}
+	pl, err := k.compilePlan()
+	if err != nil {
+		return nil, err
+	}
+	preserved, err := preservedFiles(o.ListenFds + o.PreserveFds)
+	if err != nil {
+		return nil, err
+	}
+	p, err := k.startProcess(&spawnOpts{
+		req: req, cgroup2Dir: cgroup2, plan: pl, preserved: preserved,
+		fifoDir: fifoDir, console: consoleSock,
+	}, pidfdSock)
+	if err != nil {
+		return nil, err
+	}
+	if err := k.runHooks(p); err != nil {
+		return nil, err
+	}
+	p.conn.Close()
+	if o.PidFile != "" {
+		if err := writePidFile(o.PidFile, k.st.InitPid); err != nil {
+			return nil, err
+		}
+	}
+	return k.c, nil
+}
+
+// creation is what Create's steps share: what each step learns or makes,
+// and the undo list that removes it all again if a later step fails.
+type creation struct {
+	r *Runtime
+	o *CreateOpts
+
+	bundle  string      // absolute bundle path
+	spec    *specs.Spec // the bundle's config.json
+	cfgData []byte      // its bytes, kept as the state's copy
+	rootfs  string      // absolute rootfs path
+	lx      *specs.Linux
+
+	dir string // the state directory
+	cm  *cgroups.Manager
+	st  *state.State
+	c   *Container
+
+	cleanups []func()
+}
+
+// undo runs the cleanups, last made first, when create fails.
+func (k *creation) undo() {
+	for i := len(k.cleanups) - 1; i >= 0; i-- {
+		k.cleanups[i]()
+	}
+}
+
+// loadBundle reads and validates config.json first: nothing is made for a
+// container whose config is wrong.
+func (k *creation) loadBundle() error {
+	bundle, err := filepath.Abs(k.o.Bundle)
+	if err != nil {
+		return err
+	}
+	s, cfgData, err := spec.LoadBytes(bundle)
+	if err != nil {
+		return err
+	}
+	rootfsPath, err := spec.RootfsPath(s, bundle)
+	if err != nil {
+		return err
+	}
+	k.bundle, k.spec, k.cfgData, k.rootfs = bundle, s, cfgData, rootfsPath
+	return nil
+}
+
+// makeRelaySocket makes the socket pair through which run and exec in the
+// foreground receive the pty master when the process wants a terminal and
+// nobody named a console socket. It returns the end the init gets (closed
+// by Create when it returns); ours goes to the caller in o.RelaySocket.
+func (k *creation) makeRelaySocket() (*os.File, error) {
+	o, s := k.o, k.spec
+	if s.Process.Terminal && o.ConsoleSocket == "" && o.ConsoleFile == nil && o.RelayTTY {
+		theirs, ours, err := console.Socketpair()
+		if err != nil {
+			return nil, err
+		}
+		o.ConsoleFile, o.RelaySocket = theirs, ours
+		return theirs, nil
+	}
+	return nil, nil
+}
+
+// checkConsole refuses a terminal nobody can receive, and a console socket
+// for a process without a terminal, before anything is made.
+func (k *creation) checkConsole() error {
+	o, s := k.o, k.spec
+	if s.Process.Terminal && o.ConsoleSocket == "" && o.ConsoleFile == nil {
+		return errors.New("process.terminal is true: use --console-socket to receive the pty master (or run in the foreground)")
+	}
+	if !s.Process.Terminal && (o.ConsoleSocket != "" || o.ConsoleFile != nil) {
+		return errors.New("--console-socket given but process.terminal is false")
+	}
+	return nil
+}
+
+// checkNetDevices refuses netDevices when rootless, before the state
+// directory exists.
+func (k *creation) checkNetDevices() error {
+	s := k.spec
+	if s.Linux != nil && len(s.Linux.NetDevices) > 0 && k.r.Rootless {
+		// runc's words: moving host devices needs CAP_NET_ADMIN on the host.
+		return errors.New("linux.netDevices: network devices are not supported for rootless containers")
+	}
+	return nil
+}
+
+// makeState writes the config copy and the first state.json. The state is
+// saved before any cgroup or process exists, so that whatever happens next
+// can be found and cleaned up.
+func (k *creation) makeState() error {
+	r, o, s := k.r, k.o, k.spec
+	k.dir = r.Store.Dir(o.ID)
+	k.cleanups = append(k.cleanups, func() { r.Store.Remove(o.ID) })
+
+	if err := state.WriteAtomic(filepath.Join(k.dir, state.ConfigName), k.cfgData, 0o600); err != nil {
+		return err
+	}
+	k.lx = s.Linux
+	if k.lx == nil {
+		k.lx = &specs.Linux{}
+	}
+	lx := k.lx
+	cm, err := cgroups.New(cgroups.Config{
+		ID: o.ID, CgroupsPath: lx.CgroupsPath, Resources: lx.Resources, Devices: lx.Devices, Rootless: r.Rootless,
+		Systemd: r.SystemdCgroup, Annotations: s.Annotations, Warn: r.warn,
+	})
+	if err != nil {
+		return err
+	}
+	k.cm = cm
+	k.st = &state.State{
+		ID: o.ID, Bundle: k.bundle, Rootfs: k.rootfs, Created: time.Now().UTC(),
+		Annotations: s.Annotations, CgroupPaths: cm.Paths(), Rootless: r.Rootless, CgroupUnit: cm.Unit(),
+	}
+	k.c = &Container{rt: r, State: k.st}
+	// Saved before any cgroup or process exists: a hako killed from here
+	// on leaves a state that `delete --force` can clean up completely.
+	return r.Store.Save(k.st)
+}
+
+// makeCgroups creates the container's cgroups (whose paths the state
+// already names) and checks they can take a process.
+func (k *creation) makeCgroups() error {
+	r, cm := k.r, k.cm
+	if err := cm.Create(); err != nil {
+		return err
+	}
+	k.cleanups = append(k.cleanups, func() { cm.Destroy() })
+	r.debug("create %s: cgroups %v", k.o.ID, cm.Paths())
+	// Checked after the cgroups exist: a v1 cgroup made under a frozen
+	// parent is born frozen. A process joining a frozen cgroup stops
+	// before it can report anything; runc refuses it, in these words.
+	if err := frozenErr(cm, "create"); err != nil {
+		return err
+	}
+	// Allowed, as runc allows it, with runc's warning: `kill --all`,
+	// `ps` and delete will treat those processes as the container's.
+	if pids, err := cm.Pids(); err == nil && len(pids) > 0 {
+		r.warn("container's cgroup is not empty: %d process(es) found", len(pids))
+	}
+	return nil
+}
+
+// makeFifo makes the exec fifo that start opens to let the init run the
+// user's process, and returns the state directory opened O_PATH, through
+// which the init reaches the fifo.
+func (k *creation) makeFifo() (*os.File, error) {
+	fifo := filepath.Join(k.dir, state.FifoName)
+	// 0622 as runc: the init opens it after switching to the process's
+	// user, and the state dir (0711, root's) keeps others from finding it
+	// by listing.
+	if err := unix.Mkfifo(fifo, 0o622); err != nil {
+		return nil, fmt.Errorf("create exec fifo: %w", err)
+	}
+	if err := os.Chmod(fifo, 0o622); err != nil {
+		return nil, err
+	}
+	// The init opens it as the container's root, which a user namespace
+	// maps to some other host uid.
+	if uid, gid := rootIDs(k.lx); uid != 0 || gid != 0 {
+		if err := os.Chown(fifo, int(uid), int(gid)); err != nil {
+			return nil, fmt.Errorf("chown exec fifo: %w", err)
+		}
+	}
+	return os.OpenFile(k.dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+}
+
+// nsRequest is what nsexec.c is asked to do before Go runs in the child:
+// the namespaces to unshare and join, the cgroups to enter, the time
+// offsets; and the cgroup v2 directory to clone into.
+func (k *creation) nsRequest() (nsenter.Request, string, error) {
+	lx := k.lx
+	unshare, join, err := ns.Split(lx.Namespaces)
+	if err != nil {
+		return nsenter.Request{}, "", err
+	}
 	req := nsenter.Request{Join: join, Unshare: unshare}
 	var cgroup2 string
-	req.CgroupTasks, cgroup2 = joinCgroups(cm, r.Rootless)
+	req.CgroupTasks, cgroup2 = joinCgroups(k.cm, k.r.Rootless)
 	for clock, off := range lx.TimeOffsets {
 		req.TimeOffsets = append(req.TimeOffsets, nsenter.TimeOffset{Clock: clock, Secs: off.Secs, Nanos: off.Nanosecs})
 	}
+	return req, cgroup2, nil
+}
+
+// compilePlan turns the spec into the init's plan, with the seccomp filter
+// compiled here (and saved for exec) so the init only loads it.
+func (k *creation) compilePlan() (*plan.Plan, error) {
+	r, o, lx := k.r, k.o, k.lx
 	var cgMounts []rootfs.CgroupMount
-	for _, m := range cm.Mounts() {
+	for _, m := range k.cm.Mounts() {
 		cgMounts = append(cgMounts, rootfs.CgroupMount{Dir: m.Dir, HostPath: m.HostPath, Symlinks: m.Symlinks})
 	}
 	filter, err := r.compileSeccomp(lx.Seccomp)
@@ -212,12 +353,12 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := state.WriteAtomic(filepath.Join(dir, state.SeccompName), data, 0o600); err != nil {
+		if err := state.WriteAtomic(filepath.Join(k.dir, state.SeccompName), data, 0o600); err != nil {
 			return nil, err
 		}
 	}
 	pl, err := plan.FromSpec(&plan.OCI{
-		Spec: s, Bundle: bundle, Rootfs: rootfsPath, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring,
+		Spec: k.spec, Bundle: k.bundle, Rootfs: k.rootfs, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring,
 		Rootless: r.Rootless, HostInUserNS: idmap.RunningInUserNS(), Cgroups: cgMounts, Seccomp: filter,
 		PreserveFds: o.ListenFds + o.PreserveFds, ListenFds: o.ListenFds,
 	})
@@ -225,86 +366,100 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 		return nil, err
 	}
 	r.debugPlan("create "+o.ID, pl)
-	preserved, err := preservedFiles(o.ListenFds + o.PreserveFds)
-	if err != nil {
-		return nil, err
+	return pl, nil
+}
+
+// startProcess spawns the container's init with so (which Create filled
+// with what it holds open) completed from the container's config; the init
+// is killed if a later step fails. pidfdSock (may be nil) gets its pidfd.
+func (k *creation) startProcess(so *spawnOpts, pidfdSock *os.File) (*proc, error) {
+	r, o, lx, cm := k.r, k.o, k.lx, k.cm
+	so.uidMaps, so.gidMaps = lx.UIDMappings, lx.GIDMappings
+	so.stdin, so.stdout, so.stderr = o.Stdin, o.Stdout, o.Stderr
+	so.sealDir, so.rootless, so.warn = r.sealDir(), r.Rootless, r.Warn
+	so.stuck = func() error { return frozenErr(cm, "create") }
+	// The cgroup goes away with the failed container: what froze it
+	// cannot want it back.
+	so.thaw = func() { thawIfFrozen(cm) }
+	so.onFd = func(fd int) error {
+		return forwardListener(fd, k.st.InitPid, lx.Seccomp, k.c.specState(Creating))
 	}
-	var so *spawnOpts
-	so = &spawnOpts{
-		req: req, cgroup2Dir: cgroup2, plan: pl, preserved: preserved,
-		fifoDir: fifoDir, console: consoleSock, uidMaps: lx.UIDMappings, gidMaps: lx.GIDMappings,
-		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr, sealDir: r.sealDir(), rootless: r.Rootless, warn: r.Warn,
-		stuck: func() error { return frozenErr(cm, "create") },
-		// The cgroup goes away with the failed container: what froze it
-		// cannot want it back.
-		thaw: func() { thawIfFrozen(cm) },
-		onFd: func(fd int) error {
-			return forwardListener(fd, st.InitPid, lx.Seccomp, c.specState(Creating))
-		},
-		onPid: func(pid int) error {
-			// The process is in its cgroup from birth; a driver that
-			// kept the cgroup alive until now may stop doing so.
-			cm.Joined()
-			start, _, err := procStart(pid)
-			if err != nil {
-				return fmt.Errorf("read start time of %d: %w", pid, err)
-			}
-			st.InitPid, st.InitStart = pid, start
-			if err := r.Store.Save(st); err != nil {
-				return err
-			}
-			if err := sendPidfd(pidfdSock, pid, "standard"); err != nil {
-				return err
-			}
-			if s.Process.OOMScoreAdj != nil {
-				p := fmt.Sprintf("/proc/%d/oom_score_adj", pid)
-				if err := os.WriteFile(p, []byte(strconv.Itoa(*s.Process.OOMScoreAdj)), 0); err != nil {
-					return fmt.Errorf("write %s: %w", p, err)
-				}
-			}
-			// Before the plan is sent, so that the devices are there, up
-			// and addressed when the container's own code first runs
-			// (runc moves them at the same point, procHooks).
-			if ns.IsNew(lx.Namespaces, specs.NetworkNamespace) || ns.Has(lx.Namespaces, specs.NetworkNamespace) {
-				if err := netdev.Move(fmt.Sprintf("/proc/%d/ns/net", pid), lx.NetDevices); err != nil {
-					return err
-				}
-			}
-			pl.SetHookState(c.stateJSON(Creating), c.stateJSON(Created))
-			files, err := mountFds(pl, s, pid)
-			if err != nil {
-				return err
-			}
-			so.passFds = files
-			return nil
-		},
-	}
+	so.onPid = func(pid int) error { return k.onInitPid(so, pidfdSock, pid) }
 	p, err := spawn(so)
 	if err != nil {
 		return nil, err
 	}
-	cleanups = append(cleanups, p.kill)
-	r.debug("create %s: container process %d started (unshare %#x, join %v)", o.ID, p.pid, unshare, join)
+	k.cleanups = append(k.cleanups, p.kill)
+	r.debug("create %s: container process %d started (unshare %#x, join %v)", o.ID, p.pid, so.req.Unshare, so.req.Join)
+	return p, nil
+}
+
+// onInitPid runs once the init's pid is known and before it is sent its
+// plan: everything done to the init from outside must be done by then.
+func (k *creation) onInitPid(so *spawnOpts, pidfdSock *os.File, pid int) error {
+	r, s, lx, st, pl := k.r, k.spec, k.lx, k.st, so.plan
+	// The process is in its cgroup from birth; a driver that
+	// kept the cgroup alive until now may stop doing so.
+	k.cm.Joined()
+	start, _, err := procStart(pid)
+	if err != nil {
+		return fmt.Errorf("read start time of %d: %w", pid, err)
+	}
+	st.InitPid, st.InitStart = pid, start
+	if err := r.Store.Save(st); err != nil {
+		return err
+	}
+	if err := sendPidfd(pidfdSock, pid, "standard"); err != nil {
+		return err
+	}
+	if s.Process.OOMScoreAdj != nil {
+		p := fmt.Sprintf("/proc/%d/oom_score_adj", pid)
+		if err := os.WriteFile(p, []byte(strconv.Itoa(*s.Process.OOMScoreAdj)), 0); err != nil {
+			return fmt.Errorf("write %s: %w", p, err)
+		}
+	}
+	// Before the plan is sent, so that the devices are there, up
+	// and addressed when the container's own code first runs
+	// (runc moves them at the same point, procHooks).
+	if ns.IsNew(lx.Namespaces, specs.NetworkNamespace) || ns.Has(lx.Namespaces, specs.NetworkNamespace) {
+		if err := netdev.Move(fmt.Sprintf("/proc/%d/ns/net", pid), lx.NetDevices); err != nil {
+			return err
+		}
+	}
+	pl.SetHookState(k.c.stateJSON(Creating), k.c.stateJSON(Created))
+	files, err := mountFds(pl, s, pid)
+	if err != nil {
+		return err
+	}
+	so.passFds = files
+	return nil
+}
+
+// runHooks serves the init until it is ready: the prestart and
+// createRuntime hooks run here, in the host's namespaces, when the init
+// asks; createContainer hooks run in the init, with no idle timeout.
+func (k *creation) runHooks(p *proc) error {
+	r, o, s, c := k.r, k.o, k.spec, k.c
 	for {
 		m, err := p.next()
 		p.conn.idle = syncIdleTimeout
 		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("%w: exited during create", ErrProcess)
+			return fmt.Errorf("%w: exited during create", ErrProcess)
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
 		switch m {
 		case frame.TypeHooks:
 			r.debug("create %s: running prestart and createRuntime hooks", o.ID)
-			if err := hooks.RunIn(bundle, "prestart", s.Hooks.Prestart, c.stateJSON(Created)); err != nil { //nolint:staticcheck
-				return nil, err
+			if err := hooks.RunIn(k.bundle, "prestart", s.Hooks.Prestart, c.stateJSON(Created)); err != nil { //nolint:staticcheck
+				return err
 			}
-			if err := hooks.RunIn(bundle, "createRuntime", s.Hooks.CreateRuntime, c.stateJSON(Created)); err != nil {
-				return nil, err
+			if err := hooks.RunIn(k.bundle, "createRuntime", s.Hooks.CreateRuntime, c.stateJSON(Created)); err != nil {
+				return err
 			}
 			if err := p.send(frame.TypeHooksDone); err != nil {
-				return nil, err
+				return err
 			}
 			continue
 		case frame.TypeContainerHooks:
@@ -312,17 +467,11 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 			continue
 		case frame.TypeReady:
 		default:
-			return nil, fmt.Errorf("%w: unexpected message %q", ErrProcess, m)
+			return fmt.Errorf("%w: unexpected message %q", ErrProcess, m)
 		}
 		break
 	}
-	p.conn.Close()
-	if o.PidFile != "" {
-		if err := writePidFile(o.PidFile, st.InitPid); err != nil {
-			return nil, err
-		}
-	}
-	return c, nil
+	return nil
 }
 
 // frozenErr says why a container process in cm cannot run: its cgroup is
