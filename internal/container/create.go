@@ -70,9 +70,15 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 	}
 	if theirs != nil {
 		defer theirs.Close()
-		// NOTE: before this split, a deferred close of our end (o.RelaySocket)
-		// on failure tested a shadowed err and so never ran; our end stays
-		// the caller's to close. Kept as it was: this split moves code only.
+		// Our end is the caller's only when Create succeeds. (Before
+		// this was split into steps, the close tested a shadowed err and
+		// never ran: a failed foreground run leaked the socket.)
+		defer func() {
+			if err != nil && o.RelaySocket != nil {
+				o.RelaySocket.Close()
+				o.RelaySocket = nil
+			}
+		}()
 	}
 	if err := k.checkConsole(); err != nil {
 		return nil, err
