@@ -398,6 +398,11 @@ func (v *validator) personality() error {
 	if l == nil || l.Personality == nil {
 		return nil
 	}
+	if len(l.Personality.Flags) > 0 {
+		// runc ignores them with a warning; a field accepted and not
+		// applied is refused here instead (the spec defines no flag yet).
+		return fieldErr("linux.personality.flags", "not supported: %v (no personality flag is applied)", l.Personality.Flags)
+	}
 	switch d := l.Personality.Domain; d {
 	case specs.PerLinux, specs.PerLinux32:
 		return nil

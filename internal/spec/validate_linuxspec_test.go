@@ -201,6 +201,9 @@ func TestValidatePersonalityRdtMempolicy(t *testing.T) {
 		{"linux32", func(s *specs.Spec) { s.Linux.Personality = &specs.LinuxPersonality{Domain: specs.PerLinux32} }, ""},
 		{"bad domain", func(s *specs.Spec) { s.Linux.Personality = &specs.LinuxPersonality{Domain: "BSD"} },
 			`linux.personality.domain: unknown domain "BSD" (want LINUX or LINUX32)`},
+		{"flags", func(s *specs.Spec) {
+			s.Linux.Personality = &specs.LinuxPersonality{Domain: specs.PerLinux, Flags: []specs.LinuxPersonalityFlag{"ADDR_NO_RANDOMIZE"}}
+		}, `linux.personality.flags: not supported: [ADDR_NO_RANDOMIZE] (no personality flag is applied)`},
 		// Refused either way (hako applies no resctrl group): in runc's
 		// words where resctrl is absent, as on this project's hosts.
 		{"closID", func(s *specs.Spec) { s.Linux.IntelRdt = &specs.LinuxIntelRdt{ClosID: "gold"} }, rdtRefusal()},
