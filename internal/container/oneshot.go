@@ -12,6 +12,7 @@ import (
 	"github.com/hako-runtime/hako/internal/frame"
 	"github.com/hako-runtime/hako/internal/nsenter"
 	"github.com/hako-runtime/hako/internal/plan"
+	"github.com/hako-runtime/hako/internal/signals"
 )
 
 // OneShot is a process started from a plan with no state, cgroup or
@@ -94,9 +95,6 @@ func WaitStatus(pid int) (int, error) {
 		if err != nil {
 			return 0, fmt.Errorf("wait for %d: %w", pid, err)
 		}
-		if ws.Signaled() {
-			return 128 + int(ws.Signal()), nil
-		}
-		return ws.ExitStatus(), nil
+		return signals.ExitCode(ws), nil
 	}
 }

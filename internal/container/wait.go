@@ -46,14 +46,7 @@ func waitForward(pid int, sigs chan os.Signal) (int, error) {
 			}
 			break
 		}
-		switch {
-		case ws.Exited():
-			done <- result{ws.ExitStatus(), nil}
-		case ws.Signaled():
-			done <- result{128 + int(ws.Signal()), nil}
-		default:
-			done <- result{255, nil}
-		}
+		done <- result{signals.ExitCode(ws), nil}
 	}()
 	for {
 		select {

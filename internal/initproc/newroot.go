@@ -146,9 +146,6 @@ func runReaped(pr *prepared) error {
 		if got != pid {
 			continue
 		}
-		if ws.Signaled() {
-			os.Exit(128 + int(ws.Signal()))
-		}
-		os.Exit(ws.ExitStatus())
+		os.Exit(signals.ExitCode(ws))
 	}
 }

@@ -62,3 +62,17 @@ var Forwarded = []os.Signal{
 	unix.SIGHUP, unix.SIGINT, unix.SIGQUIT, unix.SIGTERM, unix.SIGUSR1, unix.SIGUSR2,
 	unix.SIGCONT, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU, unix.SIGALRM, unix.SIGPWR, unix.SIGWINCH,
 }
+
+// ExitCode is a wait status as a shell reports it, which run, exec, the
+// sandbox and bwrap all exit with: the process's code, or 128+N for death
+// by signal N (255 for a status that is neither, which a wait without
+// WUNTRACED does not return).
+func ExitCode(ws unix.WaitStatus) int {
+	switch {
+	case ws.Exited():
+		return ws.ExitStatus()
+	case ws.Signaled():
+		return 128 + int(ws.Signal())
+	}
+	return 255
+}

@@ -36,3 +36,12 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestExitCode(t *testing.T) {
+	// Raw wait statuses: exit code in bits 8-15, terminating signal in 0-6.
+	for ws, want := range map[unix.WaitStatus]int{0: 0, 7 << 8: 7, 255 << 8: 255, 9: 137, 15: 143, 0x7f | 19<<8: 255} {
+		if got := ExitCode(ws); got != want {
+			t.Errorf("ExitCode(%#x) = %d, want %d", uint32(ws), got, want)
+		}
+	}
+}

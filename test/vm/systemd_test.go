@@ -24,18 +24,7 @@ import (
 // here) by hand with --systemd-cgroup, and runc on the same bundles where
 // it is installed, and prints one verdict per check.
 func TestSystemdDriverInVM(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: qemu exports / over 9p as the file owners, and hako in the VM runs as root")
-	}
-	qemu, err := exec.LookPath("qemu-system-x86_64")
-	if err != nil {
-		t.Skip("needs qemu-system-x86_64 (apt-get install qemu-system-x86)")
-	}
-	kernels, _ := filepath.Glob("/boot/vmlinuz-6.1.*")
-	if len(kernels) == 0 {
-		t.Skip("needs a 6.1 kernel in /boot/vmlinuz-6.1.* (apt-get install linux-image-amd64)")
-	}
-	kernel := kernels[len(kernels)-1]
+	qemu, kernel := vmTools(t, "qemu exports / over 9p as the file owners, and hako in the VM runs as root")
 	if _, err := os.Stat("/lib/systemd/systemd"); err != nil {
 		t.Skip("needs systemd installed on this machine (hack/deps.sh installs it): the VM boots this userland")
 	}

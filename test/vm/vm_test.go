@@ -37,9 +37,12 @@ var checks = []string{
 	"kill-all-cgroup-kill", "delete-removes-cgroup", "devices-denied", "devices-allowed-rule", "doctor-v2", "inspect-container", "no-cgroups-left",
 }
 
-func TestHakoInVM(t *testing.T) {
+// vmTools skips unless the VM tests can run here (root, for why; qemu;
+// Debian 12's 6.1 kernel) and returns qemu's path and the kernel's.
+func vmTools(t *testing.T, why string) (qemu, kernel string) {
+	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: hako in the VM runs as root, and packing device nodes is simplest as root")
+		t.Skip("needs root: " + why)
 	}
 	qemu, err := exec.LookPath("qemu-system-x86_64")
 	if err != nil {
@@ -49,7 +52,11 @@ func TestHakoInVM(t *testing.T) {
 	if len(kernels) == 0 {
 		t.Skip("needs a 6.1 kernel in /boot/vmlinuz-6.1.* (apt-get install linux-image-amd64 on Debian 12)")
 	}
-	kernel := kernels[len(kernels)-1]
+	return qemu, kernels[len(kernels)-1]
+}
+
+func TestHakoInVM(t *testing.T) {
+	qemu, kernel := vmTools(t, "hako in the VM runs as root, and packing device nodes is simplest as root")
 	busybox := staticBusybox()
 	if busybox == "" {
 		t.Skip("needs a static busybox (apt-get install busybox-static)")
