@@ -499,22 +499,32 @@ func TestSandboxSignalDefaultAction(t *testing.T) {
 	})
 }
 
+// startOnPty starts `sh -c script` in a sandbox whose stdio is a new pty's
+// slave, in a session of its own with that pty as its terminal, as a shell
+// in a terminal would; it returns the command and the master.
+func startOnPty(t *testing.T, s sandboxer, script string) (*exec.Cmd, *os.File) {
+	t.Helper()
+	master, slave, err := console.NewPty("/dev/ptmx")
+	if err != nil {
+		t.Skip(err)
+	}
+	c := s.cmd("--", "sh", "-c", script)
+	c.Stdin, c.Stdout, c.Stderr = slave, slave, slave
+	c.SysProcAttr.Setsid, c.SysProcAttr.Setctty = true, true
+	if err := c.Start(); err != nil {
+		master.Close()
+		t.Fatal(err)
+	}
+	slave.Close()
+	return c, master
+}
+
 // With a terminal on stdin the sandbox gets a pty of its own: COMMAND sees
 // a terminal, and its output reaches ours.
 func TestSandboxTerminal(t *testing.T) {
 	forEachSandboxer(t, func(t *testing.T, s sandboxer) {
-		master, slave, err := console.NewPty("/dev/ptmx")
-		if err != nil {
-			t.Skip(err)
-		}
+		c, master := startOnPty(t, s, "test -t 0 && test -t 1 && echo IS-A-TTY; tty")
 		defer master.Close()
-		c := s.cmd("--", "sh", "-c", "test -t 0 && test -t 1 && echo IS-A-TTY; tty")
-		c.Stdin, c.Stdout, c.Stderr = slave, slave, slave
-		c.SysProcAttr.Setsid, c.SysProcAttr.Setctty = true, true
-		if err := c.Start(); err != nil {
-			t.Fatal(err)
-		}
-		slave.Close()
 		var out bytes.Buffer
 		done := make(chan struct{})
 		go func() { out.ReadFrom(master); close(done) }()
@@ -535,18 +545,8 @@ func TestSandboxTerminal(t *testing.T) {
 // of the sandbox's own terminal), which dies of SIGINT: status 130.
 func TestSandboxCtrlC(t *testing.T) {
 	forEachSandboxer(t, func(t *testing.T, s sandboxer) {
-		master, slave, err := console.NewPty("/dev/ptmx")
-		if err != nil {
-			t.Skip(err)
-		}
+		c, master := startOnPty(t, s, "echo READY; exec sleep 100")
 		defer master.Close()
-		c := s.cmd("--", "sh", "-c", "echo READY; exec sleep 100")
-		c.Stdin, c.Stdout, c.Stderr = slave, slave, slave
-		c.SysProcAttr.Setsid, c.SysProcAttr.Setctty = true, true
-		if err := c.Start(); err != nil {
-			t.Fatal(err)
-		}
-		slave.Close()
 		lines := make(chan string, 64)
 		go func() {
 			buf := make([]byte, 256)
