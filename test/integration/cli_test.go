@@ -242,3 +242,51 @@ func TestDebugLogsCreateAndExec(t *testing.T) {
 	}
 	e.hakoOK("delete", "--force", "dbg1")
 }
+
+// exec --ignore-paused into a paused container starts the process frozen;
+// it runs once the container is resumed, as with runc.
+func TestExecIgnorePaused(t *testing.T) {
+	e := newEnv(t)
+	e.background("ignp")
+	e.hakoOK("pause", "ignp")
+	out := tempOut(t)
+	cmd := exec.Command(hakoBin, "--root", e.root, "exec", "--ignore-paused", "ignp", "sh", "-c", "echo ran")
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		t.Fatalf("exec --ignore-paused finished while the container was paused: %v %q", err, readAll(out))
+	case <-time.After(500 * time.Millisecond):
+	}
+	e.hakoOK("resume", "ignp")
+	select {
+	case err := <-done:
+		if err != nil || !strings.Contains(readAll(out), "ran") {
+			t.Errorf("after resume: %v %q", err, readAll(out))
+		}
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("exec did not finish after resume")
+	}
+}
+
+// update --cpu-idle sets cpu.idle (0 or 1 only), as runc 1.2+.
+func TestUpdateCPUIdle(t *testing.T) {
+	e := newEnv(t)
+	pid := e.background("idle1")
+	dir := ownCgroupDir(t, pid, "cpu")
+	if _, err := os.Stat(filepath.Join(dir, "cpu.idle")); err != nil {
+		t.Skip("no cpu.idle in this kernel's cpu controller")
+	}
+	e.hakoOK("update", "--cpu-idle", "1", "idle1")
+	if got := strings.TrimSpace(readFile(t, filepath.Join(dir, "cpu.idle"))); got != "1" {
+		t.Errorf("cpu.idle = %q, want 1", got)
+	}
+	if _, se, code := e.hako("update", "--cpu-idle", "2", "idle1"); code == 0 || !strings.Contains(se, "--cpu-idle") {
+		t.Errorf("--cpu-idle 2: exit %d, %q", code, se)
+	}
+}
