@@ -333,7 +333,7 @@ func (k *creation) nsRequest() (nsenter.Request, string, error) {
 	if err != nil {
 		return nsenter.Request{}, "", err
 	}
-	req := nsenter.Request{Join: join, Unshare: unshare}
+	req := nsenter.Request{Join: join, Unshare: unshare, OOMScoreAdj: k.spec.Process.OOMScoreAdj}
 	var cgroup2 string
 	req.CgroupTasks, cgroup2 = joinCgroups(k.cm, k.r.Rootless)
 	for clock, off := range lx.TimeOffsets {
@@ -417,12 +417,6 @@ func (k *creation) onInitPid(so *spawnOpts, pidfdSock *os.File, pid int) error {
 	}
 	if err := sendPidfd(pidfdSock, pid, "standard"); err != nil {
 		return err
-	}
-	if s.Process.OOMScoreAdj != nil {
-		p := fmt.Sprintf("/proc/%d/oom_score_adj", pid)
-		if err := os.WriteFile(p, []byte(strconv.Itoa(*s.Process.OOMScoreAdj)), 0); err != nil {
-			return fmt.Errorf("write %s: %w", p, err)
-		}
 	}
 	// Before the plan is sent, so that the devices are there, up
 	// and addressed when the container's own code first runs

@@ -64,7 +64,13 @@ func (c *Container) Exec(o *ExecOpts) (int, error) {
 	if lx == nil {
 		lx = &specs.Linux{}
 	}
+	// The container's oom_score_adj, not the exec'd process's own: an
+	// exec is a child of hako, not of the init, so it would otherwise run
+	// with hako's (runc's bootstrapData sends it for exec too).
 	req := nsenter.Request{Join: ns.PathsOf(c.State.InitPid, lx.Namespaces)}
+	if cfg.Process != nil {
+		req.OOMScoreAdj = cfg.Process.OOMScoreAdj
+	}
 	cgroup2 := ""
 	var stuck func() error
 	if len(c.State.CgroupPaths) > 0 {

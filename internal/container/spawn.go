@@ -165,11 +165,16 @@ func spawn(o *spawnOpts) (*proc, error) {
 		cmd.SysProcAttr.UseCgroupFD = true
 		cmd.SysProcAttr.CgroupFD = int(cg.Fd())
 	}
-	req, err := o.req.Encode()
+	reqFrames, reqFiles, err := o.req.Frames()
 	if err != nil {
 		parent.Close()
 		return nil, err
 	}
+	defer func() {
+		for _, f := range reqFiles {
+			f.Close()
+		}
+	}()
 	if err := startWithAffinity(cmd, o.initialCPUs); err != nil {
 		parent.Close()
 		return nil, fmt.Errorf("start container process: %w", err)
@@ -196,11 +201,13 @@ func spawn(o *spawnOpts) (*proc, error) {
 		parent.Close()
 		return nil, err
 	}
-	if _, err := parent.Write(req); err != nil {
-		return fail(fmt.Errorf("send namespace request: %w", err))
+	for _, f := range reqFrames {
+		if err := parent.send(f); err != nil {
+			return fail(fmt.Errorf("send namespace request: %w", err))
+		}
 	}
-	r := bufio.NewReader(parent)
-	pid, err := nsenter.Wait(r, parent, func() error {
+	p.r = frame.NewReader(bufio.NewReader(parent), &parent.fds)
+	pid, err := nsenter.Wait(p.r.Next, parent.send, func() error {
 		return idmap.NewWriter().Write(cmd.Process.Pid, o.uidMaps, o.gidMaps)
 	})
 	if err != nil {
@@ -210,7 +217,6 @@ func spawn(o *spawnOpts) (*proc, error) {
 	if err := cmd.Wait(); err != nil {
 		return fail(fmt.Errorf("namespace setup process: %w", err))
 	}
-	p.r = frame.NewReader(r, &parent.fds)
 	if o.onPid != nil {
 		if err := o.onPid(pid); err != nil {
 			return fail(err)

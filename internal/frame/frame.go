@@ -1,9 +1,10 @@
 // Package frame is the one framing on the socket between hako and a
-// container process once the process runs Go: every message, whichever way
-// it goes, is a frame of a type, a payload and the fds attached to it. The
-// plan, the hook handshakes, ready, errors and the seccomp listener fd all
-// travel as frames, so a reader never has to guess where a message ends or
-// which bytes carried an fd.
+// container process, from its first instruction to its exec: every message,
+// whichever way it goes, is a frame of a type, a payload and the fds
+// attached to it. The namespace request nsexec.c reads before the Go
+// runtime starts, the plan, the hook handshakes, ready, errors and the
+// seccomp listener fd all travel as frames, so a reader never has to guess
+// where a message ends or which bytes carried an fd.
 //
 // On the wire a frame is an 8-byte header and its payload:
 //
@@ -19,8 +20,10 @@
 // first n of the queue once its header is parsed, pairs fds and frames
 // exactly.
 //
-// nsexec.c does not speak it: see internal/nsenter's package doc for why
-// the few lines before the Go runtime exists keep their own protocol.
+// nsexec.c speaks it in C (internal/nsenter/nsframe.h mirrors the types
+// and the header; a test there holds the two equal). It reads a frame's
+// header and then exactly its payload, so it never consumes a byte of the
+// frames meant for the Go code that runs after it.
 package frame
 
 import (
@@ -43,12 +46,29 @@ const (
 	TypeReady                          // child: everything that can fail has; waiting for start or exec
 	TypeError                          // child: failed; payload says why
 	TypeSeccompFd                      // child: one fd, the seccomp listener
+
+	// Read and written by nsexec.c, before the Go runtime starts in the
+	// child (internal/nsenter): the namespace request, then its answers.
+	TypeNsCgroup      // parent: one fd, a v1 cgroup's tasks file open for writing; payload: its path
+	TypeNsJoin        // parent: one fd, a namespace file to setns into; payload: its path
+	TypeNsUnshare     // parent: CLONE_NEW* flags of new namespaces, 8 bytes little endian
+	TypeNsTimeOffsets // parent: the text for /proc/self/timens_offsets
+	TypeNsEnd         // parent: the request is complete
+	TypeNsMaps        // child: my user namespace is new; write its id maps
+	TypeNsMapsDone    // parent: they are written
+	TypeNsPid         // child: the pid of the process that goes on into Go, 4 bytes little endian
+	TypeNsError       // child: a step failed; errno (4 bytes little endian), then "what\0arg\0message"
+	TypeNsOOMScoreAdj // parent: the value for /proc/self/oom_score_adj, in decimal
 )
 
 var typeNames = map[Type]string{
 	TypePlan: "plan", TypeHooks: "hooks", TypeHooksDone: "hooks-done",
 	TypeContainerHooks: "container-hooks", TypeReady: "ready", TypeError: "error",
 	TypeSeccompFd: "seccomp-fd",
+	TypeNsCgroup:  "ns-cgroup", TypeNsJoin: "ns-join", TypeNsUnshare: "ns-unshare",
+	TypeNsTimeOffsets: "ns-time-offsets", TypeNsEnd: "ns-end", TypeNsMaps: "ns-maps",
+	TypeNsMapsDone: "ns-maps-done", TypeNsPid: "ns-pid", TypeNsError: "ns-error",
+	TypeNsOOMScoreAdj: "ns-oom-score-adj",
 }
 
 func (t Type) String() string {

@@ -3,14 +3,11 @@
 // and mount namespaces cannot be joined by a multithreaded process) and
 // unsharing new ones. See nsexec.c for the steps and why they are ordered so.
 //
-// nsexec.c keeps its own few lines of text ("cg", "join", "unshare",
-// "timens", "end" in; "maps", "pid N", "err ..." out) rather than speak
-// internal/frame: it runs in a constructor before the Go runtime, where a
-// bug is a hang or a crash with no Go error to report, it passes no fds
-// either way, and every message is one short line parsed with plain libc.
-// Teaching it frames would add C parsing code on the most fragile path for
-// no fd and no message it lacks. The frames start right after its "pid"
-// line, on the same socket.
+// It speaks internal/frame's framing, like every later message on the
+// same socket: the parent sends the request as frames (Request.Frames),
+// with the namespace and cgroup files it opened attached as fds, so nothing
+// is resolved by path in a process that is about to change namespaces; the
+// constructor answers with frames that Wait reads.
 //
 // A program that imports this package (the hako binary does) gets the C
 // constructor; it does nothing unless the environment names a sync fd, so
@@ -19,20 +16,40 @@ package nsenter
 
 // #cgo CFLAGS: -Wall -O2
 // #cgo LDFLAGS: -static
+// #include "nsframe.h"
 import "C"
 
 import (
-	"bufio"
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/hako-runtime/hako/internal/explain"
+	"github.com/hako-runtime/hako/internal/frame"
 )
+
+// cFrames is nsframe.h's view of the frame layout, for the test that holds
+// it equal to internal/frame's.
+var cFrames = struct {
+	Magic, Header, OOMScoreAdj              int
+	Cgroup, Join, Unshare, TimeOffsets, End int
+	Maps, MapsDone, Pid, Error              int
+}{
+	C.HAKO_FRAME_MAGIC, C.HAKO_FRAME_HEADER, C.HAKO_FRAME_NS_OOM_SCORE_ADJ,
+	C.HAKO_FRAME_NS_CGROUP, C.HAKO_FRAME_NS_JOIN, C.HAKO_FRAME_NS_UNSHARE, C.HAKO_FRAME_NS_TIME_OFFSETS, C.HAKO_FRAME_NS_END,
+	C.HAKO_FRAME_NS_MAPS, C.HAKO_FRAME_NS_MAPS_DONE, C.HAKO_FRAME_NS_PID, C.HAKO_FRAME_NS_ERROR,
+}
+
+// maxPayload is nsexec.c's MAX_PAYLOAD: a longer request frame is refused
+// there, so it is refused here first, with the path named.
+const maxPayload = 4096
 
 // EnvSync names the fd, in the child, of the socket the constructor reads.
 const EnvSync = "_HAKO_SYNC"
@@ -54,35 +71,77 @@ type Request struct {
 	Join        []string // namespace files to setns into
 	Unshare     uintptr  // CLONE_NEW* flags of new namespaces
 	TimeOffsets []TimeOffset
+	// OOMScoreAdj is written to /proc/self/oom_score_adj first of all,
+	// while the process is still dumpable and in hako's user namespace:
+	// later it could not lower it, and every process it forks inherits it
+	// (runc's nsexec does the same, update_oom_score_adj).
+	OOMScoreAdj *int
 }
 
-// Encode renders the request in the line protocol nsexec.c parses.
-func (r *Request) Encode() ([]byte, error) {
-	var b strings.Builder
-	for _, p := range r.CgroupTasks {
-		if err := checkLine(p); err != nil {
-			return nil, err
+// Frames renders the request as the frames nsexec.c reads, opening here,
+// in the parent, every file it names. The caller sends them in order and
+// then closes the returned files (their fds travel as copies).
+func (r *Request) Frames() ([]*frame.Frame, []*os.File, error) {
+	var frames []*frame.Frame
+	var files []*os.File
+	fail := func(err error) ([]*frame.Frame, []*os.File, error) {
+		for _, f := range files {
+			f.Close()
 		}
-		fmt.Fprintf(&b, "cg %s\n", p)
+		return nil, nil, err
+	}
+	withFile := func(t frame.Type, path string, flag int, what string) error {
+		if err := checkPath(path); err != nil {
+			return err
+		}
+		f, err := os.OpenFile(path, flag|unix.O_CLOEXEC, 0)
+		if err != nil {
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return fmt.Errorf("open %s %s: %w", what, path, err)
+		}
+		files = append(files, f)
+		frames = append(frames, &frame.Frame{Type: t, Payload: []byte(path), Fds: []int{int(f.Fd())}})
+		return nil
+	}
+	if r.OOMScoreAdj != nil {
+		frames = append(frames, &frame.Frame{Type: frame.TypeNsOOMScoreAdj, Payload: []byte(strconv.Itoa(*r.OOMScoreAdj))})
+	}
+	for _, p := range r.CgroupTasks {
+		if err := withFile(frame.TypeNsCgroup, p, os.O_WRONLY, "cgroup"); err != nil {
+			return fail(err)
+		}
+	}
+	if len(r.Join) > 16 {
+		return fail(fmt.Errorf("%d namespaces to join: at most 16", len(r.Join)))
 	}
 	for _, p := range r.Join {
-		if err := checkLine(p); err != nil {
-			return nil, err
+		if err := withFile(frame.TypeNsJoin, p, os.O_RDONLY, "namespace"); err != nil {
+			return fail(err)
 		}
-		fmt.Fprintf(&b, "join %s\n", p)
 	}
 	if r.Unshare != 0 {
-		fmt.Fprintf(&b, "unshare %x\n", r.Unshare)
+		frames = append(frames, &frame.Frame{Type: frame.TypeNsUnshare, Payload: binary.LittleEndian.AppendUint64(nil, uint64(r.Unshare))})
 	}
-	for _, o := range r.TimeOffsets {
-		fmt.Fprintf(&b, "timens %s %d %d\n", o.Clock, o.Secs, o.Nanos)
+	if len(r.TimeOffsets) > 0 {
+		var b strings.Builder
+		for _, o := range r.TimeOffsets {
+			fmt.Fprintf(&b, "%s %d %d\n", o.Clock, o.Secs, o.Nanos)
+		}
+		// nsexec.c's buffer for the offsets.
+		if b.Len() >= 512 {
+			return fail(fmt.Errorf("time offsets: %d bytes, at most 511", b.Len()))
+		}
+		frames = append(frames, &frame.Frame{Type: frame.TypeNsTimeOffsets, Payload: []byte(b.String())})
 	}
-	b.WriteString("end\n")
-	return []byte(b.String()), nil
+	frames = append(frames, &frame.Frame{Type: frame.TypeNsEnd})
+	return frames, files, nil
 }
 
-func checkLine(p string) error {
-	if p == "" || strings.ContainsAny(p, "\n\x00") || len(p) > 4000 {
+func checkPath(p string) error {
+	if p == "" || strings.IndexByte(p, 0) >= 0 || len(p) > maxPayload {
 		return fmt.Errorf("path %q: cannot be passed to the namespace helper", p)
 	}
 	return nil
@@ -91,56 +150,72 @@ func checkLine(p string) error {
 // ErrChild is wrapped by errors the constructor reported.
 var ErrChild = errors.New("container process setup")
 
-// Wait reads the constructor's replies until it reports the pid of the
+// Wait reads the constructor's answers until it reports the pid of the
 // process that goes on into Go. writeMaps is called when the process has
-// unshared its user namespace; stagePid is the pid of the process the
-// parent started (the one that unshared), to write its maps.
-func Wait(r *bufio.Reader, w io.Writer, writeMaps func() error) (int, error) {
+// unshared its user namespace; send answers it.
+func Wait(next func() (*frame.Frame, error), send func(*frame.Frame) error, writeMaps func() error) (int, error) {
 	for {
-		line, err := r.ReadString('\n')
-		if errors.Is(err, io.EOF) {
-			return 0, fmt.Errorf("%w: the process exited before reporting its pid: %v", ErrChild, err)
-		}
+		f, err := next()
 		if err != nil {
+			if f != nil {
+				closeFds(f.Fds)
+			}
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return 0, fmt.Errorf("%w: the process exited before reporting its pid: %v", ErrChild, err)
+			}
 			// The reader bounds the wait: a frozen or silent child.
 			return 0, fmt.Errorf("%w: waiting for its pid: %w", ErrChild, err)
 		}
-		line = strings.TrimSuffix(line, "\n")
-		switch {
-		case line == "maps":
+		if len(f.Fds) > 0 {
+			closeFds(f.Fds)
+			return 0, fmt.Errorf("%w: %s frame with unexpected fds", ErrChild, f.Type)
+		}
+		switch f.Type {
+		case frame.TypeNsMaps:
 			if err := writeMaps(); err != nil {
-				io.WriteString(w, "fail\n")
 				return 0, err
 			}
-			if _, err := io.WriteString(w, "ok\n"); err != nil {
+			if err := send(&frame.Frame{Type: frame.TypeNsMapsDone}); err != nil {
 				return 0, err
 			}
-		case strings.HasPrefix(line, "pid "):
-			pid, err := strconv.Atoi(line[4:])
-			if err != nil || pid <= 0 {
-				return 0, fmt.Errorf("%w: bad pid report %q", ErrChild, line)
+		case frame.TypeNsPid:
+			if len(f.Payload) != 4 {
+				return 0, fmt.Errorf("%w: bad pid report of %d bytes", ErrChild, len(f.Payload))
+			}
+			pid := int(int32(binary.LittleEndian.Uint32(f.Payload)))
+			if pid <= 0 {
+				return 0, fmt.Errorf("%w: bad pid report %d", ErrChild, pid)
 			}
 			return pid, nil
-		case strings.HasPrefix(line, "err "):
-			return 0, fmt.Errorf("%w: %w", ErrChild, childError(line[4:]))
+		case frame.TypeNsError:
+			return 0, fmt.Errorf("%w: %w", ErrChild, childError(f.Payload))
 		default:
-			return 0, fmt.Errorf("%w: unexpected message %q", ErrChild, line)
+			return 0, fmt.Errorf("%w: unexpected %s frame", ErrChild, f.Type)
 		}
 	}
 }
 
-// childError turns the constructor's "ERRNO WHAT|ARG: MESSAGE" into an
-// error that wraps the errno and, for the namespace steps whose refusals
-// have known causes (seed 002's user namespaces, the ENOSPC of a
-// user.max_*_namespaces limit), says which one holds here.
-func childError(s string) error {
-	num, rest, ok := strings.Cut(s, " ")
-	n, err := strconv.Atoi(num)
-	what, tail, ok2 := strings.Cut(rest, "|")
-	arg, _, ok3 := strings.Cut(tail, ": ")
-	if !ok || !ok2 || !ok3 || err != nil || n <= 0 {
-		return errors.New(s)
+func closeFds(fds []int) {
+	for _, fd := range fds {
+		unix.Close(fd)
 	}
+}
+
+// childError turns the constructor's ns-error payload (errno, then
+// "what\0arg\0message") into an error that wraps the errno and, for the
+// namespace steps whose refusals have known causes (seed 002's user
+// namespaces, the ENOSPC of a user.max_*_namespaces limit), says which one
+// holds here.
+func childError(p []byte) error {
+	if len(p) < 4 {
+		return fmt.Errorf("malformed error report of %d bytes", len(p))
+	}
+	n := int32(binary.LittleEndian.Uint32(p))
+	parts := bytes.SplitN(p[4:], []byte{0}, 3)
+	if len(parts) != 3 || n <= 0 {
+		return fmt.Errorf("malformed error report %q", p)
+	}
+	what, arg := string(parts[0]), string(parts[1])
 	errno := unix.Errno(n)
 	var op explain.Op
 	switch {

@@ -8,12 +8,14 @@
 // It is kept to the few steps that must happen single-threaded, in this
 // order (each one depends on the one before):
 //
+//  0. write oom_score_adj, while still dumpable and in hako's user
+//     namespace (later it could not be lowered; children inherit it);
 //  1. join the container's v1 cgroups by writing "0" to their tasks files
 //     (a thread moving itself skips the synchronize_rcu wait that writing a
 //     pid into cgroup.procs costs, ~5 ms on a cold start; cgroup2 is joined
 //     at birth with clone3(CLONE_INTO_CGROUP) by the parent instead);
-//  2. setns into namespaces given by path, the user namespace first so that
-//     the others, owned by it, are joinable;
+//  2. setns into namespaces, the user namespace first so that the others,
+//     owned by it, are joinable;
 //  3. unshare(CLONE_NEWUSER) alone, then ask the parent to write uid_map and
 //     gid_map (seed 002: an unprivileged writer must write "deny" to
 //     setgroups first, which the parent does), then become root in it;
@@ -24,9 +26,12 @@
 //     CLONE_PARENT so the hako parent can wait for it; this process reports
 //     the child's pid and exits. The child returns into Go.
 //
-// Protocol on the fd named by _HAKO_SYNC, one request per line:
-//   cg PATH | join PATH | unshare HEXFLAGS | timens CLOCK SEC NSEC | end
-// Replies: "maps" (waits for "ok"), "pid N", or "err MESSAGE".
+// It speaks internal/frame's framing on the socket named by _HAKO_SYNC
+// (nsframe.h): the parent sends ns-oom-score-adj, then ns-cgroup and
+// ns-join frames, each with the file it opened (so no path is resolved
+// here, where a setns would change what it means), ns-unshare,
+// ns-time-offsets, then ns-end. We answer
+// ns-maps (and wait for ns-maps-done), then ns-pid; or ns-error and exit.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -37,9 +42,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <stdint.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include "nsframe.h"
 
 #ifndef CLONE_NEWTIME
 #define CLONE_NEWTIME 0x00000080
@@ -47,69 +56,147 @@
 #define NS_GET_NSTYPE 0xb703
 
 #define MAX_JOIN 16
-#define MAX_CG 16
-#define MAX_LINE 4096
+#define MAX_PAYLOAD 4096
+#define MAX_FRAME_FDS 4
 
 static int sync_fd = -1;
 
-static void send_line(const char *fmt, ...)
+// send_frame writes one frame (internal/frame's layout) in one send, with
+// MSG_NOSIGNAL: a parent that is gone ends us through the error path, not
+// through SIGPIPE.
+static void send_frame(int type, const void *payload, size_t len)
 {
-	char buf[MAX_LINE];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if (n > (int)sizeof(buf) - 2)
-		n = sizeof(buf) - 2;
-	buf[n++] = '\n';
-	for (int off = 0; off < n;) {
-		ssize_t w = write(sync_fd, buf + off, n - off);
+	unsigned char buf[HAKO_FRAME_HEADER + MAX_PAYLOAD];
+	if (len > MAX_PAYLOAD)
+		len = MAX_PAYLOAD;
+	buf[0] = HAKO_FRAME_MAGIC;
+	buf[1] = (unsigned char)type;
+	buf[2] = buf[3] = 0;
+	buf[4] = len & 0xff;
+	buf[5] = (len >> 8) & 0xff;
+	buf[6] = (len >> 16) & 0xff;
+	buf[7] = (len >> 24) & 0xff;
+	memcpy(buf + HAKO_FRAME_HEADER, payload, len);
+	size_t n = HAKO_FRAME_HEADER + len;
+	for (size_t off = 0; off < n;) {
+		ssize_t w = send(sync_fd, buf + off, n - off, MSG_NOSIGNAL);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
 			return;
-		off += w;
+		off += (size_t)w;
 	}
+}
+
+static void put_le32(unsigned char *p, uint32_t v)
+{
+	p[0] = v & 0xff;
+	p[1] = (v >> 8) & 0xff;
+	p[2] = (v >> 16) & 0xff;
+	p[3] = (v >> 24) & 0xff;
 }
 
 static void bail(const char *what, const char *arg)
 {
 	int e = errno;
-	// The errno travels as a number too, so that the parent can explain
-	// it (internal/explain) without parsing strerror's words.
-	send_line("err %d %s|%s: %s", e, what, arg ? arg : "", strerror(e));
+	// The errno travels as a number, so that the parent can explain it
+	// (internal/explain) without parsing strerror's words.
+	unsigned char p[MAX_PAYLOAD];
+	put_le32(p, (uint32_t)e);
+	int n = snprintf((char *)p + 4, sizeof(p) - 4, "%s%c%s%c%s", what, 0, arg ? arg : "", 0, strerror(e));
+	if (n < 0)
+		n = 0;
+	if ((size_t)n > sizeof(p) - 5)
+		n = (int)sizeof(p) - 5;
+	send_frame(HAKO_FRAME_NS_ERROR, p, 4 + (size_t)n);
 	_exit(1);
 }
 
-// The parent sends nothing past what we are reading until we answer, so
-// whatever read() returns belongs to the current request: a block is read at
-// a time and split into lines here, without ever consuming bytes meant for
-// the Go code that runs after us.
-static char rbuf[MAX_LINE * 4];
-static size_t rlen, rpos;
+// recv_frame reads one frame: its header, then exactly its payload, never a
+// byte more, so that what follows on the socket (the plan) stays for the Go
+// code that runs after us. The fds a frame carries arrive with the
+// recvmsg that reads its header's first byte (the parent sends each frame
+// with one sendmsg), and their count must be the header's.
+struct frame {
+	int type;
+	char payload[MAX_PAYLOAD + 1]; // NUL-terminated
+	size_t len;
+	int fds[MAX_FRAME_FDS];
+	int nfds;
+};
 
-static int read_line(char *buf, size_t size)
+static int recv_frame(struct frame *f)
 {
-	size_t n = 0;
-	while (n + 1 < size) {
-		if (rpos == rlen) {
-			ssize_t r = read(sync_fd, rbuf, sizeof(rbuf));
-			if (r < 0 && errno == EINTR)
+	unsigned char h[HAKO_FRAME_HEADER];
+	size_t got = 0;
+	f->nfds = 0;
+	while (got < sizeof(h)) {
+		union {
+			struct cmsghdr align;
+			char buf[CMSG_SPACE(sizeof(int) * MAX_FRAME_FDS)];
+		} ctl;
+		struct iovec iov = {.iov_base = h + got, .iov_len = sizeof(h) - got};
+		struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf)};
+		ssize_t r = recvmsg(sync_fd, &m, MSG_CMSG_CLOEXEC);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r == 0)
+			errno = EPIPE;
+		if (r <= 0)
+			return -1;
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c != NULL; c = CMSG_NXTHDR(&m, c)) {
+			if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
 				continue;
-			if (r <= 0)
-				return -1;
-			rlen = (size_t)r;
-			rpos = 0;
+			int n = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+			for (int i = 0; i < n; i++) {
+				int fd;
+				memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+				if (f->nfds < MAX_FRAME_FDS)
+					f->fds[f->nfds++] = fd;
+				else
+					close(fd);
+			}
 		}
-		char c = rbuf[rpos++];
-		if (c == '\n')
-			break;
-		buf[n++] = c;
+		if (m.msg_flags & MSG_CTRUNC) {
+			errno = EMSGSIZE;
+			return -1;
+		}
+		got += (size_t)r;
 	}
-	buf[n] = '\0';
-	return (int)n;
+	size_t len = (size_t)h[4] | (size_t)h[5] << 8 | (size_t)h[6] << 16 | (size_t)h[7] << 24;
+	int nfds = h[2] | h[3] << 8;
+	if (h[0] != HAKO_FRAME_MAGIC || nfds != f->nfds) {
+		errno = EPROTO;
+		return -1;
+	}
+	if (len > MAX_PAYLOAD) {
+		errno = E2BIG;
+		return -1;
+	}
+	f->type = h[1];
+	for (size_t off = 0; off < len;) {
+		ssize_t r = read(sync_fd, f->payload + off, len - off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r == 0)
+			errno = EPIPE;
+		if (r <= 0)
+			return -1;
+		off += (size_t)r;
+	}
+	f->payload[len] = '\0';
+	f->len = len;
+	return 0;
+}
+
+// expect_fd checks that a request frame brought exactly one fd.
+static int expect_fd(struct frame *f)
+{
+	if (f->nfds != 1 || strlen(f->payload) != f->len) {
+		errno = EPROTO;
+		bail("malformed request", f->payload);
+	}
+	return f->fds[0];
 }
 
 static void write_file(const char *path, const char *data)
@@ -153,7 +240,7 @@ __attribute__((constructor)) static void hako_nsexec(void)
 	// would be a number; name it for ps and for people reading it.
 	prctl(PR_SET_NAME, "hako:[nsexec]", 0, 0, 0);
 
-	char line[MAX_LINE];
+	static struct frame f;
 	char *join_paths[MAX_JOIN];
 	int join_fds[MAX_JOIN];
 	int njoin = 0;
@@ -166,40 +253,61 @@ __attribute__((constructor)) static void hako_nsexec(void)
 	int dumpable_later = 0;
 
 	for (;;) {
-		if (read_line(line, sizeof(line)) < 0) {
-			errno = EPIPE;
-			bail("read", "sync pipe");
-		}
-		if (strcmp(line, "end") == 0)
+		if (recv_frame(&f) < 0)
+			bail("read", "sync socket");
+		if (f.type == HAKO_FRAME_NS_END)
 			break;
-		if (strncmp(line, "cg ", 3) == 0) {
-			write_file(line + 3, "0");
-		} else if (strncmp(line, "join ", 5) == 0) {
+		switch (f.type) {
+		case HAKO_FRAME_NS_OOM_SCORE_ADJ:
+			// Before anything else, while we are dumpable and in hako's
+			// user namespace: every process we fork inherits it.
+			if (f.nfds != 0 || strlen(f.payload) != f.len) {
+				errno = EPROTO;
+				bail("malformed request", "ns-oom-score-adj");
+			}
+			write_file("/proc/self/oom_score_adj", f.payload);
+			break;
+		case HAKO_FRAME_NS_CGROUP: {
+			int fd = expect_fd(&f);
+			if (write(fd, "0", 1) != 1)
+				bail("write", f.payload);
+			close(fd);
+			break;
+		}
+		case HAKO_FRAME_NS_JOIN:
 			if (njoin == MAX_JOIN) {
 				errno = E2BIG;
-				bail("join", line + 5);
+				bail("join", f.payload);
 			}
-			// Open every path before entering any namespace: after
-			// setns(mnt) the paths would resolve in the container.
-			join_fds[njoin] = open(line + 5, O_RDONLY | O_CLOEXEC);
-			if (join_fds[njoin] < 0)
-				bail("open namespace", line + 5);
-			join_paths[njoin] = strdup(line + 5);
+			join_fds[njoin] = expect_fd(&f);
+			join_paths[njoin] = strdup(f.payload);
 			njoin++;
-		} else if (strncmp(line, "unshare ", 8) == 0) {
-			flags = strtoul(line + 8, NULL, 16);
-		} else if (strncmp(line, "timens ", 7) == 0) {
-			size_t l = strlen(timens), add = strlen(line + 7);
-			if (l + add + 2 > sizeof(timens)) {
-				errno = E2BIG;
-				bail("timens", line + 7);
+			break;
+		case HAKO_FRAME_NS_UNSHARE:
+			if (f.len != 8 || f.nfds != 0) {
+				errno = EPROTO;
+				bail("malformed request", "ns-unshare");
 			}
-			memcpy(timens + l, line + 7, add);
-			timens[l + add] = '\n';
-			timens[l + add + 1] = '\0';
-		} else {
-			errno = EINVAL;
-			bail("unknown request", line);
+			flags = 0;
+			for (int i = 7; i >= 0; i--)
+				flags = flags << 8 | (unsigned char)f.payload[i];
+			break;
+		case HAKO_FRAME_NS_TIME_OFFSETS:
+			if (f.len + 1 > sizeof(timens) || strlen(f.payload) != f.len || f.nfds != 0) {
+				errno = E2BIG;
+				bail("timens", f.payload);
+			}
+			memcpy(timens, f.payload, f.len + 1);
+			break;
+		default:
+			for (int i = 0; i < f.nfds; i++)
+				close(f.fds[i]);
+			errno = EPROTO;
+			{
+				char what[32];
+				snprintf(what, sizeof(what), "frame type %d", f.type);
+				bail("unexpected request", what);
+			}
 		}
 	}
 
@@ -239,10 +347,12 @@ __attribute__((constructor)) static void hako_nsexec(void)
 	if (flags & CLONE_NEWUSER) {
 		if (unshare(CLONE_NEWUSER) < 0)
 			bail("unshare", "user namespace");
-		send_line("maps");
-		if (read_line(line, sizeof(line)) < 0 || strcmp(line, "ok") != 0) {
-			errno = EPERM;
-			bail("write id maps", line);
+		send_frame(HAKO_FRAME_NS_MAPS, NULL, 0);
+		if (recv_frame(&f) < 0)
+			bail("wait for id maps", "sync socket");
+		if (f.type != HAKO_FRAME_NS_MAPS_DONE) {
+			errno = EPROTO;
+			bail("wait for id maps", "sync socket");
 		}
 		if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 			bail("prctl", "PR_SET_DUMPABLE");
@@ -265,7 +375,9 @@ __attribute__((constructor)) static void hako_nsexec(void)
 	if (pid < 0)
 		bail("clone", "container process");
 	if (pid > 0) {
-		send_line("pid %d", pid);
+		unsigned char p[4];
+		put_le32(p, (uint32_t)pid);
+		send_frame(HAKO_FRAME_NS_PID, p, sizeof(p));
 		_exit(0);
 	}
 	// The child goes on into the Go runtime with the same sync fd.

@@ -5,17 +5,28 @@
 // bubblewrap's SetupOp list: one small operation per step, applied inside
 // the new namespaces in the order given.
 //
-// Front ends produce plans; today one does, and two more are planned:
+// Three front ends produce plans:
 //
 //   - config.json (OCI runtime-spec), compiled by FromSpec in this package,
 //     used by create, run and exec;
 //   - systemd unit properties for `hako sandbox` (PrivateTmp,
-//     ProtectSystem, BindReadOnlyPaths, TemporaryFileSystem, ...), to be
-//     compiled by internal/sandbox;
+//     ProtectSystem, BindReadOnlyPaths, TemporaryFileSystem, ...), which
+//     internal/sandbox turns into a spec for FromSpec plus the steps a
+//     spec cannot say;
 //   - bubblewrap's argv for `hako bwrap` (--bind, --ro-bind, --dev-bind,
 //     --tmpfs with --size and --perms, --dir, --symlink, --file FD,
-//     --bind-data FD, --chmod, --remount-ro, ...), to be compiled by
+//     --bind-data FD, --chmod, --remount-ro, ...), compiled step by step by
 //     internal/bwrap.
+//
+// The plan starts where the Go runtime starts in the child. What must
+// happen before it, single-threaded (oom_score_adj, v1 cgroup joins,
+// setns, unshare, id maps, time offsets, the fork into a new PID
+// namespace), is internal/nsenter's Request, compiled from the same input
+// and sent over the same framing (internal/frame) just before the plan.
+// What the runtime-spec says happens outside the container stays in the
+// parent: creating the cgroup and its limits, moving netDevices into the
+// network namespace, and the prestart and createRuntime hooks, for which
+// the child stops at a step (OpRuntimeHooks) until the parent has run them.
 //
 // Some step kinds (OpDir, OpFile, OpBindData, OpSymlink, OpChmod, a tmpfs's
 // Size and Perms) exist for those front ends although config.json cannot

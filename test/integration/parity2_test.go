@@ -377,3 +377,39 @@ writable`
 		t.Errorf("tmpcopyup on a bind mount: exit %d %q, want a refusal naming it", code, se)
 	}
 }
+
+// process.oomScoreAdj is written by the namespace constructor, first of
+// all, and is the container's for every process in it: the init and each
+// exec (which is hako's child, not the init's, and would otherwise keep
+// hako's score). runc 1.1.5 and 1.5 send it in the bootstrap data of both.
+func TestParityOOMScoreAdjInitAndExec(t *testing.T) {
+	e := newEnv(t)
+	e.spec.Process.Args = []string{"sleep", "1000"}
+	adj := 123
+	e.spec.Process.OOMScoreAdj = &adj
+	e.write()
+	rts := map[string][]string{"hako": {hakoBin, "--root", e.root}}
+	if p, err := runcPath(); err == nil {
+		rts["runc"] = []string{p, "--root", t.TempDir()}
+	}
+	if rc := runc15(t); rc != nil {
+		rts["runc-1.5"] = rc
+	}
+	for who, rt := range rts {
+		id := "c-oom-" + strings.ReplaceAll(who, ".", "")
+		if so, se, code := rtCmd(t, rt, "run", "-d", "--bundle", e.bundle, id); code != 0 {
+			t.Fatalf("%s run: %d %s%s", who, code, so, se)
+		}
+		defer rtCmd(t, rt, "delete", "--force", id)
+		var st struct{ Pid int }
+		so, _, _ := rtCmd(t, rt, "state", id)
+		json.Unmarshal([]byte(so), &st)
+		if got := strings.TrimSpace(readFile(t, fmt.Sprintf("/proc/%d/oom_score_adj", st.Pid))); got != "123" {
+			t.Errorf("%s: the init's oom_score_adj is %s, want 123", who, got)
+		}
+		so, se, code := rtCmd(t, rt, "exec", id, "cat", "/proc/self/oom_score_adj")
+		if code != 0 || strings.TrimSpace(so) != "123" {
+			t.Errorf("%s exec: oom_score_adj %q (exit %d, %s), want 123", who, so, code, se)
+		}
+	}
+}

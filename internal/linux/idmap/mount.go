@@ -62,10 +62,13 @@ func Tree(m *rootfs.Mount, initPid int) (*os.File, error) {
 // process that waits in nsexec.c for a request that never comes; the
 // namespace lives on through the returned fd after that process exits.
 func mappedUserns(uids, gids []specs.LinuxIDMapping) (*os.File, error) {
-	r, w, err := os.Pipe()
+	// A socket, not a pipe: nsexec.c reads frames with recvmsg. Nothing is
+	// ever sent on it; the holder waits until our end closes.
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("socketpair: %w", err)
 	}
+	r, w := os.NewFile(uintptr(fds[0]), "idmap-holder-sync"), os.NewFile(uintptr(fds[1]), "idmap-holder-parent")
 	defer r.Close()
 	cmd := exec.Command("/proc/self/exe", "idmap-holder")
 	cmd.Env = []string{nsenter.EnvSync + "=3"}
