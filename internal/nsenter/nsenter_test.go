@@ -75,11 +75,7 @@ func TestRequestFrames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() {
-		for _, f := range files {
-			f.Close()
-		}
-	}()
+	t.Cleanup(func() { closeFiles(files) })
 	var got []string
 	for _, f := range frames {
 		s := f.Type.String()
@@ -262,11 +258,7 @@ func TestConstructor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() {
-		for _, f := range files {
-			f.Close()
-		}
-	}()
+	t.Cleanup(func() { closeFiles(files) })
 	maps := 0
 	got, err := constructor(t, frames, func(pid int) error {
 		maps++
@@ -309,5 +301,11 @@ func TestConstructorRefusals(t *testing.T) {
 		if !errors.Is(err, ErrChild) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want %q", name, err, tc.want)
 		}
+	}
+}
+
+func closeFiles(files []*os.File) {
+	for _, f := range files {
+		f.Close()
 	}
 }

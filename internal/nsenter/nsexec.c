@@ -125,17 +125,16 @@ struct frame {
 	int nfds;
 };
 
-static int recv_frame(struct frame *f)
+// recv_full reads exactly len bytes, queueing in f the fds that come with
+// them.
+static int recv_full(void *buf, size_t len, struct frame *f)
 {
-	unsigned char h[HAKO_FRAME_HEADER];
-	size_t got = 0;
-	f->nfds = 0;
-	while (got < sizeof(h)) {
+	for (size_t got = 0; got < len;) {
 		union {
 			struct cmsghdr align;
 			char buf[CMSG_SPACE(sizeof(int) * MAX_FRAME_FDS)];
 		} ctl;
-		struct iovec iov = {.iov_base = h + got, .iov_len = sizeof(h) - got};
+		struct iovec iov = {.iov_base = (char *)buf + got, .iov_len = len - got};
 		struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf)};
 		ssize_t r = recvmsg(sync_fd, &m, MSG_CMSG_CLOEXEC);
 		if (r < 0 && errno == EINTR)
@@ -163,6 +162,15 @@ static int recv_frame(struct frame *f)
 		}
 		got += (size_t)r;
 	}
+	return 0;
+}
+
+static int recv_frame(struct frame *f)
+{
+	unsigned char h[HAKO_FRAME_HEADER];
+	f->nfds = 0;
+	if (recv_full(h, sizeof(h), f) < 0)
+		return -1;
 	size_t len = (size_t)h[4] | (size_t)h[5] << 8 | (size_t)h[6] << 16 | (size_t)h[7] << 24;
 	int nfds = h[2] | h[3] << 8;
 	if (h[0] != HAKO_FRAME_MAGIC || nfds != f->nfds) {
@@ -174,15 +182,12 @@ static int recv_frame(struct frame *f)
 		return -1;
 	}
 	f->type = h[1];
-	for (size_t off = 0; off < len;) {
-		ssize_t r = read(sync_fd, f->payload + off, len - off);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r == 0)
-			errno = EPIPE;
-		if (r <= 0)
-			return -1;
-		off += (size_t)r;
+	if (recv_full(f->payload, len, f) < 0)
+		return -1;
+	// Every fd of a frame comes with its header.
+	if (f->nfds != nfds) {
+		errno = EPROTO;
+		return -1;
 	}
 	f->payload[len] = '\0';
 	f->len = len;
