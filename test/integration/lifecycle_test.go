@@ -2,6 +2,7 @@ package integration
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -210,4 +211,70 @@ func TestDeleteForceAfterHakoKilledMidCreate(t *testing.T) {
 		t.Errorf("init %d still alive", st.Pid)
 	}
 	assertNothingLeft(t, e, "mid1")
+}
+
+// `run` makes itself the subreaper of a container without a PID namespace
+// of its own, so that the container's orphans are its children (and reaped
+// by it); --no-subreaper leaves them to the host's init, as runc does.
+func TestRunNoSubreaper(t *testing.T) {
+	e := newEnv(t)
+	var nss []specs.LinuxNamespace
+	for _, n := range e.spec.Linux.Namespaces {
+		if n.Type != specs.PIDNamespace {
+			nss = append(nss, n)
+		}
+	}
+	e.spec.Linux.Namespaces = nss
+	shared := t.TempDir()
+	e.spec.Mounts = append(e.spec.Mounts, specs.Mount{Destination: "/shared", Type: "bind", Source: shared, Options: []string{"rbind"}})
+	// The subshell's sleep is orphaned at once, while the init lives on.
+	e.spec.Process.Args = []string{"sh", "-c", "(sleep 30 & echo $! > /shared/orphan); sleep 30"}
+	e.write()
+	rts := map[string][]string{"hako": {hakoBin, "--root", e.root}}
+	if p, err := runcPath(); err == nil {
+		rts["runc"] = []string{p, "--root", t.TempDir()}
+	}
+	for who, rt := range rts {
+		for _, noSub := range []bool{false, true} {
+			os.Remove(filepath.Join(shared, "orphan"))
+			id := fmt.Sprintf("c-subreaper-%s-%v", who, noSub)
+			args := append(append([]string{}, rt[1:]...), "run", "--bundle", e.bundle)
+			if noSub {
+				args = append(args, "--no-subreaper")
+			}
+			cmd := exec.Command(rt[0], append(args, id)...)
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			var ppid string
+			for i := 0; i < 100 && ppid == ""; i++ {
+				time.Sleep(50 * time.Millisecond)
+				pid := strings.TrimSpace(readFileMaybe(filepath.Join(shared, "orphan")))
+				if pid == "" {
+					continue
+				}
+				for _, l := range strings.Split(readFileMaybe("/proc/"+pid+"/status"), "\n") {
+					if v, ok := strings.CutPrefix(l, "PPid:"); ok {
+						ppid = strings.TrimSpace(v)
+					}
+				}
+			}
+			rtCmd(t, rt, "delete", "--force", id)
+			cmd.Wait()
+			runPid := fmt.Sprint(cmd.Process.Pid)
+			switch {
+			case ppid == "":
+				t.Errorf("%s (no-subreaper %v): the orphan's parent was never seen", who, noSub)
+			case !noSub && ppid != runPid:
+				t.Errorf("%s run: the orphan's parent is %s, want the run process %s", who, ppid, runPid)
+			case noSub && ppid == runPid:
+				t.Errorf("%s run --no-subreaper: the orphan's parent is the run process %s", who, runPid)
+			}
+		}
+	}
+}
+
+func readFileMaybe(p string) string {
+	b, _ := os.ReadFile(p)
+	return string(b)
 }
