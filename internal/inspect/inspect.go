@@ -28,6 +28,7 @@
 package inspect
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -36,6 +37,7 @@ import (
 	"strings"
 
 	"github.com/moby/sys/mountinfo"
+	"golang.org/x/sys/unix"
 
 	"github.com/hako-runtime/hako/internal/explain"
 	"github.com/hako-runtime/hako/internal/linux/idmap"
@@ -285,7 +287,12 @@ func (r *Report) readMounts() error {
 		m.Idmapped = hasOpt(i.Options, "idmapped")
 		if m.Idmapped {
 			idm, err := rootfs.MountIDMap(r.PID, i.Mountpoint)
-			if err != nil {
+			switch {
+			case errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM):
+				// mountinfo is world-readable, the path to the mount
+				// and statmount of another's mount namespace are not.
+				m.IDMapError = err.Error() + " (reading the map needs root or the process's owner)"
+			case err != nil:
 				m.IDMapError = err.Error()
 			}
 			m.IDMap = idm

@@ -24,7 +24,7 @@ func (r *Report) Text(w io.Writer) {
 		p(" (container %s)", r.Container)
 	}
 	p(": %s\n", r.Command)
-	p("  nspid   %v (outermost first)\n  root    %s\n  cwd     %s\n", r.NSpid, r.Root, r.Cwd)
+	p("  nspid   %v (outermost first)\n  root    %s\n  cwd     %s\n", r.NSpid, orUnreadable(r.Root), orUnreadable(r.Cwd))
 	if r.Diff == nil {
 		p("\nnamespaces:\n")
 		for _, n := range r.Namespaces {
@@ -78,7 +78,11 @@ func (r *Report) Text(w io.Writer) {
 		for _, k := range sortedKeys(r.Cgroup.Limits) {
 			p("  limit %-20s %s\n", k, r.Cgroup.Limits[k])
 		}
-		p("\nmounts (as the process sees them; mount ns owned by user:[%d]):\n", r.MountNSOwner)
+		owner := fmt.Sprintf("user:[%d]", r.MountNSOwner)
+		if r.MountNSOwner == 0 {
+			owner = "an unreadable user namespace"
+		}
+		p("\nmounts (as the process sees them; mount ns owned by %s):\n", owner)
 		p("  %-28s %-10s %-24s %s\n", "TARGET", "FSTYPE", "PROPAGATION", "HOST PATH / NOTES")
 		for _, m := range r.Mounts {
 			p("  %s\n", m.line())
@@ -140,6 +144,15 @@ func (m Mount) line() string {
 		notes = append(notes, "locked: "+strings.Join(m.Locked, ","))
 	}
 	return fmt.Sprintf("%-28s %-10s %-24s %s", m.Target, m.FSType, prop, strings.Join(notes, "  "))
+}
+
+// orUnreadable marks what /proc would not tell this reader: a process's
+// root, cwd and namespaces need ptrace access (root, or its owner).
+func orUnreadable(s string) string {
+	if s == "" {
+		return "(not readable: needs root or the process's owner)"
+	}
+	return s
 }
 
 func oneLine(s string) string {
