@@ -24,7 +24,8 @@
 //	          host_path (where the mount's content is in the host's tree; "" when the
 //	          filesystem is not mounted on the host), bind (root is not the fs root),
 //	          idmapped, idmap {uid_map gid_map} or idmap_error, locked[]
-//	properties[]: {name value reason}           with --properties
+//	properties[]: {name value in_force unknown reason}, with --properties: every
+//	          property of `hako sandbox`'s table that can be read back, in its order
 package inspect
 
 import (
@@ -158,7 +159,9 @@ func Inspect(target string, o Options) (*Report, error) {
 		r.Errors = append(r.Errors, err.Error())
 	}
 	if o.Properties {
-		r.Properties = properties(r)
+		if r.Properties, err = properties(r); err != nil {
+			r.Errors = append(r.Errors, err.Error())
+		}
 	}
 	if o.Diff {
 		other := o.DiffPID

@@ -89,9 +89,24 @@ func (r *Report) Text(w io.Writer) {
 		}
 	}
 	if len(r.Properties) > 0 {
-		p("\nproperties (in force, read from the kernel):\n")
+		p("\nproperties in force (hako sandbox's table, read from the kernel):\n")
+		var off, unknown []string
+		why := ""
 		for _, pr := range r.Properties {
-			p("  %s=%s\t# %s\n", pr.Name, pr.Value, pr.Reason)
+			switch {
+			case pr.InForce:
+				p("  %s=%s\t# %s\n", pr.Name, pr.Value, pr.Reason)
+			case pr.Unknown:
+				unknown, why = append(unknown, pr.Name), pr.Reason
+			default:
+				off = append(off, pr.Name)
+			}
+		}
+		if len(unknown) > 0 {
+			p("  not readable (%s): %s\n", why, strings.Join(unknown, " "))
+		}
+		if len(off) > 0 {
+			p("  not in force: %s\n", strings.Join(off, " "))
 		}
 	}
 	if d := r.Diff; d != nil {
