@@ -226,6 +226,31 @@ inspected() {
 check inspect-container "rc=$rc pid=$ipid $(echo "$out" | head -c 200 | tr '\n' ' ')" inspected
 $HAKO delete --force insp 2>>$ERR
 
+# (9) the same as an unprivileged user (uid 1000, no /etc/subuid range, no
+# newuidmap here): doctor --rootless probes for real (it fails the missing
+# newuidmap, exit 1), and inspect --properties reads the user's own process
+# (its namespaces readable to its owner; no property in force).
+printf 'root:x:0:0::/root:/bin/sh\nu:x:1000:1000::/tmp:/bin/sh\n' >/etc/passwd
+printf 'root:x:0:\nu:x:1000:\n' >/etc/group
+AS_U="setpriv --reuid=1000 --regid=1000 --clear-groups"
+out=$($AS_U hako doctor --rootless 2>&1)
+rc=$?
+doctor_user() {
+	[ "$rc" = 1 ] && echo "$out" | grep -q "uid 1000, rootless" &&
+		echo "$out" | grep -q "^ok   user namespaces" && echo "$out" | grep -q "cgroup mode *v2"
+}
+check doctor-unprivileged "rc=$rc $(echo "$out" | grep -e 'user namespaces' -e 'cgroup mode' | tr '\n' ' ')" doctor_user
+$AS_U sleep 1000 &
+upid=$!
+out=$($AS_U hako inspect --properties $upid 2>&1)
+rc=$?
+inspected_user() {
+	[ "$rc" = 0 ] && echo "$out" | grep -q "^  user  *[0-9]* *host" &&
+		echo "$out" | grep -q "not in force: PrivateTmp" && ! echo "$out" | grep -q "permission denied"
+}
+check inspect-unprivileged "rc=$rc $(echo "$out" | grep -e '^  user' -e 'not in force' | cut -c1-120 | tr '\n' ' ')" inspected_user
+kill $upid
+
 # Nothing may be left behind in the cgroup tree.
 left=$(find $CG -mindepth 1 -type d | tr '\n' ' ')
 check no-cgroups-left "dirs=[$left]" [ -z "$left" ]
