@@ -33,8 +33,11 @@ func (r *Report) Text(w io.Writer) {
 				continue
 			}
 			where := "own"
-			if n.Host {
+			switch {
+			case n.Host:
 				where = "host"
+			case n.HostUnknown:
+				where = "?"
 			}
 			p("  %-7s %-11d %-4s", n.Kind, n.Inode, where)
 			if n.Owner != 0 {

@@ -206,6 +206,9 @@ func (l *Live) holds(checks []receipt.Check, c *claims) (bool, string) {
 			}
 			ch.Except = append(append([]string(nil), ch.Except...), writable...)
 		}
+		if ch.Kind == receipt.KindNewNS && ch.Host == 0 {
+			return false, "the host's " + ch.Value + " namespace is not readable here"
+		}
 		ok, detail := l.Proc.Check(ch)
 		detail = strings.ReplaceAll(detail, "/proc/self/", fmt.Sprintf("/proc/%d/", l.Proc.Pid))
 		if ch.Path != "" {
