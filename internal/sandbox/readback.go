@@ -101,6 +101,15 @@ var readBacks = map[string]readBack{
 	"UnsetEnvironment": {skip: "COMMAND's input, not isolation (/proc/PID/environ)"},
 	"User":             {skip: "the report's identity"},
 	"Group":            {skip: "the report's identity"},
+	// Rows not applied yet; their read-back when they are: the root is
+	// the report's, the limits are the cgroup's (the report's limits),
+	// IP filters are cgroup BPF programs, not readable as addresses.
+	"RootDirectory":  {skip: "the report's root"},
+	"MemoryMax":      {skip: "the report's cgroup limits"},
+	"TasksMax":       {skip: "the report's cgroup limits"},
+	"CPUQuota":       {skip: "the report's cgroup limits"},
+	"IPAddressAllow": {skip: "cgroup BPF programs, not readable as addresses"},
+	"IPAddressDeny":  {skip: "cgroup BPF programs, not readable as addresses"},
 }
 
 func init() {
