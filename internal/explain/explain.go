@@ -37,6 +37,7 @@ const (
 	WriteGIDMap   Op = "write gid_map"
 	WriteSetgroup Op = "write setgroups"
 	NewUIDMap     Op = "newuidmap"
+	NewGIDMap     Op = "newgidmap" // newuidmap's causes
 	MountProc     Op = "mount proc"
 	MountSysfs    Op = "mount sysfs"
 	MountOverlay  Op = "mount overlay"
@@ -233,6 +234,9 @@ func Lookup(op Op, errno unix.Errno, f *Facts) (Explanation, bool) {
 		f = &Facts{}
 	}
 	f.Errno = errno
+	if op == NewGIDMap {
+		op = NewUIDMap
+	}
 	for _, e := range Table {
 		if e.Op != op || e.Errno != errno {
 			continue

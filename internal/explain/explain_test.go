@@ -52,6 +52,7 @@ func TestTable(t *testing.T) {
 		{WriteSetgroup, unix.EPERM, Facts{}, "setgroups-after-map"},
 		{NewUIDMap, unix.EPERM, Facts{NewUIDMapNoPriv: true}, "newuidmap-not-setuid"},
 		{NewUIDMap, unix.EPERM, Facts{}, "subid-range"},
+		{NewGIDMap, unix.EPERM, Facts{NewUIDMapNoPriv: true}, "newuidmap-not-setuid"},
 		{MountProc, unix.EPERM, Facts{ProcOvermounted: true}, "proc-locked-overmount"},
 		{MountProc, unix.EPERM, Facts{InitUserNS: true, ProcOvermounted: true}, "proc-pidns-owner"},
 		{MountProc, unix.EINVAL, Facts{PIDForChildrenDiffers: true}, "proc-before-fork"},

@@ -16,7 +16,7 @@ func Command(stateRoot string, args []string) error {
 	fs := flag.NewFlagSet("inspect", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	asJSON := fs.Bool("json", false, "print JSON")
-	props := fs.Bool("properties", false, "state the isolation in force as systemd properties")
+	props := fs.Bool("properties", false, "state the isolation in force as hako sandbox's (systemd's) properties, read from the kernel")
 	diffFlag := fs.Bool("diff", false, "show only the mounts that differ from the host's (or the PID after --diff)")
 	var pos []string
 	var diffPID int

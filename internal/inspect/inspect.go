@@ -24,10 +24,12 @@
 //	          host_path (where the mount's content is in the host's tree; "" when the
 //	          filesystem is not mounted on the host), bind (root is not the fs root),
 //	          idmapped, idmap {uid_map gid_map} or idmap_error, locked[]
-//	properties[]: {name value reason}           with --properties
+//	properties[]: {name value in_force unknown reason}, with --properties: every
+//	          property of `hako sandbox`'s table that can be read back, in its order
 package inspect
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -36,6 +38,7 @@ import (
 	"strings"
 
 	"github.com/moby/sys/mountinfo"
+	"golang.org/x/sys/unix"
 
 	"github.com/hako-runtime/hako/internal/explain"
 	"github.com/hako-runtime/hako/internal/linux/idmap"
@@ -156,7 +159,9 @@ func Inspect(target string, o Options) (*Report, error) {
 		r.Errors = append(r.Errors, err.Error())
 	}
 	if o.Properties {
-		r.Properties = properties(r)
+		if r.Properties, err = properties(r); err != nil {
+			r.Errors = append(r.Errors, err.Error())
+		}
 	}
 	if o.Diff {
 		other := o.DiffPID
@@ -285,7 +290,12 @@ func (r *Report) readMounts() error {
 		m.Idmapped = hasOpt(i.Options, "idmapped")
 		if m.Idmapped {
 			idm, err := rootfs.MountIDMap(r.PID, i.Mountpoint)
-			if err != nil {
+			switch {
+			case errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM):
+				// mountinfo is world-readable, the path to the mount
+				// and statmount of another's mount namespace are not.
+				m.IDMapError = err.Error() + " (reading the map needs root or the process's owner)"
+			case err != nil:
 				m.IDMapError = err.Error()
 			}
 			m.IDMap = idm

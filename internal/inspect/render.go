@@ -24,7 +24,7 @@ func (r *Report) Text(w io.Writer) {
 		p(" (container %s)", r.Container)
 	}
 	p(": %s\n", r.Command)
-	p("  nspid   %v (outermost first)\n  root    %s\n  cwd     %s\n", r.NSpid, r.Root, r.Cwd)
+	p("  nspid   %v (outermost first)\n  root    %s\n  cwd     %s\n", r.NSpid, orUnreadable(r.Root), orUnreadable(r.Cwd))
 	if r.Diff == nil {
 		p("\nnamespaces:\n")
 		for _, n := range r.Namespaces {
@@ -33,8 +33,11 @@ func (r *Report) Text(w io.Writer) {
 				continue
 			}
 			where := "own"
-			if n.Host {
+			switch {
+			case n.Host:
 				where = "host"
+			case n.HostUnknown:
+				where = "?"
 			}
 			p("  %-7s %-11d %-4s", n.Kind, n.Inode, where)
 			if n.Owner != 0 {
@@ -78,16 +81,35 @@ func (r *Report) Text(w io.Writer) {
 		for _, k := range sortedKeys(r.Cgroup.Limits) {
 			p("  limit %-20s %s\n", k, r.Cgroup.Limits[k])
 		}
-		p("\nmounts (as the process sees them; mount ns owned by user:[%d]):\n", r.MountNSOwner)
+		owner := fmt.Sprintf("user:[%d]", r.MountNSOwner)
+		if r.MountNSOwner == 0 {
+			owner = "an unreadable user namespace"
+		}
+		p("\nmounts (as the process sees them; mount ns owned by %s):\n", owner)
 		p("  %-28s %-10s %-24s %s\n", "TARGET", "FSTYPE", "PROPAGATION", "HOST PATH / NOTES")
 		for _, m := range r.Mounts {
 			p("  %s\n", m.line())
 		}
 	}
 	if len(r.Properties) > 0 {
-		p("\nproperties (in force, read from the kernel):\n")
+		p("\nproperties in force (hako sandbox's table, read from the kernel):\n")
+		var off, unknown []string
+		why := ""
 		for _, pr := range r.Properties {
-			p("  %s=%s\t# %s\n", pr.Name, pr.Value, pr.Reason)
+			switch {
+			case pr.InForce:
+				p("  %s=%s\t# %s\n", pr.Name, pr.Value, pr.Reason)
+			case pr.Unknown:
+				unknown, why = append(unknown, pr.Name), pr.Reason
+			default:
+				off = append(off, pr.Name)
+			}
+		}
+		if len(unknown) > 0 {
+			p("  not readable (%s): %s\n", why, strings.Join(unknown, " "))
+		}
+		if len(off) > 0 {
+			p("  not in force: %s\n", strings.Join(off, " "))
 		}
 	}
 	if d := r.Diff; d != nil {
@@ -140,6 +162,15 @@ func (m Mount) line() string {
 		notes = append(notes, "locked: "+strings.Join(m.Locked, ","))
 	}
 	return fmt.Sprintf("%-28s %-10s %-24s %s", m.Target, m.FSType, prop, strings.Join(notes, "  "))
+}
+
+// orUnreadable marks what /proc would not tell this reader: a process's
+// root, cwd and namespaces need ptrace access (root, or its owner).
+func orUnreadable(s string) string {
+	if s == "" {
+		return "(not readable: needs root or the process's owner)"
+	}
+	return s
 }
 
 func oneLine(s string) string {

@@ -35,7 +35,10 @@ type inspectJSON struct {
 		HostPath    string `json:"host_path"`
 		Propagation struct{ Type string }
 	}
-	Properties []struct{ Name, Value, Reason string }
+	Properties []struct {
+		Name, Value, Reason string
+		InForce             bool `json:"in_force"`
+	}
 }
 
 func inspectPID(t *testing.T, args ...string) (inspectJSON, string) {
@@ -77,17 +80,25 @@ func startIn(t *testing.T, want string, argv ...string) int {
 }
 
 // Seed 000: Apache's /tmp under PrivateTmp is a bind of
-// /tmp/systemd-private-…/tmp; inspect traces it back to the host.
+// /tmp/systemd-private-…/tmp (and /var/tmp one of
+// /var/tmp/systemd-private-…/tmp); inspect traces it back to the host and
+// reads PrivateTmp=yes back from the two binds.
 func TestInspectPrivateTmp(t *testing.T) {
 	host, err := os.MkdirTemp("/tmp", "systemd-private-hako-test.service-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(host)
+	vhost, err := os.MkdirTemp("/var/tmp", "systemd-private-hako-test.service-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(vhost)
 	os.Mkdir(host+"/tmp", 0o1777)
+	os.Mkdir(vhost+"/tmp", 0o1777)
 	os.WriteFile(host+"/tmp/krb5cc_0", nil, 0o600)
-	pid := startIn(t, " /tmp ", "unshare", "-m", "--propagation", "private", "sh", "-c",
-		"mount --bind "+host+"/tmp /tmp && echo ready && exec sleep 1000")
+	pid := startIn(t, " /var/tmp ", "unshare", "-m", "--propagation", "private", "sh", "-c",
+		"mount --bind "+host+"/tmp /tmp && mount --bind "+vhost+"/tmp /var/tmp && echo ready && exec sleep 1000")
 	r, _ := inspectPID(t, "--properties", strconv.Itoa(pid))
 	found := false
 	for _, m := range r.Mounts {
@@ -103,7 +114,7 @@ func TestInspectPrivateTmp(t *testing.T) {
 	}
 	prop := false
 	for _, p := range r.Properties {
-		if p.Name == "PrivateTmp" && p.Value == "yes" && strings.Contains(p.Reason, host+"/tmp") {
+		if p.Name == "PrivateTmp" && p.Value == "yes" && p.InForce && strings.Contains(p.Reason, host+"/tmp") && strings.Contains(p.Reason, vhost+"/tmp") {
 			prop = true
 		}
 	}
@@ -117,7 +128,7 @@ func TestInspectPrivateTmp(t *testing.T) {
 	// The host's own /tmp is not private.
 	self, _ := inspectPID(t, "--properties", strconv.Itoa(os.Getpid()))
 	for _, p := range self.Properties {
-		if p.Name == "PrivateTmp" {
+		if p.Name == "PrivateTmp" && (p.InForce || p.Value != "no") {
 			t.Errorf("the test process itself reported %+v", p)
 		}
 	}

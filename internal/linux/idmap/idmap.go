@@ -130,10 +130,29 @@ func (w *Writer) Write(pid int, uids, gids []specs.LinuxIDMapping) error {
 			args = append(args, strconv.FormatUint(uint64(m.ContainerID), 10), strconv.FormatUint(uint64(m.HostID), 10), strconv.FormatUint(uint64(m.Size), 10))
 		}
 		if err := w.Run(path, args...); err != nil {
-			return err
+			return explainHelper(h.tool, path, proc, err)
 		}
 	}
 	return nil
+}
+
+// explainHelper names the cause of a newuidmap/newgidmap refusal. The
+// helpers answer in words, not with an errno: "… not allowed" is their own
+// check of /etc/subuid or /etc/subgid, "Operation not permitted" the
+// kernel's refusal of a write the helper had no privilege for. Both are
+// the EPERM causes of the explain table; other failures pass unexplained.
+func explainHelper(tool, path, proc string, err error) error {
+	msg := err.Error()
+	if !strings.Contains(msg, "not allowed") && !strings.Contains(msg, "Operation not permitted") {
+		return err
+	}
+	f := explain.Gather()
+	f.NewUIDMapNoPriv = !explain.Privileged(path)
+	op := explain.NewUIDMap
+	if tool == "newgidmap" {
+		op = explain.NewGIDMap
+	}
+	return explain.WrapFacts(op, proc, fmt.Errorf("%w: %w", err, unix.EPERM), f)
 }
 
 // explainMap says why the kernel refused a map, from the explain table

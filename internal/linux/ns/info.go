@@ -12,9 +12,12 @@ import (
 
 // Info is one namespace of a process as nsfs describes it.
 type Info struct {
-	Kind        string `json:"kind"`  // name under /proc/<pid>/ns
-	Inode       uint64 `json:"inode"` // the namespace's identity
-	Host        bool   `json:"host"`  // the same as PID 1's
+	Kind  string `json:"kind"`  // name under /proc/<pid>/ns
+	Inode uint64 `json:"inode"` // the namespace's identity
+	Host  bool   `json:"host"`  // the same as PID 1's
+	// HostUnknown: PID 1's namespace of this kind is not readable here
+	// and its inode not fixed by this kernel, so Host says nothing.
+	HostUnknown bool   `json:"host_unknown,omitempty"`
 	ForChildren uint64 `json:"for_children,omitempty"`
 	// ForChildrenPending: the process unshared a new PID namespace that
 	// has no init yet (no child forked since unshare(CLONE_NEWPID)); the
@@ -50,6 +53,8 @@ func Describe(pid, host int) []Info {
 		i.Inode = ino
 		if h, ok := HostInode(host, k.Proc); ok {
 			i.Host = h == ino
+		} else {
+			i.HostUnknown = true
 		}
 		if k.Proc == "pid" || k.Proc == "time" {
 			c, err := Inode(ProcPath(pid, k.Proc+"_for_children"))
@@ -127,14 +132,33 @@ var initialInodes = map[string]uint64{
 }
 
 // HostInode returns the inode of host's namespace of the given kind, or
-// the initial namespace's where host's cannot be read.
+// the initial namespace's where host's cannot be read (an unprivileged
+// reader) and the kernel fixes it.
 func HostInode(host int, kind string) (uint64, bool) {
 	if h, err := Inode(ProcPath(host, kind)); err == nil {
 		return h, true
 	}
-	if host == 1 {
+	if host == 1 && fixedInode(kind) {
 		h, ok := initialInodes[kind]
 		return h, ok
 	}
 	return 0, false
+}
+
+// fixedInode reports whether this kernel gives the initial namespace of
+// kind its fixed inode. The network and mount namespaces got theirs with
+// the 6.18 namespace rework; before, theirs were allocated like any other
+// (from 0xF0000000 up: on 6.1 an unprivileged reader would otherwise take
+// every network namespace for a private one).
+func fixedInode(kind string) bool {
+	if kind != "net" && kind != "mnt" {
+		return true
+	}
+	var u unix.Utsname
+	if unix.Uname(&u) != nil {
+		return false
+	}
+	var major, minor int
+	fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &major, &minor)
+	return major > 6 || major == 6 && minor >= 18
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hako-runtime/hako/internal/explain"
 )
 
 // StageHostRoot makes a copy of this mount namespace's whole tree (the
@@ -39,7 +41,7 @@ func SetTreeReadonly(p string, ro bool) error {
 	}
 	if p == "/" {
 		if err := unix.MountSetattr(unix.AT_FDCWD, "/", unix.AT_RECURSIVE, &a); err != nil {
-			return fmt.Errorf("make / %s: mount_setattr: %w", what, err)
+			return explain.Wrap(explain.Remount, "/", fmt.Errorf("make %s: mount_setattr: %w", what, err))
 		}
 		return nil
 	}
@@ -54,7 +56,7 @@ func SetTreeReadonly(p string, ro bool) error {
 	}
 	defer unix.Close(tree)
 	if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &a); err != nil {
-		return fmt.Errorf("make %s %s: mount_setattr: %w", p, what, err)
+		return explain.Wrap(explain.Remount, p, fmt.Errorf("make %s: mount_setattr: %w", what, err))
 	}
 	if err := unix.MoveMount(tree, "", fd, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
 		return fmt.Errorf("make %s %s: move_mount: %w", p, what, err)

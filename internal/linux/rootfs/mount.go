@@ -151,23 +151,27 @@ func (m *mounter) bindTree(tree int, mnt Mount, o Options) error {
 		return err
 	}
 	defer dst.Close()
-	if err := setAttrs(tree, o); err != nil {
+	if err := setAttrs(tree, mnt.Destination, o); err != nil {
 		return err
 	}
 	return m.attach(tree, dst, mnt.Destination, o)
 }
 
-func setAttrs(tree int, o Options) error {
+// setAttrs applies the mount's flags to the detached tree for dest. In a
+// user namespace, clearing a flag the source mount had (rw over ro, suid,
+// dev, exec, atime) is refused with EPERM: the flag is locked, and the
+// explain table says so.
+func setAttrs(tree int, dest string, o Options) error {
 	if o.RAttr != 0 || o.RAttrClr != 0 {
 		a := unix.MountAttr{Attr_set: o.RAttr, Attr_clr: o.RAttrClr}
 		if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &a); err != nil {
-			return fmt.Errorf("mount_setattr (recursive): %w", err)
+			return explain.Wrap(explain.Remount, dest, fmt.Errorf("mount_setattr (recursive): %w", err))
 		}
 	}
 	if o.Attr != 0 || o.AttrClr != 0 {
 		a := unix.MountAttr{Attr_set: o.Attr, Attr_clr: o.AttrClr}
 		if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH, &a); err != nil {
-			return fmt.Errorf("mount_setattr: %w", err)
+			return explain.Wrap(explain.Remount, dest, fmt.Errorf("mount_setattr: %w", err))
 		}
 	}
 	return nil
@@ -298,7 +302,7 @@ func (m *mounter) fs(mnt Mount, o Options) error {
 			return fmt.Errorf("%s: %w", mnt.Destination, err)
 		}
 	}
-	if err := setAttrs(tree, o); err != nil {
+	if err := setAttrs(tree, mnt.Destination, o); err != nil {
 		return err
 	}
 	return m.attach(tree, dst, mnt.Destination, o)
@@ -352,7 +356,7 @@ func (m *mounter) cgroup(mnt Mount, o Options) error {
 		return err
 	}
 	defer unix.Close(tree)
-	if err := setAttrs(tree, tmpfsOpts); err != nil {
+	if err := setAttrs(tree, mnt.Destination, tmpfsOpts); err != nil {
 		return err
 	}
 	if err := m.attach(tree, dst, mnt.Destination, Options{}); err != nil {
@@ -386,7 +390,7 @@ func (m *mounter) cgroup(mnt Mount, o Options) error {
 		defer top.Close()
 		a := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
 		if err := unix.MountSetattr(int(top.Fd()), "", unix.AT_EMPTY_PATH, &a); err != nil {
-			return fmt.Errorf("make %s read-only: %w", mnt.Destination, err)
+			return explain.Wrap(explain.Remount, mnt.Destination, fmt.Errorf("make read-only: mount_setattr: %w", err))
 		}
 	}
 	return nil

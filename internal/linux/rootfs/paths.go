@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hako-runtime/hako/internal/explain"
 )
 
 // openContained opens p below the current root without following magic
@@ -166,7 +168,7 @@ func readonlyPath(p string) error {
 	defer unix.Close(tree)
 	a := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
 	if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &a); err != nil {
-		return fmt.Errorf("readonlyPaths %s: mount_setattr: %w", p, err)
+		return explain.Wrap(explain.Remount, p, fmt.Errorf("readonlyPaths: mount_setattr: %w", err))
 	}
 	if err := unix.MoveMount(tree, "", fd, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
 		return fmt.Errorf("readonlyPaths %s: move_mount: %w", p, err)

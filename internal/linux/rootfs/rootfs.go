@@ -21,6 +21,8 @@ import (
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/hako-runtime/hako/internal/explain"
 )
 
 // CgroupMount is one directory a "cgroup" mount shows inside the container.
@@ -129,7 +131,7 @@ func RemountReadonly(p string) error {
 	if p == "/" {
 		attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
 		if err := unix.MountSetattr(unix.AT_FDCWD, "/", 0, &attr); err != nil {
-			return fmt.Errorf("make / read-only: %w", err)
+			return explain.Wrap(explain.Remount, "/", fmt.Errorf("make read-only: mount_setattr: %w", err))
 		}
 		return nil
 	}
@@ -146,7 +148,7 @@ func remountReadonly(p string) error {
 	defer unix.Close(fd)
 	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
 	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, &attr); err != nil {
-		return fmt.Errorf("make %s read-only: mount_setattr: %w", p, err)
+		return explain.Wrap(explain.Remount, p, fmt.Errorf("make read-only: mount_setattr: %w", err))
 	}
 	return nil
 }

@@ -119,7 +119,8 @@ func MountIDMap(pid int, mountpoint string) (*IDMap, error) {
 	if supported&statmountMntUIDMap == 0 {
 		return nil, ErrNoStatmount
 	}
-	const strOff = 520
+	// struct statmount: 168 bytes of fields, __u64 __spare2[43], then str[].
+	const strOff = 512
 	strs := func(numOff, offOff int) []string {
 		n := int(le.Uint32(buf[numOff:]))
 		off := strOff + int(le.Uint32(buf[offOff:]))

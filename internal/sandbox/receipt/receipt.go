@@ -82,6 +82,7 @@ type Mount struct {
 	FSType   string
 	ReadOnly bool
 	Super    string // the super options, comma-separated (mountinfo's last field)
+	Options  string // the per-mount options (mountinfo's sixth field)
 }
 
 // Probe is what the checks read; Self reads this process's.
@@ -94,6 +95,8 @@ type Probe struct {
 	ReadDir  func(path string) ([]string, error)
 	ProcSelf func() (string, error)
 	Pid      int
+	// Limits are RLIMIT_* → "SOFT:HARD" (Of only; nil for Self).
+	Limits map[string]string
 }
 
 // Self probes this process.
@@ -164,7 +167,7 @@ func readMountinfo(path string) ([]Mount, error) {
 		if sep+3 < len(fields) {
 			super = fields[sep+3]
 		}
-		out = append(out, Mount{Point: unescape(fields[4]), FSType: fields[sep+1], ReadOnly: ro, Super: super})
+		out = append(out, Mount{Point: unescape(fields[4]), FSType: fields[sep+1], ReadOnly: ro, Super: super, Options: fields[5]})
 	}
 	return out, sc.Err()
 }

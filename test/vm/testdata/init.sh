@@ -226,6 +226,36 @@ inspected() {
 check inspect-container "rc=$rc pid=$ipid $(echo "$out" | head -c 200 | tr '\n' ' ')" inspected
 $HAKO delete --force insp 2>>$ERR
 
+# (9) the same as an unprivileged user (uid 1000, no /etc/subuid range, no
+# newuidmap here): doctor --rootless probes for real (it fails the missing
+# newuidmap, exit 1), and inspect --properties reads the user's own process
+# (its namespaces readable to its owner; no property in force; PID 1's
+# network namespace, unreadable to it and not of fixed inode on 6.1, is not
+# taken for another).
+printf 'root:x:0:0::/root:/bin/sh\nu:x:1000:1000::/tmp:/bin/sh\n' >/etc/passwd
+printf 'root:x:0:\nu:x:1000:\n' >/etc/group
+# busybox su: root needs no password, and it execs the shell.
+as_u() { su -s /bin/sh u -c "$*"; }
+out=$(as_u hako doctor --rootless 2>&1)
+rc=$?
+doctor_user() {
+	[ "$rc" = 1 ] && echo "$out" | grep -q "uid 1000, rootless" &&
+		echo "$out" | grep -q "^ok   user namespaces" && echo "$out" | grep -q "cgroup mode *v2"
+}
+check doctor-unprivileged "rc=$rc $(echo "$out" | grep -e 'user namespaces' -e 'cgroup mode' | tr '\n' ' ')" doctor_user
+su -s /bin/sh u -c "exec sleep 1000" &
+upid=$!
+sleep 1
+out=$(as_u hako inspect --properties $upid 2>&1)
+rc=$?
+inspected_user() {
+	[ "$rc" = 0 ] && echo "$out" | grep -q "^  user  *[0-9]* *host" &&
+		echo "$out" | grep -q "not in force: PrivateTmp" && ! echo "$out" | grep -q "permission denied" &&
+		! echo "$out" | grep -q -e "^  PrivateNetwork=" -e "^  net  *[0-9]* *own"
+}
+check inspect-unprivileged "rc=$rc $(echo "$out" | grep -e '^  user' -e '^  net' -e 'PrivateNetwork' | cut -c1-120 | tr '\n' ' ')" inspected_user
+kill $upid
+
 # Nothing may be left behind in the cgroup tree.
 left=$(find $CG -mindepth 1 -type d | tr '\n' ' ')
 check no-cgroups-left "dirs=[$left]" [ -z "$left" ]
