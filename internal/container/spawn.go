@@ -201,15 +201,23 @@ func spawn(o *spawnOpts) (*proc, error) {
 		parent.Close()
 		return nil, err
 	}
+	p.r = frame.NewReader(bufio.NewReader(parent), &parent.fds)
+	wait := func() (int, error) {
+		return nsenter.Wait(p.r.Next, parent.send, func() error {
+			return idmap.NewWriter().Write(cmd.Process.Pid, o.uidMaps, o.gidMaps)
+		})
+	}
 	for _, f := range reqFrames {
 		if err := parent.send(f); err != nil {
+			// A constructor that refused an earlier frame said why
+			// before it closed the socket: that is the error to give.
+			if _, werr := wait(); werr != nil && !errors.Is(werr, nsenter.ErrGone) {
+				return fail(werr)
+			}
 			return fail(fmt.Errorf("send namespace request: %w", err))
 		}
 	}
-	p.r = frame.NewReader(bufio.NewReader(parent), &parent.fds)
-	pid, err := nsenter.Wait(p.r.Next, parent.send, func() error {
-		return idmap.NewWriter().Write(cmd.Process.Pid, o.uidMaps, o.gidMaps)
-	})
+	pid, err := wait()
 	if err != nil {
 		return fail(err)
 	}
@@ -325,12 +333,35 @@ func startWithAffinity(cmd *exec.Cmd, cpus *unix.CPUSet) error {
 	}
 	errc := make(chan error, 1)
 	go func() {
+		// The child inherits the affinity of the thread that forks it,
+		// so that thread gets the initial set for the fork and its own
+		// back after. It must then live on: the child's PDEATHSIG fires
+		// when the thread that forked it exits, which a goroutine that
+		// returns while still locked to its thread causes (runc leaves
+		// its thread locked, but its child has no PDEATHSIG set then).
 		runtime.LockOSThread()
+		var own unix.CPUSet
+		if err := unix.SchedGetaffinity(0, &own); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("process.execCPUAffinity.initial: sched_getaffinity: %w", err)
+			return
+		}
 		if err := unix.SchedSetaffinity(0, cpus); err != nil {
+			runtime.UnlockOSThread()
 			errc <- fmt.Errorf("process.execCPUAffinity.initial: sched_setaffinity: %w", err)
 			return
 		}
-		errc <- cmd.Start()
+		err := cmd.Start()
+		if rerr := unix.SchedSetaffinity(0, &own); rerr == nil {
+			runtime.UnlockOSThread()
+		} else if err == nil {
+			// A thread left with the container's CPUs must not run
+			// other goroutines; nor may it exit while the child
+			// lives. Park it: the command ends soon anyway.
+			errc <- nil
+			select {}
+		}
+		errc <- err
 	}()
 	return <-errc
 }

@@ -150,6 +150,10 @@ func checkPath(p string) error {
 // ErrChild is wrapped by errors the constructor reported.
 var ErrChild = errors.New("container process setup")
 
+// ErrGone is wrapped, with ErrChild, when the constructor's process ended
+// without a report.
+var ErrGone = errors.New("the process exited before reporting its pid")
+
 // Wait reads the constructor's answers until it reports the pid of the
 // process that goes on into Go. writeMaps is called when the process has
 // unshared its user namespace; send answers it.
@@ -161,7 +165,7 @@ func Wait(next func() (*frame.Frame, error), send func(*frame.Frame) error, writ
 				closeFds(f.Fds)
 			}
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return 0, fmt.Errorf("%w: the process exited before reporting its pid: %v", ErrChild, err)
+				return 0, fmt.Errorf("%w: %w: %v", ErrChild, ErrGone, err)
 			}
 			// The reader bounds the wait: a frozen or silent child.
 			return 0, fmt.Errorf("%w: waiting for its pid: %w", ErrChild, err)
