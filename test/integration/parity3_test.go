@@ -1,0 +1,218 @@
+package integration
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// hakoAnd15 is hako with the env's --root and, when built, runc 1.5 with
+// its own: the runtimes a side-by-side parity test runs.
+func hakoAnd15(e *env) map[string][]string {
+	rts := map[string][]string{"hako": {hakoBin, "--root", e.root}}
+	if rc := runc15(e.t); rc != nil {
+		rts["runc-1.5"] = rc
+	}
+	return rts
+}
+
+// rtPid is the init pid a runtime's state reports.
+func rtPid(t *testing.T, rt []string, id string) int {
+	t.Helper()
+	so, se, code := rtCmd(t, rt, "state", id)
+	var st struct{ Pid int }
+	if code != 0 || json.Unmarshal([]byte(so), &st) != nil || st.Pid <= 0 {
+		t.Fatalf("%v state %s: %d %s%s", rt[0], id, code, so, se)
+	}
+	return st.Pid
+}
+
+// user.* sysctls are the ucount limits of the container's own user
+// namespace (runc 1.2+): set from inside, read back from inside, the
+// host's limit untouched. Without a user namespace both refuse them.
+func TestParitySysctlUserNamespace(t *testing.T) {
+	e := newEnv(t)
+	openUp(t, e.bundle)
+	e.addNS(specs.UserNamespace)
+	e.spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 410000, Size: 65536}}
+	e.spec.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 410000, Size: 65536}}
+	e.spec.Linux.Sysctl = map[string]string{"user.max_user_namespaces": "7", "user/max_mnt_namespaces": "9"}
+	e.spec.Process.Args = []string{"sh", "-c", "echo userns=$(cat /proc/sys/user/max_user_namespaces) mntns=$(cat /proc/sys/user/max_mnt_namespaces)"}
+	e.write()
+	host := readFile(t, "/proc/sys/user/max_user_namespaces")
+	for who, rt := range hakoAnd15(e) {
+		out, code := runWith(t, rt, e.bundle, "c-usysctl-"+strings.ReplaceAll(who, ".", ""))
+		if code != 0 || !strings.Contains(out, "userns=7 mntns=9") {
+			t.Errorf("%s: exit %d, want userns=7 mntns=9 read inside:\n%s", who, code, out)
+		}
+		if now := readFile(t, "/proc/sys/user/max_user_namespaces"); now != host {
+			t.Errorf("%s changed the host's user.max_user_namespaces: %s -> %s", who, host, now)
+		}
+	}
+
+	// No user namespace: the write would set the host's limit.
+	e.spec.Linux.UIDMappings, e.spec.Linux.GIDMappings = nil, nil
+	var nss []specs.LinuxNamespace
+	for _, n := range e.spec.Linux.Namespaces {
+		if n.Type != specs.UserNamespace {
+			nss = append(nss, n)
+		}
+	}
+	e.spec.Linux.Namespaces = nss
+	e.spec.Linux.Sysctl = map[string]string{"user.max_user_namespaces": "7"}
+	e.write()
+	for who, rt := range hakoAnd15(e) {
+		out, code := runWith(t, rt, e.bundle, "c-usysctl-host")
+		if code == 0 {
+			t.Errorf("%s accepted user.max_user_namespaces without a user namespace:\n%s", who, out)
+		}
+		if who == "hako" && !strings.Contains(out, "linux.sysctl") {
+			t.Errorf("hako's refusal does not name linux.sysctl: %s", out)
+		}
+		t.Logf("%s: %s", who, strings.TrimSpace(out))
+	}
+	if now := readFile(t, "/proc/sys/user/max_user_namespaces"); now != host {
+		t.Errorf("the host's user.max_user_namespaces changed: %s -> %s", host, now)
+	}
+}
+
+// process.user.umask reaches the init, a plain exec (which takes the
+// config's process) and exec -p (its own umask, or the container's without
+// one, as runc 1.5), read from the kernel's view in /proc/self/status.
+func TestParityUmask(t *testing.T) {
+	e := newEnv(t)
+	mask := uint32(0o027)
+	e.spec.Process.User.Umask = &mask
+	e.spec.Process.Args = []string{"sleep", "1000"}
+	e.write()
+	status := []string{"grep", "Umask", "/proc/self/status"}
+	for who, rt := range hakoAnd15(e) {
+		id := "c-umask-" + strings.ReplaceAll(who, ".", "")
+		if so, se, code := rtCmd(t, rt, "run", "-d", "--bundle", e.bundle, id); code != 0 {
+			t.Fatalf("%s run -d: %d %s%s", who, code, so, se)
+		}
+		defer rtCmd(t, rt, "delete", "--force", id)
+		if v := umaskOf(readFile(t, "/proc/"+itoa(rtPid(t, rt, id))+"/status")); v != "0027" {
+			t.Errorf("%s: init's umask %q, want 0027", who, v)
+		}
+		so, se, _ := rtCmd(t, rt, append([]string{"exec", id}, status...)...)
+		if v := umaskOf(so); v != "0027" {
+			t.Errorf("%s exec: umask %q, want 0027 (%s)", who, v, se)
+		}
+		p := *e.spec.Process
+		p.Args = status
+		u := uint32(0o077)
+		p.User.Umask = &u
+		so, se, _ = rtCmd(t, rt, "exec", "-p", writeProcess(t, &p), id)
+		// runc 1.5 drops process.json's umask for the container's
+		// (setns_init_linux.go reads only the config's); hako applies
+		// the field it accepted.
+		wantOwn := map[string]string{"hako": "0077", "runc-1.5": "0027"}[who]
+		if v := umaskOf(so); v != wantOwn {
+			t.Errorf("%s exec -p with umask 0077: umask %q, want %s (%s)", who, v, wantOwn, se)
+		}
+		p.User.Umask = nil
+		so, se, _ = rtCmd(t, rt, "exec", "-p", writeProcess(t, &p), id)
+		if v := umaskOf(so); v != "0027" {
+			t.Errorf("%s exec -p without umask: umask %q, want the container's 0027 (%s)", who, v, se)
+		}
+	}
+}
+
+func umaskOf(status string) string {
+	for _, l := range strings.Split(status, "\n") {
+		if v, ok := strings.CutPrefix(l, "Umask:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// update --cpu-burst and per-device I/O limits (runc 1.5 has no flag for
+// those: they come in update -r's blockIO) write the same cgroup files
+// under hako and runc 1.5. On this hybrid host cpu and blkio are v1:
+// cpu.cfs_burst_us and blkio.throttle.*_device.
+func TestParityUpdateCPUBurstAndIODevices(t *testing.T) {
+	if _, err := os.Stat("/sys/fs/cgroup/cpu/cpu.cfs_burst_us"); err != nil {
+		t.Skip("no v1 cpu.cfs_burst_us here")
+	}
+	dev := blockDevice(t)
+	e := newEnv(t)
+	quota, period := int64(50000), uint64(100000)
+	e.spec.Linux.Resources = &specs.LinuxResources{CPU: &specs.LinuxCPU{Quota: &quota, Period: &period}}
+	e.spec.Process.Args = []string{"sleep", "1000"}
+	e.write()
+	r := filepath.Join(t.TempDir(), "r.json")
+	os.WriteFile(r, []byte(`{"blockIO":{"throttleReadBpsDevice":[{"major":`+dev[0]+`,"minor":`+dev[1]+`,"rate":1048576}],
+		"throttleWriteIOPSDevice":[{"major":`+dev[0]+`,"minor":`+dev[1]+`,"rate":300}]}}`), 0o644)
+	files := map[string]string{}
+	for who, rt := range hakoAnd15(e) {
+		id := "c-upd-" + strings.ReplaceAll(who, ".", "")
+		if so, se, code := rtCmd(t, rt, "run", "-d", "--bundle", e.bundle, id); code != 0 {
+			t.Fatalf("%s run -d: %d %s%s", who, code, so, se)
+		}
+		defer rtCmd(t, rt, "delete", "--force", id)
+		pid := rtPid(t, rt, id)
+		if so, se, code := rtCmd(t, rt, "update", "--cpu-burst", "20000", id); code != 0 {
+			t.Fatalf("%s update --cpu-burst: %d %s%s", who, code, so, se)
+		}
+		if so, se, code := rtCmd(t, rt, "update", "-r", r, id); code != 0 {
+			t.Fatalf("%s update -r blockIO: %d %s%s", who, code, so, se)
+		}
+		cpu, blkio := ownCgroupDir(t, pid, "cpu"), ownCgroupDir(t, pid, "blkio")
+		var got []string
+		for _, f := range []string{cpu + "/cpu.cfs_burst_us", cpu + "/cpu.cfs_quota_us", cpu + "/cpu.cfs_period_us",
+			blkio + "/blkio.throttle.read_bps_device", blkio + "/blkio.throttle.write_iops_device",
+			blkio + "/blkio.throttle.write_bps_device"} {
+			got = append(got, filepath.Base(f)+"="+strings.Join(strings.Fields(readFile(t, f)), " "))
+		}
+		files[who] = strings.Join(got, "\n")
+		want := strings.Join([]string{"cpu.cfs_burst_us=20000", "cpu.cfs_quota_us=50000", "cpu.cfs_period_us=100000",
+			"blkio.throttle.read_bps_device=" + dev[0] + ":" + dev[1] + " 1048576",
+			"blkio.throttle.write_iops_device=" + dev[0] + ":" + dev[1] + " 300",
+			"blkio.throttle.write_bps_device="}, "\n")
+		if files[who] != want {
+			t.Errorf("%s: cgroup files after update:\n%s\nwant:\n%s", who, files[who], want)
+		}
+		// A burst over the quota is the kernel's EINVAL for both.
+		if _, se, code := rtCmd(t, rt, "update", "--cpu-burst", "60000", id); code == 0 {
+			t.Errorf("%s: a burst over the quota was accepted", who)
+		} else {
+			t.Logf("%s, burst over quota: %s", who, strings.TrimSpace(se))
+		}
+		// blkio.weight_device needs a weight-aware I/O scheduler (BFQ),
+		// which this host does not have: both fail on the missing file.
+		w := filepath.Join(t.TempDir(), "w.json")
+		os.WriteFile(w, []byte(`{"blockIO":{"weightDevice":[{"major":`+dev[0]+`,"minor":`+dev[1]+`,"weight":200}]}}`), 0o644)
+		_, se, code := rtCmd(t, rt, "update", "-r", w, id)
+		if _, err := os.Stat(blkio + "/blkio.bfq.weight_device"); err != nil {
+			if code == 0 {
+				t.Errorf("%s: weightDevice accepted without a blkio weight file", who)
+			}
+			t.Logf("%s, weightDevice without BFQ: %s", who, strings.TrimSpace(se))
+		}
+	}
+}
+
+// blockDevice is a whole disk's major and minor, for throttle rules.
+func blockDevice(t *testing.T) [2]string {
+	t.Helper()
+	out, err := exec.Command("lsblk", "-dn", "-o", "MAJ:MIN,TYPE").Output()
+	if err == nil {
+		for _, l := range strings.Split(string(out), "\n") {
+			f := strings.Fields(l)
+			if len(f) == 2 && f[1] == "disk" {
+				if a, b, ok := strings.Cut(f[0], ":"); ok && a != "253" { // not zram
+					return [2]string{a, b}
+				}
+			}
+		}
+	}
+	t.Skip("no block disk for throttle rules")
+	return [2]string{}
+}
