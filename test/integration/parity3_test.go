@@ -2,6 +2,7 @@ package integration
 
 import (
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,6 +10,8 @@ import (
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	libseccomp "github.com/seccomp/libseccomp-golang"
+	"golang.org/x/sys/unix"
 )
 
 // hakoAnd15 is hako with the env's --root and, when built, runc 1.5 with
@@ -215,4 +218,121 @@ func blockDevice(t *testing.T) [2]string {
 	}
 	t.Skip("no block disk for throttle rules")
 	return [2]string{}
+}
+
+// seccompAgent answers every notification on the listener fd it receives
+// at sock with EXDEV, until the container goes.
+func seccompAgent(t *testing.T, sock string) {
+	t.Helper()
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.AcceptUnix()
+			if err != nil {
+				return
+			}
+			buf, oob := make([]byte, 8192), make([]byte, unix.CmsgSpace(4))
+			_, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
+			c.Close()
+			if err != nil {
+				continue
+			}
+			msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
+			if len(msgs) != 1 {
+				continue
+			}
+			fds, _ := unix.ParseUnixRights(&msgs[0])
+			go func(fd libseccomp.ScmpFd) {
+				defer unix.Close(int(fd))
+				for {
+					req, err := libseccomp.NotifReceive(fd)
+					if err != nil {
+						return
+					}
+					libseccomp.NotifRespond(fd, &libseccomp.ScmpNotifResp{ID: req.ID, Error: int32(unix.EXDEV)})
+				}
+			}(libseccomp.ScmpFd(fds[0]))
+		}
+	}()
+}
+
+// SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV reaches seccomp(2): strace shows
+// the flag on the filter hako loads, next to NEW_LISTENER, and the filter
+// works (the agent's answer comes back). runc 1.5 takes the flag through
+// libseccomp's SetWaitKill, which needs libseccomp 2.6 (API level 7): with
+// the 2.5.4 it is built with here it refuses the config, though the kernel
+// has the flag. hako builds the seccomp(2) flags itself, so it applies it
+// wherever the kernel does, and refuses it, naming the flag, where not.
+func TestParitySeccompWaitKillableRecv(t *testing.T) {
+	if _, err := exec.LookPath("strace"); err != nil {
+		t.Skip("needs strace")
+	}
+	e := newEnv(t)
+	e.spec.Root.Readonly = false
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	seccompAgent(t, sock)
+	e.spec.Linux.Seccomp = &specs.LinuxSeccomp{
+		DefaultAction: specs.ActAllow,
+		ListenerPath:  sock,
+		Flags:         []specs.LinuxSeccompFlag{specs.LinuxSeccompFlagWaitKillableRecv},
+		Syscalls:      []specs.LinuxSyscall{{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActNotify}},
+	}
+	e.spec.Process.Args = []string{"sh", "-c", "mkdir /tmp/x 2>&1; echo done"}
+	e.write()
+	trace := filepath.Join(t.TempDir(), "strace")
+	cmd := exec.Command("strace", "-f", "-qq", "-e", "trace=seccomp", "-e", "signal=none", "-o", trace,
+		hakoBin, "--root", e.root, "run", "--bundle", e.bundle, "c-waitkill")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "cross-device") {
+		t.Fatalf("hako under strace: %v, want the agent's EXDEV:\n%s", err, out)
+	}
+	var loads []string
+	for _, l := range strings.Split(readFile(t, trace), "\n") {
+		if strings.Contains(l, "SECCOMP_SET_MODE_FILTER") {
+			loads = append(loads, l)
+		}
+	}
+	found := false
+	for _, l := range loads {
+		// The probes of which flags the kernel has pass no filter and
+		// fail with EFAULT; the real load returns the listener fd.
+		if strings.Contains(l, "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV") && strings.Contains(l, "SECCOMP_FILTER_FLAG_NEW_LISTENER") && !strings.Contains(l, "= -1") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no seccomp(SECCOMP_SET_MODE_FILTER) with WAIT_KILLABLE_RECV|NEW_LISTENER; filter loads:\n%s", strings.Join(loads, "\n"))
+	}
+
+	// Without the flag the same load has no WAIT_KILLABLE_RECV: the
+	// check above reads the config, not a constant.
+	e.spec.Linux.Seccomp.Flags = nil
+	e.write()
+	cmd = exec.Command("strace", "-f", "-qq", "-e", "trace=seccomp", "-e", "signal=none", "-o", trace,
+		hakoBin, "--root", e.root, "run", "--bundle", e.bundle, "c-waitkill2")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("hako without the flag: %v\n%s", err, out)
+	}
+	if strings.Contains(readFile(t, trace), "WAIT_KILLABLE_RECV") {
+		t.Errorf("WAIT_KILLABLE_RECV passed without the config asking for it")
+	}
+
+	if rc := runc15(t); rc != nil {
+		e.spec.Linux.Seccomp.Flags = []specs.LinuxSeccompFlag{specs.LinuxSeccompFlagWaitKillableRecv}
+		e.write()
+		out, code := runWith(t, rc, e.bundle, "r-waitkill")
+		t.Logf("runc 1.5 (libseccomp %s): exit %d: %s", libseccompVersion(), code, strings.TrimSpace(out))
+		if code == 0 && !strings.Contains(out, "cross-device") {
+			t.Errorf("runc 1.5 ran without the agent's answer: %s", out)
+		}
+	}
+}
+
+func libseccompVersion() string {
+	a, b, c := libseccomp.GetLibraryVersion()
+	return itoa(int(a)) + "." + itoa(int(b)) + "." + itoa(int(c))
 }
