@@ -123,28 +123,48 @@ func (v *validator) mounts() error {
 		if bind && m.Source == "" {
 			return fieldErr(f+".source", "must not be empty for a bind mount")
 		}
-		mapped := len(m.UIDMappings) > 0 || len(m.GIDMappings) > 0
+		uids, gids, err := MountIDMaps(m, v.s.Linux)
+		if err != nil {
+			return fieldErr(f, "%v", err)
+		}
+		mapped := len(uids) > 0 || len(gids) > 0
+		// The maps of a crun-style idmap= option are checked under the
+		// option's name.
+		mf := f
+		if len(m.UIDMappings) == 0 && len(m.GIDMappings) == 0 {
+			for j, o := range m.Options {
+				if _, _, ok := IDMapOption(o); ok {
+					mf = at(f+".options", j)
+				}
+			}
+		}
 		if mapped {
 			// mount_setattr(MOUNT_ATTR_IDMAP) needs a detached bind mount.
-			if !bind {
+			if !bind && mf == f {
 				return fieldErr(f+".uidMappings", "only supported for bind mounts")
+			}
+			if !bind {
+				return fieldErr(mf, "only supported for bind mounts")
 			}
 			// One user namespace carries both maps; a missing half would
 			// leave those IDs unmapped.
-			if len(m.UIDMappings) == 0 {
-				return fieldErr(f+".uidMappings", "must be set together with gidMappings")
+			if len(uids) == 0 {
+				return fieldErr(mf+".uidMappings", "must be set together with gidMappings")
 			}
-			if len(m.GIDMappings) == 0 {
-				return fieldErr(f+".gidMappings", "must be set together with uidMappings")
+			if len(gids) == 0 {
+				return fieldErr(mf+".gidMappings", "must be set together with uidMappings")
 			}
-			if err := checkIDMappings(f+".uidMappings", m.UIDMappings); err != nil {
+			if err := checkIDMappings(mf+".uidMappings", uids); err != nil {
 				return err
 			}
-			if err := checkIDMappings(f+".gidMappings", m.GIDMappings); err != nil {
+			if err := checkIDMappings(mf+".gidMappings", gids); err != nil {
 				return err
 			}
 		}
 		for j, o := range m.Options {
+			if kind, _, ok := IDMapOption(o); ok {
+				o = kind
+			}
 			if o != "idmap" && o != "ridmap" {
 				continue
 			}

@@ -88,6 +88,27 @@ func TestValidateMounts(t *testing.T) {
 		{"idmap without userns", add(bindMount("ro", "idmap")),
 			`mounts[7].options[1]: "idmap" requires a user namespace (linux.namespaces has no "user") or mounts[7].uidMappings/gidMappings`},
 		{"idmap on tmpfs", add(specs.Mount{Destination: "/t", Type: "tmpfs", Options: []string{"ridmap"}}), `mounts[7].options[0]: "ridmap" is only supported for bind mounts`},
+		// crun's idmap with maps of the mount's own: no user namespace needed.
+		{"crun idmap=", add(bindMount("ro", "idmap=uids=0-1000-10#10-2000-5;gids=0-1000-10")), ""},
+		{"crun ridmap=", add(bindMount("ridmap=uids=0-1000-10;gids=0-1000-10")), ""},
+		{"crun idmap= gids missing", add(bindMount("ro", "idmap=uids=0-1000-10")),
+			`mounts[7]: option "idmap=uids=0-1000-10": needs both uids= and gids= (IDs left out would be unmapped)`},
+		{"crun idmap= bad triplet", add(bindMount("idmap=uids=0-1000;gids=0-1000-10")),
+			`mounts[7]: option "idmap=uids=0-1000;gids=0-1000-10": uids: "0-1000": want from-to-count`},
+		{"crun idmap= not a number", add(bindMount("idmap=uids=0-x-1;gids=0-1000-10")),
+			`mounts[7]: option "idmap=uids=0-x-1;gids=0-1000-10": uids: "0-x-1": "x" is not an ID`},
+		{"crun idmap= unknown key", add(bindMount("idmap=users=0-1-1")),
+			`mounts[7]: option "idmap=users=0-1-1": "users=0-1-1": want uids=... or gids=...`},
+		{"crun idmap= overlap", add(bindMount("idmap=uids=0-1000-10#5-3000-1;gids=0-1000-10")),
+			`mounts[7].options[0].uidMappings[1]: containerID range [5, 6) overlaps mounts[7].options[0].uidMappings[0]`},
+		{"crun idmap= and mount maps", add(specs.Mount{Destination: "/d", Type: "bind", Source: "/s", UIDMappings: maps, GIDMappings: maps,
+			Options: []string{"idmap=uids=0-1-1;gids=0-1-1"}}), `mounts[7]: option "idmap=uids=0-1-1;gids=0-1-1": the mount also has uidMappings/gidMappings; give the maps one way`},
+		{"crun idmap= relative without userns", add(bindMount("idmap=uids=@0-0-10;gids=0-1000-10")),
+			`mounts[7]: option "idmap=uids=@0-0-10;gids=0-1000-10": uids: "@0-0-10": a relative (@) map needs linux.uidMappings`},
+		{"crun idmap= relative out of range", func(s *specs.Spec) { withUserNS(s); add(bindMount("idmap=uids=@0-70000-10;gids=0-1000-10"))(s) },
+			`mounts[7]: option "idmap=uids=@0-70000-10;gids=0-1000-10": uids: "@0-70000-10": container ID 70000 is not in linux.uidMappings`},
+		{"crun idmap= on tmpfs", add(specs.Mount{Destination: "/t", Type: "tmpfs", Options: []string{"idmap=uids=0-1-1;gids=0-1-1"}}),
+			`mounts[7].options[0]: only supported for bind mounts`},
 	})
 }
 
