@@ -232,6 +232,11 @@ func (c *compiler) mount(s *specs.Spec, m specs.Mount) (*rootfs.Mount, bool, err
 	default:
 		mnt.Kind = m.Type
 	}
+	// A bind mount makes no superblock, so filesystem data would be
+	// dropped without a word; runc 1.5 refuses it in these words.
+	if (mnt.Kind == rootfs.KindBind || mnt.Kind == rootfs.KindIDMap) && len(o.Data) > 0 {
+		return nil, false, fmt.Errorf("options %q: bind mounts cannot have any filesystem-specific options applied", o.Data)
+	}
 	if (mnt.Kind == rootfs.KindBind || mnt.Kind == rootfs.KindIDMap) && !filepath.IsAbs(mnt.Source) {
 		mnt.Source = filepath.Join(c.in.Bundle, mnt.Source)
 	}
