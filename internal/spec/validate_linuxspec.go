@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/hako-runtime/hako/internal/linux/resctrl"
 )
 
 var namespaceTypes = map[specs.LinuxNamespaceType]bool{
@@ -436,18 +438,13 @@ func (v *validator) intelRdt() error {
 	if l == nil || l.IntelRdt == nil {
 		return nil
 	}
-	// closID names a directory under /sys/fs/resctrl.
-	if id := l.IntelRdt.ClosID; id == "." || id == ".." || strings.Contains(id, "/") {
-		return fieldErr("linux.intelRdt.closID", "invalid CLOS name %q", id)
+	// runc 1.5's checks, words and order: without resctrl the config is
+	// refused before its closID is looked at.
+	root, _ := resctrl.Root()
+	if err := resctrl.Check(root, l.IntelRdt); err != nil {
+		return fieldErr("linux.intelRdt", "%v", err)
 	}
-	// Never accepted and ignored: without resctrl runc 1.5 refuses the
-	// config in these words; with resctrl hako still has no applier
-	// (resctrl groups, schemata, monitoring), so it refuses too rather
-	// than let an engine believe the cache or bandwidth limits hold.
-	if !ResctrlMounted() {
-		return fieldErr("linux.intelRdt", "intelRdt is specified in config, but Intel RDT is not enabled")
-	}
-	return fieldErr("linux.intelRdt", "not supported by hako (resctrl groups are not applied yet)")
+	return nil
 }
 
 func (v *validator) memoryPolicy() error {

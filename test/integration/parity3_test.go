@@ -414,3 +414,46 @@ func TestParityCrunIdmapOption(t *testing.T) {
 		t.Error("host mounts changed after a refused idmap= option")
 	}
 }
+
+// linux.intelRdt where resctrl is not mounted (this host: no resctrl in
+// /proc/filesystems): refused by both in runc 1.5's words before the
+// closID is looked at, and update's schema flags refused in runc's words
+// too. internal/linux/resctrl checks the group, schemata, tasks and
+// monitoring group written, on a fake resctrl tree.
+func TestParityIntelRdtWithoutResctrl(t *testing.T) {
+	if strings.Contains(readFile(t, "/proc/filesystems"), "resctrl") {
+		if _, err := os.Stat("/sys/fs/resctrl/info"); err == nil {
+			t.Skip("resctrl is mounted here: the refusal cannot be seen")
+		}
+	}
+	e := newEnv(t)
+	e.spec.Process.Args = []string{"true"}
+	e.spec.Linux.IntelRdt = &specs.LinuxIntelRdt{ClosID: "../bad", L3CacheSchema: "L3:0=f"}
+	e.write()
+	for who, rt := range hakoAnd15(e) {
+		out, code := runWith(t, rt, e.bundle, "c-rdt")
+		if code == 0 || !strings.Contains(out, "intelRdt is specified in config, but Intel RDT is not enabled") {
+			t.Errorf("%s: exit %d, want runc's refusal: %s", who, code, out)
+		}
+	}
+	if ids, _ := os.ReadDir(e.root); len(ids) != 0 {
+		t.Errorf("a refused intelRdt container left state: %v", ids)
+	}
+	e.spec.Linux.IntelRdt = nil
+	e.spec.Process.Args = []string{"sleep", "1000"}
+	e.write()
+	for who, rt := range hakoAnd15(e) {
+		id := "c-rdt-upd-" + strings.ReplaceAll(who, ".", "")
+		if so, se, code := rtCmd(t, rt, "run", "-d", "--bundle", e.bundle, id); code != 0 {
+			t.Fatalf("%s run -d: %d %s%s", who, code, so, se)
+		}
+		defer rtCmd(t, rt, "delete", "--force", id)
+		for flag, words := range map[string]string{"--l3-cache-schema": "Intel RDT/CAT: l3 cache schema is not enabled",
+			"--mem-bw-schema": "Intel RDT/MBA: memory bandwidth schema is not enabled"} {
+			_, se, code := rtCmd(t, rt, "update", flag, "X:0=1", id)
+			if code == 0 || !strings.Contains(se, words) {
+				t.Errorf("%s update %s: exit %d, want %q: %s", who, flag, code, words, se)
+			}
+		}
+	}
+}
