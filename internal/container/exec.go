@@ -12,8 +12,8 @@ import (
 
 	"github.com/hako-runtime/hako/internal/frame"
 	"github.com/hako-runtime/hako/internal/linux/cgroups"
-	"github.com/hako-runtime/hako/internal/linux/resctrl"
 	"github.com/hako-runtime/hako/internal/linux/ns"
+	"github.com/hako-runtime/hako/internal/linux/resctrl"
 	"github.com/hako-runtime/hako/internal/linux/security"
 	"github.com/hako-runtime/hako/internal/nsenter"
 	"github.com/hako-runtime/hako/internal/plan"

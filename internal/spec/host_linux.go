@@ -13,4 +13,3 @@ func isCgroup2() bool {
 	}
 	return st.Type == unix.CGROUP2_SUPER_MAGIC
 }
-
