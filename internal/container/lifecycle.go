@@ -337,13 +337,27 @@ func (r *Runtime) update(id string, res *specs.LinuxResources, l3, mb string) er
 	return nil
 }
 
-// Stats reads the container's resource usage from its cgroups.
+// Stats reads the container's resource usage from its cgroups, and its
+// resctrl figures where it has a group.
 func (c *Container) Stats() (*cgroups.Stats, error) {
 	cm, err := c.cgroupManager()
 	if err != nil {
 		return nil, err
 	}
-	return cm.Stats()
+	st, err := cm.Stats()
+	if err != nil || c.State.IntelRdt == nil {
+		return st, err
+	}
+	root, err := resctrl.Root()
+	if err != nil {
+		return nil, fmt.Errorf("linux.intelRdt: %w", err)
+	}
+	rdt, err := c.State.IntelRdt.Stats(root)
+	if err != nil {
+		return nil, fmt.Errorf("intelrdt stats: %w", err)
+	}
+	st.IntelRdt = *rdt
+	return st, nil
 }
 
 // OOMKills is the kernel's count of OOM kills in the container's cgroup.

@@ -201,3 +201,40 @@ func TestUnescapeMountinfo(t *testing.T) {
 		t.Errorf("%q", s)
 	}
 }
+
+func TestStats(t *testing.T) {
+	root := fakeRoot(t, "L3", "MB", "L3_MON")
+	for f, v := range map[string]string{"L3/cbm_mask": "fffff\n", "L3/min_cbm_bits": "1\n", "L3/num_closids": "16\n",
+		"MB/bandwidth_gran": "10\n", "MB/delay_linear": "1\n", "MB/min_bandwidth": "10\n", "MB/num_closids": "8\n",
+		"L3_MON/mon_features": "llc_occupancy\nmbm_total_bytes\nmbm_local_bytes\n"} {
+		os.WriteFile(filepath.Join(root, "info", f), []byte(v), 0o644)
+	}
+	g, err := Apply(root, "ctr6", &specs.LinuxIntelRdt{L3CacheSchema: "L3:0=f0", MemBwSchema: "MB:0=20", EnableMonitoring: true}, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for dom, v := range map[string][3]string{"mon_L3_00": {"100", "60", "4096"}, "mon_L3_01": {"7", "5", "0"}} {
+		d := filepath.Join(g.MonPath, "mon_data", dom)
+		os.MkdirAll(d, 0o755)
+		os.WriteFile(filepath.Join(d, "mbm_total_bytes"), []byte(v[0]+"\n"), 0o644)
+		os.WriteFile(filepath.Join(d, "mbm_local_bytes"), []byte(v[1]+"\n"), 0o644)
+		os.WriteFile(filepath.Join(d, "llc_occupancy"), []byte(v[2]+"\n"), 0o644)
+	}
+	s, err := g.Stats(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.L3CacheSchema != "L3:0=f0" || s.L3CacheSchemaRoot != "L3:0=fffff" || s.MemBwSchema != "MB:0=20" || s.MemBwSchemaRoot != "MB:0=100" {
+		t.Errorf("schemas %+v", s)
+	}
+	if *s.L3CacheInfo != (L3CacheInfo{CbmMask: "fffff", MinCbmBits: 1, NumClosids: 16}) || *s.MemBwInfo != (MemBwInfo{10, 1, 10, 8}) {
+		t.Errorf("info %+v %+v", *s.L3CacheInfo, *s.MemBwInfo)
+	}
+	if len(s.Schemata) != 2 {
+		t.Errorf("schemata %q", s.Schemata)
+	}
+	if s.MBMStats == nil || len(*s.MBMStats) != 2 || (*s.MBMStats)[0] != (MBMNumaNodeStats{100, 60}) ||
+		s.CMTStats == nil || (*s.CMTStats)[0].LLCOccupancy != 4096 {
+		t.Errorf("monitoring %v %v", s.MBMStats, s.CMTStats)
+	}
+}
