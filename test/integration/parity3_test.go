@@ -399,6 +399,28 @@ func TestParityCrunIdmapOption(t *testing.T) {
 		}
 	}
 
+	// ridmap= with '@': host IDs are the container's own user namespace
+	// IDs (container 0 is host 420000), so on-disk 1000 is the
+	// container's root, and root's files are written as 1000. On-disk 0
+	// (the directory's owner) shows as container 1: the kernel refuses
+	// writes into a directory whose owner an idmap leaves unmapped.
+	e.addNS(specs.UserNamespace)
+	openUp(t, e.bundle)
+	e.spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 420000, Size: 65536}}
+	e.spec.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 420000, Size: 65536}}
+	e.spec.Mounts[len(e.spec.Mounts)-1].Options = []string{"rbind", "ridmap=uids=@1000-0-1#@0-1-1;gids=@1000-0-1#@0-1-1"}
+	e.spec.Process.Args = []string{"sh", "-c", "stat -c '%n %u:%g' /mnt/root-owned /mnt/owned-by-1000; touch /mnt/made-in-userns"}
+	e.write()
+	out := e.hakoOK("run", "--bundle", e.bundle, "c-ridmap")
+	for _, w := range []string{"/mnt/root-owned 1:1", "/mnt/owned-by-1000 0:0"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("ridmap=@: missing %q in:\n%s", w, out)
+		}
+	}
+	if o := statOwner(t, filepath.Join(src, "made-in-userns")); o != [2]uint32{1000, 1000} {
+		t.Errorf("ridmap=@: file made by the container's root is %v on the host, want 1000:1000", o)
+	}
+
 	// A bad map names the mount and the option, and leaves nothing behind.
 	e.spec.Mounts[len(e.spec.Mounts)-1].Options = []string{"rbind", "idmap=uids=0-1000;gids=0-1000-10"}
 	e.write()
