@@ -34,13 +34,15 @@ func buildFeatures() *features.Features {
 		Hooks:         []string{"prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"},
 		MountOptions:  rootfs.KnownOptions(),
 		Linux: &features.Linux{
-			Namespaces:      []string{"cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"},
-			Capabilities:    security.KnownCapabilities(),
-			Cgroup:          &features.Cgroup{V1: &t, V2: &t, Systemd: boolp(true), SystemdUser: boolp(true)},
-			Seccomp:         seccompFeatures(),
-			Apparmor:        &features.Apparmor{Enabled: &t},
-			Selinux:         &features.Selinux{Enabled: &t},
-			IntelRdt:        &features.IntelRdt{Enabled: boolp(false)},
+			Namespaces:   []string{"cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"},
+			Capabilities: security.KnownCapabilities(),
+			Cgroup:       &features.Cgroup{V1: &t, V2: &t, Systemd: boolp(true), SystemdUser: boolp(true)},
+			Seccomp:      seccompFeatures(),
+			Apparmor:     &features.Apparmor{Enabled: &t},
+			Selinux:      &features.Selinux{Enabled: &t},
+			// Applied by internal/linux/resctrl where resctrl is mounted
+			// (compiled in, as runc says, whatever this host has).
+			IntelRdt:        &features.IntelRdt{Enabled: &t, Schemata: &t, Monitoring: &t},
 			MountExtensions: &features.MountExtensions{IDMap: &features.IDMap{Enabled: &t}},
 			// Applied by plan/linux13.go and internal/linux/netdev.
 			MemoryPolicy: &features.MemoryPolicy{Modes: plan.MemoryPolicyModes(), Flags: plan.MemoryPolicyFlags()},

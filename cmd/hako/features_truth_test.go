@@ -1,12 +1,16 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/hako-runtime/hako/internal/initproc"
+	"github.com/hako-runtime/hako/internal/linux/resctrl"
 	"github.com/hako-runtime/hako/internal/plan"
 )
 
@@ -65,7 +69,36 @@ func TestFeaturesTellTheTruth(t *testing.T) {
 			t.Errorf("mount option %q is neither listed nor refused", opt)
 		}
 	}
-	if *f.Linux.IntelRdt.Enabled {
-		t.Errorf("features says intelRdt is enabled, but hako refuses linux.intelRdt")
+	// intelRdt: what features lists passes resctrl's checks on a mount
+	// offering every resource, and the group Apply makes carries it.
+	if rdt := f.Linux.IntelRdt; *rdt.Enabled {
+		root := t.TempDir()
+		for _, d := range []string{"info/L3", "info/MB", "info/L3_MON"} {
+			os.MkdirAll(filepath.Join(root, d), 0o755)
+		}
+		cfg := &specs.LinuxIntelRdt{L3CacheSchema: "L3:0=f", MemBwSchema: "MB:0=50"}
+		if *rdt.Schemata {
+			cfg.Schemata = []string{"L2:0=3"}
+		}
+		if err := resctrl.Check(root, cfg); err != nil {
+			t.Errorf("features lists intelRdt, but resctrl refuses it: %v", err)
+		}
+		g, err := resctrl.Apply(root, "c", cfg, 1)
+		if err != nil {
+			t.Fatalf("features lists intelRdt, but resctrl.Apply fails: %v", err)
+		}
+		data, _ := os.ReadFile(filepath.Join(g.Path, "schemata"))
+		if *rdt.Schemata && !strings.Contains(string(data), "L2:0=3") {
+			t.Errorf("features lists intelRdt.schemata, but the group's schemata is %q", data)
+		}
+		if *rdt.Monitoring {
+			// A plain directory has no mon_groups (the kernel makes it):
+			// the monitoring group is refused here, which shows Apply
+			// reads enableMonitoring.
+			cfg.EnableMonitoring = true
+			if _, err := resctrl.Apply(root, "m", cfg, 1); err == nil || !strings.Contains(err.Error(), "mon_groups") {
+				t.Errorf("features lists intelRdt.monitoring, but enableMonitoring made no monitoring group: %v", err)
+			}
+		}
 	}
 }

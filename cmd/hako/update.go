@@ -30,15 +30,11 @@ func updateCmd(g *globals, args []string) error {
 	str(&f.MemoryReservation, "Memory reservation or soft_limit (in bytes)", "memory-reservation")
 	str(&f.MemorySwap, "Total memory usage (memory + swap); set '-1' to enable unlimited swap", "memory-swap")
 	str(&f.PidsLimit, "Maximum number of pids allowed in the container", "pids-limit")
-	str(&f.L3Cache, "The string of Intel RDT/CAT L3 cache schema (not supported)", "l3-cache-schema")
-	str(&f.MemBw, "The string of Intel RDT/MBA memory bandwidth schema (not supported)", "mem-bw-schema")
+	str(&f.L3Cache, "The string of Intel RDT/CAT L3 cache schema", "l3-cache-schema")
+	str(&f.MemBw, "The string of Intel RDT/MBA memory bandwidth schema", "mem-bw-schema")
 	rest, err := parse(fs, args, 1, 1, "<container-id>")
 	if err != nil {
 		return err
 	}
-	r, err := f.Build()
-	if err != nil {
-		return err
-	}
-	return g.runtime().Update(rest[0], r)
+	return g.runtime().UpdateFromFlags(rest[0], f)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/hako-runtime/hako/internal/linux/idmap"
 	"github.com/hako-runtime/hako/internal/linux/netdev"
 	"github.com/hako-runtime/hako/internal/linux/ns"
+	"github.com/hako-runtime/hako/internal/linux/resctrl"
 	"github.com/hako-runtime/hako/internal/linux/rootfs"
 	"github.com/hako-runtime/hako/internal/nsenter"
 	"github.com/hako-runtime/hako/internal/plan"
@@ -412,6 +413,21 @@ func (k *creation) onInitPid(so *spawnOpts, pidfdSock *os.File, pid int) error {
 		return fmt.Errorf("read start time of %d: %w", pid, err)
 	}
 	st.InitPid, st.InitStart = pid, start
+	// Where runc 1.5 applies it: in its cgroups, before the init runs
+	// anything of the container's.
+	if lx.IntelRdt != nil {
+		root, err := resctrl.Root()
+		if err != nil {
+			return fmt.Errorf("linux.intelRdt: %w", err)
+		}
+		g, err := resctrl.Apply(root, k.o.ID, lx.IntelRdt, pid)
+		if err != nil {
+			return fmt.Errorf("linux.intelRdt: %w", err)
+		}
+		k.cleanups = append(k.cleanups, func() { g.Destroy() })
+		st.IntelRdt = g
+		r.debug("create %s: resctrl group %s (monitoring %q)", k.o.ID, g.Path, g.MonPath)
+	}
 	if err := r.Store.Save(st); err != nil {
 		return err
 	}

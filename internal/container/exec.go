@@ -13,6 +13,7 @@ import (
 	"github.com/hako-runtime/hako/internal/frame"
 	"github.com/hako-runtime/hako/internal/linux/cgroups"
 	"github.com/hako-runtime/hako/internal/linux/ns"
+	"github.com/hako-runtime/hako/internal/linux/resctrl"
 	"github.com/hako-runtime/hako/internal/linux/security"
 	"github.com/hako-runtime/hako/internal/nsenter"
 	"github.com/hako-runtime/hako/internal/plan"
@@ -127,7 +128,16 @@ func (c *Container) Exec(o *ExecOpts) (int, error) {
 		stuck: stuck,
 		// Before the plan is sent: the process cannot exec (or exit and
 		// be reaped) yet, so the pidfd is of the process asked for.
-		onPid: func(pid int) error { return sendPidfd(pidfdSock, pid, "setns") },
+		onPid: func(pid int) error {
+			// runc 1.5 puts an exec'd process in the CLOS group too.
+			if g := c.State.IntelRdt; g != nil {
+				root, _ := resctrl.Root()
+				if err := g.AddTask(root, pid); err != nil {
+					return fmt.Errorf("linux.intelRdt: %w", err)
+				}
+			}
+			return sendPidfd(pidfdSock, pid, "setns")
+		},
 	}
 	// execCPUAffinity.initial holds from the fork on, for nsexec and
 	// hako's own code in the container, as runc's startWithCPUAffinity.

@@ -98,6 +98,13 @@ func buildProcess(f *ExecFlags, cfg *specs.Spec, args []string) (*specs.Process,
 		if err := json.Unmarshal(data, &p); err != nil {
 			return nil, fmt.Errorf("--process %s: %w", f.Process, err)
 		}
+		// runc 1.5 gives every exec'd process the container's umask. A
+		// process.json's own umask still wins here: runc drops it, and a
+		// field accepted and ignored is worse than a difference.
+		if p.User.Umask == nil && cfg.Process != nil && cfg.Process.User.Umask != nil {
+			m := *cfg.Process.User.Umask
+			p.User.Umask = &m
+		}
 	} else {
 		if cfg.Process != nil {
 			p = *cfg.Process

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hako-runtime/hako/internal/hooks"
 	"github.com/hako-runtime/hako/internal/linux/cgroups"
+	"github.com/hako-runtime/hako/internal/linux/resctrl"
 	"github.com/hako-runtime/hako/internal/state"
 )
 
@@ -205,6 +206,9 @@ func (c *Container) destroy() error {
 			return fmt.Errorf("remove cgroups of %s: %w", c.State.ID, err)
 		}
 	}
+	if err := c.State.IntelRdt.Destroy(); err != nil {
+		return fmt.Errorf("remove resctrl group of %s: %w", c.State.ID, err)
+	}
 	st := c.stateJSON(Stopped)
 	if err := c.rt.Store.Remove(c.State.ID); err != nil {
 		return err
@@ -277,6 +281,38 @@ func (r *Runtime) lockLoad(id string) (*Container, func(), error) {
 // Update applies new resource limits to a created, running or paused
 // container.
 func (r *Runtime) Update(id string, res *specs.LinuxResources) error {
+	return r.update(id, res, "", "")
+}
+
+// UpdateFromFlags is `hako update`: the resources from -r and the flags,
+// and the Intel RDT schemata of --l3-cache-schema and --mem-bw-schema.
+func (r *Runtime) UpdateFromFlags(id string, f *UpdateFlags) error {
+	res, err := f.Build()
+	if err != nil {
+		return err
+	}
+	return r.update(id, res, f.L3Cache, f.MemBw)
+}
+
+// update applies res to the container's cgroups, then the schemata, with
+// runc 1.5's checks and words, all made before anything is written. Only
+// the schemata given are written: resctrl keeps the other resources' lines
+// (runc writes them all again, from its saved config).
+func (r *Runtime) update(id string, res *specs.LinuxResources, l3, mb string) error {
+	var root string
+	if l3 != "" || mb != "" {
+		root, _ = resctrl.Root()
+		f := resctrl.Features{}
+		if root != "" {
+			f = resctrl.Probe(root)
+		}
+		if l3 != "" && !f.CAT {
+			return errors.New("Intel RDT/CAT: l3 cache schema is not enabled")
+		}
+		if mb != "" && !f.MBA {
+			return errors.New("Intel RDT/MBA: memory bandwidth schema is not enabled")
+		}
+	}
 	c, unlock, err := r.lockLoad(id)
 	if err != nil {
 		return err
@@ -285,20 +321,43 @@ func (r *Runtime) Update(id string, res *specs.LinuxResources) error {
 	if c.Status() == Stopped {
 		return fmt.Errorf("%w: cannot update a stopped container", ErrNotRunning)
 	}
+	if (l3 != "" || mb != "") && c.State.IntelRdt == nil {
+		return errors.New("updating a non-existent Intel RDT configuration is not supported")
+	}
 	cm, err := c.cgroupManager()
 	if err != nil {
 		return err
 	}
-	return cm.Update(res)
+	if err := cm.Update(res); err != nil {
+		return err
+	}
+	if l3 != "" || mb != "" {
+		return c.State.IntelRdt.Set(root, &specs.LinuxIntelRdt{L3CacheSchema: l3, MemBwSchema: mb})
+	}
+	return nil
 }
 
-// Stats reads the container's resource usage from its cgroups.
+// Stats reads the container's resource usage from its cgroups, and its
+// resctrl figures where it has a group.
 func (c *Container) Stats() (*cgroups.Stats, error) {
 	cm, err := c.cgroupManager()
 	if err != nil {
 		return nil, err
 	}
-	return cm.Stats()
+	st, err := cm.Stats()
+	if err != nil || c.State.IntelRdt == nil {
+		return st, err
+	}
+	root, err := resctrl.Root()
+	if err != nil {
+		return nil, fmt.Errorf("linux.intelRdt: %w", err)
+	}
+	rdt, err := c.State.IntelRdt.Stats(root)
+	if err != nil {
+		return nil, fmt.Errorf("intelrdt stats: %w", err)
+	}
+	st.IntelRdt = *rdt
+	return st, nil
 }
 
 // OOMKills is the kernel's count of OOM kills in the container's cgroup.

@@ -23,7 +23,8 @@ type UpdateFlags struct {
 }
 
 // Build turns the flags into the resources to apply: the -r file (or
-// stdin for "-") first, then each set flag over it, as runc does.
+// stdin for "-") first, then each set flag over it, as runc does. The
+// Intel RDT schemata are not resources: Runtime.UpdateFromFlags takes them.
 func (f *UpdateFlags) Build() (*specs.LinuxResources, error) {
 	r := &specs.LinuxResources{}
 	if f.Resources != "" {
@@ -125,9 +126,6 @@ func (f *UpdateFlags) Build() (*specs.LinuxResources, error) {
 			return nil, fmt.Errorf("--blkio-weight %q: must be 10-1000", f.BlkioWeight)
 		}
 		r.BlockIO = &specs.LinuxBlockIO{Weight: &w}
-	}
-	if f.L3Cache != "" || f.MemBw != "" {
-		return nil, fmt.Errorf("--l3-cache-schema/--mem-bw-schema: Intel RDT is not supported")
 	}
 	return r, firstErr
 }

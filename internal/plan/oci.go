@@ -192,7 +192,10 @@ func (c *compiler) mounts(s *specs.Spec, lx *specs.Linux, prop uintptr) (bool, e
 		if err := refuseUnapplied(i, m); err != nil {
 			return false, err
 		}
-		mnt, ro := c.mount(s, m)
+		mnt, ro, err := c.mount(s, m)
+		if err != nil {
+			return false, fmt.Errorf("mounts[%d]: %w", i, err)
+		}
 		devRO = devRO || ro
 		c.add(Step{Op: OpMount, Value: "mounts[" + strconv.Itoa(i) + "]", Mount: mnt, FD: NoFD})
 	}
@@ -208,15 +211,19 @@ func (c *compiler) mounts(s *specs.Spec, lx *specs.Linux, prop uintptr) (bool, e
 // Rootless without a cgroup namespace, every cgroup mount is made read-only
 // whatever the config says: the cgroups visible there are the user's
 // delegated ones, which the container must not write (CVE-2023-25809).
-func (c *compiler) mount(s *specs.Spec, m specs.Mount) (*rootfs.Mount, bool) {
+func (c *compiler) mount(s *specs.Spec, m specs.Mount) (*rootfs.Mount, bool, error) {
 	opts := m.Options
 	if (m.Type == "cgroup" || m.Type == "cgroup2") && readOnlyCgroups(c.in.Rootless, s) {
 		opts = append(append([]string(nil), m.Options...), "ro")
 	}
 	o := rootfs.ParseOptions(opts)
-	mnt := &rootfs.Mount{Type: m.Type, Source: m.Source, Destination: m.Destination, UIDMappings: m.UIDMappings, GIDMappings: m.GIDMappings}
+	uids, gids, err := spec.MountIDMaps(m, s.Linux)
+	if err != nil {
+		return nil, false, err
+	}
+	mnt := &rootfs.Mount{Type: m.Type, Source: m.Source, Destination: m.Destination, UIDMappings: uids, GIDMappings: gids}
 	switch {
-	case o.IDMap || len(m.UIDMappings) > 0:
+	case o.IDMap || len(uids) > 0:
 		mnt.Kind, o.Bind = rootfs.KindIDMap, true
 	case o.Bind || m.Type == "bind":
 		mnt.Kind = rootfs.KindBind
@@ -224,6 +231,11 @@ func (c *compiler) mount(s *specs.Spec, m specs.Mount) (*rootfs.Mount, bool) {
 		mnt.Kind = rootfs.KindCgroup
 	default:
 		mnt.Kind = m.Type
+	}
+	// A bind mount makes no superblock, so filesystem data would be
+	// dropped without a word; runc 1.5 refuses it in these words.
+	if (mnt.Kind == rootfs.KindBind || mnt.Kind == rootfs.KindIDMap) && len(o.Data) > 0 {
+		return nil, false, fmt.Errorf("options %q: bind mounts cannot have any filesystem-specific options applied", o.Data)
 	}
 	if (mnt.Kind == rootfs.KindBind || mnt.Kind == rootfs.KindIDMap) && !filepath.IsAbs(mnt.Source) {
 		mnt.Source = filepath.Join(c.in.Bundle, mnt.Source)
@@ -237,7 +249,7 @@ func (c *compiler) mount(s *specs.Spec, m specs.Mount) (*rootfs.Mount, bool) {
 		devRO = true
 	}
 	mnt.Options = o
-	return mnt, devRO
+	return mnt, devRO, nil
 }
 
 func readOnlyCgroups(rootless bool, s *specs.Spec) bool {

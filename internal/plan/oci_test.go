@@ -284,6 +284,15 @@ func TestFromSpecErrors(t *testing.T) {
 		"rlimit":      func(s *specs.Spec) { s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_BOGUS"}} },
 		"propagation": func(s *specs.Spec) { s.Linux.RootfsPropagation = "sideways" },
 		"sysctl":      func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"net..x": "1"} },
+		"bind data": func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/d", Type: "bind", Source: "/s", Options: []string{"rbind", "size=1m"}})
+		},
+		"idmap= data": func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/d", Type: "bind", Source: "/s", Options: []string{"idmap=uids=0-1-1;gids=0-1-1", "mode=0755"}})
+		},
+		"idmap= bad": func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/d", Type: "bind", Source: "/s", Options: []string{"idmap=uids=0-1-1"}})
+		},
 	} {
 		s := baseSpec()
 		edit(s)

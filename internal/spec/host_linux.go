@@ -13,13 +13,3 @@ func isCgroup2() bool {
 	}
 	return st.Type == unix.CGROUP2_SUPER_MAGIC
 }
-
-// ResctrlMounted reports whether resctrl (Intel RDT, AMD QoS) is mounted
-// where runc looks for it; without it runc refuses linux.intelRdt.
-func ResctrlMounted() bool {
-	var st unix.Statfs_t
-	if err := unix.Statfs("/sys/fs/resctrl", &st); err != nil {
-		return false
-	}
-	return st.Type == 0x7655821 // RDTGROUP_SUPER_MAGIC
-}

@@ -5,6 +5,3 @@ package spec
 // isCgroup2 exists so the package (and its decoding and validation, which
 // are useful to tooling on any OS) builds off Linux.
 func isCgroup2() bool { return false }
-
-// ResctrlMounted: no resctrl off Linux.
-func ResctrlMounted() bool { return false }

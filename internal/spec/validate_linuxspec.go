@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/hako-runtime/hako/internal/linux/resctrl"
 )
 
 var namespaceTypes = map[specs.LinuxNamespaceType]bool{
@@ -123,28 +125,48 @@ func (v *validator) mounts() error {
 		if bind && m.Source == "" {
 			return fieldErr(f+".source", "must not be empty for a bind mount")
 		}
-		mapped := len(m.UIDMappings) > 0 || len(m.GIDMappings) > 0
+		uids, gids, err := MountIDMaps(m, v.s.Linux)
+		if err != nil {
+			return fieldErr(f, "%v", err)
+		}
+		mapped := len(uids) > 0 || len(gids) > 0
+		// The maps of a crun-style idmap= option are checked under the
+		// option's name.
+		mf := f
+		if len(m.UIDMappings) == 0 && len(m.GIDMappings) == 0 {
+			for j, o := range m.Options {
+				if _, _, ok := IDMapOption(o); ok {
+					mf = at(f+".options", j)
+				}
+			}
+		}
 		if mapped {
 			// mount_setattr(MOUNT_ATTR_IDMAP) needs a detached bind mount.
-			if !bind {
+			if !bind && mf == f {
 				return fieldErr(f+".uidMappings", "only supported for bind mounts")
+			}
+			if !bind {
+				return fieldErr(mf, "only supported for bind mounts")
 			}
 			// One user namespace carries both maps; a missing half would
 			// leave those IDs unmapped.
-			if len(m.UIDMappings) == 0 {
-				return fieldErr(f+".uidMappings", "must be set together with gidMappings")
+			if len(uids) == 0 {
+				return fieldErr(mf+".uidMappings", "must be set together with gidMappings")
 			}
-			if len(m.GIDMappings) == 0 {
-				return fieldErr(f+".gidMappings", "must be set together with uidMappings")
+			if len(gids) == 0 {
+				return fieldErr(mf+".gidMappings", "must be set together with uidMappings")
 			}
-			if err := checkIDMappings(f+".uidMappings", m.UIDMappings); err != nil {
+			if err := checkIDMappings(mf+".uidMappings", uids); err != nil {
 				return err
 			}
-			if err := checkIDMappings(f+".gidMappings", m.GIDMappings); err != nil {
+			if err := checkIDMappings(mf+".gidMappings", gids); err != nil {
 				return err
 			}
 		}
 		for j, o := range m.Options {
+			if kind, _, ok := IDMapOption(o); ok {
+				o = kind
+			}
 			if o != "idmap" && o != "ridmap" {
 				continue
 			}
@@ -416,18 +438,13 @@ func (v *validator) intelRdt() error {
 	if l == nil || l.IntelRdt == nil {
 		return nil
 	}
-	// closID names a directory under /sys/fs/resctrl.
-	if id := l.IntelRdt.ClosID; id == "." || id == ".." || strings.Contains(id, "/") {
-		return fieldErr("linux.intelRdt.closID", "invalid CLOS name %q", id)
+	// runc 1.5's checks, words and order: without resctrl the config is
+	// refused before its closID is looked at.
+	root, _ := resctrl.Root()
+	if err := resctrl.Check(root, l.IntelRdt); err != nil {
+		return fieldErr("linux.intelRdt", "%v", err)
 	}
-	// Never accepted and ignored: without resctrl runc 1.5 refuses the
-	// config in these words; with resctrl hako still has no applier
-	// (resctrl groups, schemata, monitoring), so it refuses too rather
-	// than let an engine believe the cache or bandwidth limits hold.
-	if !ResctrlMounted() {
-		return fieldErr("linux.intelRdt", "intelRdt is specified in config, but Intel RDT is not enabled")
-	}
-	return fieldErr("linux.intelRdt", "not supported by hako (resctrl groups are not applied yet)")
+	return nil
 }
 
 func (v *validator) memoryPolicy() error {

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hako-runtime/hako/internal/linux/resctrl"
 )
 
 // Sentinel errors for callers.
@@ -54,6 +56,11 @@ type State struct {
 	// --systemd-cgroup; later commands use the systemd driver for it
 	// whatever flags they are given, as the cgroup belongs to the unit.
 	CgroupUnit string `json:"cgroup_systemd_unit,omitempty"`
+	// IntelRdt is the container's resctrl group (linux.intelRdt): exec
+	// joins it, update writes its schemata, delete removes what hako
+	// made. Kept here, not recomputed, because whether hako made the
+	// group is known only when it did.
+	IntelRdt *resctrl.Group `json:"intel_rdt,omitempty"`
 }
 
 // Store is a --root directory.

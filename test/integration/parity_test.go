@@ -249,6 +249,9 @@ func TestParityRefusals(t *testing.T) {
 		{"ioprio out of range", func(s *specs.Spec) {
 			s.Process.IOPriority = &specs.LinuxIOPriority{Class: specs.IOPRIO_CLASS_BE, Priority: 9}
 		}, "process.ioPriority.priority: must be in [0, 7], got 9"},
+		{"bind mount with filesystem data", func(s *specs.Spec) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/mnt", Type: "bind", Source: "/tmp", Options: []string{"rbind", "size=1m"}})
+		}, `options ["size=1m"]: bind mounts cannot have any filesystem-specific options applied`},
 		{"mempolicy no such node", func(s *specs.Spec) {
 			s.Linux.MemoryPolicy = &specs.LinuxMemoryPolicy{Mode: specs.MpolBind, Nodes: "7"}
 		}, "linux.memoryPolicy (MPOL_BIND 7): set_mempolicy: invalid argument"},

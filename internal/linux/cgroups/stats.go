@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"strconv"
 	"strings"
+
+	"github.com/hako-runtime/hako/internal/linux/resctrl"
 )
 
 // Stats is runc's stats JSON (types/events.go), which docker and podman
@@ -15,7 +17,7 @@ type Stats struct {
 	Pids              PidsStats          `json:"pids"`
 	Blkio             Blkio              `json:"blkio"`
 	Hugetlb           map[string]Hugetlb `json:"hugetlb"`
-	IntelRdt          struct{}           `json:"intel_rdt"`
+	IntelRdt          resctrl.Stats      `json:"intel_rdt"`
 	NetworkInterfaces []struct{}         `json:"network_interfaces"`
 }
 

@@ -110,6 +110,16 @@ func ParseOptions(opts []string) Options {
 			o.CopyUp = true
 			continue
 		}
+		// crun's idmap=uids=...;gids=... (spec.MountIDMaps reads the
+		// maps): the same idmapped bind mount, with maps of its own.
+		if strings.HasPrefix(opt, "idmap=") {
+			o.IDMap = true
+			continue
+		}
+		if strings.HasPrefix(opt, "ridmap=") {
+			o.IDMap, o.RIDMap = true, true
+			continue
+		}
 		if a, ok := attrOpts[opt]; ok {
 			o.Attr = o.Attr&^a.clr | a.set
 			o.AttrClr = o.AttrClr&^a.set | a.clr
