@@ -49,7 +49,13 @@ func TestHooksAllSixKinds(t *testing.T) {
 	if !strings.Contains(readFile(t, filepath.Join(out, "poststart")), `"status":"running"`) {
 		t.Fatal("poststart state is not running")
 	}
-	if !strings.Contains(readFile(t, filepath.Join(e.bundle, "rootfs/tmp/startContainer")), `"id":"h1"`) {
+	// The init runs startContainer once start has woken it, and start
+	// does not wait for that (nor does runc's): allow it a moment.
+	started := filepath.Join(e.bundle, "rootfs/tmp/startContainer")
+	for i := 0; i < 100 && !strings.Contains(readFileMaybe(started), `"id":"h1"`); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(readFile(t, started), `"id":"h1"`) {
 		t.Fatal("startContainer hook did not run in the container")
 	}
 	e.hakoOK("delete", "--force", "h1")
