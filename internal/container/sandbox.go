@@ -14,7 +14,6 @@ import (
 	"github.com/hako-runtime/hako/internal/frame"
 	"github.com/hako-runtime/hako/internal/linux/idmap"
 	"github.com/hako-runtime/hako/internal/linux/ns"
-	"github.com/hako-runtime/hako/internal/linux/rootfs"
 	"github.com/hako-runtime/hako/internal/nsenter"
 	"github.com/hako-runtime/hako/internal/plan"
 	"github.com/hako-runtime/hako/internal/sandbox"
@@ -82,14 +81,6 @@ func (r *Runtime) RunSandbox(o *SandboxOpts) (int, error) {
 		sealDir: r.sealDir(), rootless: os.Geteuid() != 0, warn: r.Warn,
 		receipt: wpipe,
 	}
-	so.onPid = func(pid int) error {
-		files, err := sandboxBindSources(pl, pid)
-		if err != nil {
-			return err
-		}
-		so.passFds = files
-		return nil
-	}
 	p, err := spawn(so)
 	// The child has its copy (or failed): ours must close for EOF.
 	wpipe.Close()
@@ -144,43 +135,4 @@ func writeReceipt(w io.Writer, data []byte) {
 	}
 	out, _ := json.MarshalIndent(r, "", "  ")
 	w.Write(append(out, '\n')) //nolint:errcheck // best effort: the run's outcome does not depend on it
-}
-
-// sandboxBindSources opens every bind source through /proc/<init>/root, in
-// the sandbox's mount namespace while it is still a copy of ours: the init
-// resolves paths only after the host's root is staged over sandbox.Stage,
-// where a source path below it would name the copy's own directory.
-func sandboxBindSources(pl *plan.Plan, pid int) ([]*os.File, error) {
-	var files []*os.File
-	var root *os.File
-	for i := range pl.Steps {
-		st := &pl.Steps[i]
-		if st.Op != plan.OpMount || st.Mount == nil || st.Mount.Kind != rootfs.KindBind {
-			continue
-		}
-		if root == nil {
-			r, err := os.OpenFile(fmt.Sprintf("/proc/%d/root", pid), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-			if err != nil {
-				// An unprivileged caller's init is not dumpable yet:
-				// it resolves the sources itself (a source below
-				// sandbox.Stage is then out of its reach).
-				return files, nil
-			}
-			root = r
-			defer root.Close()
-		}
-		f := bindSource(root, st.Mount.Source)
-		if f == nil {
-			continue
-		}
-		st.FD = len(files)
-		files = append(files, f)
-		if len(files) > frame.MaxFds {
-			for _, f := range files {
-				f.Close()
-			}
-			return nil, fmt.Errorf("pass %d bind sources: %w (at most %d)", len(files), unix.EMSGSIZE, frame.MaxFds)
-		}
-	}
-	return files, nil
 }

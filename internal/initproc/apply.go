@@ -165,6 +165,7 @@ func init() {
 		plan.OpWaitStart:     func(a *applier, s *plan.Step) error { return waitStart(a.plan.Fds.FifoDir) },
 		plan.OpExec:          func(a *applier, s *plan.Step) error { return a.exec.run() },
 		plan.OpStageHostRoot: func(a *applier, s *plan.Step) error { return rootfs.StageHostRoot(s.Path) },
+		plan.OpHoldSources:   holdSourcesStep,
 		plan.OpTreeRO:        treeROStep,
 		plan.OpVerify:        verifyStep,
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/hako-runtime/hako/internal/linux/rootfs"
 	"github.com/hako-runtime/hako/internal/plan"
 	"github.com/hako-runtime/hako/internal/sandbox/receipt"
@@ -40,4 +42,27 @@ func treeROStep(a *applier, s *plan.Step) error {
 		}
 	}
 	return rootfs.SetTreeReadonly(s.Path, s.ReadOnly)
+}
+
+// holdSourcesStep opens the bind sources of the mount steps that follow,
+// here in the sandbox's mount namespace while it is still a copy of the
+// host's: once the host's root is staged over sandbox.Stage (/tmp), a
+// source below it would name the staged copy's directory instead, and the
+// parent cannot open them for an unprivileged sandbox, whose init is not
+// dumpable (no /proc/<pid>/root). A source that does not open is left to
+// the mount step, which says why.
+func holdSourcesStep(a *applier, s *plan.Step) error {
+	for i := range a.plan.Steps {
+		st := &a.plan.Steps[i]
+		if st.Op != plan.OpMount || st.Mount == nil || st.Mount.Kind != rootfs.KindBind || st.FD >= 0 {
+			continue
+		}
+		fd, err := unix.Open(st.Mount.Source, unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err != nil {
+			continue
+		}
+		st.FD = len(a.fds)
+		a.fds = append(a.fds, fd)
+	}
+	return nil
 }

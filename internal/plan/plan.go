@@ -95,7 +95,8 @@ const (
 	OpDumpable          Op = "dumpable"  // let the (unprivileged) parent read /proc/<pid>/ns for bwrap --info-fd
 
 	// Steps of `hako sandbox` (internal/sandbox), whose root is the host's.
-	OpStageHostRoot Op = "stage-host-root" // Path: clone / and attach the copy there, to bind and pivot into
+	OpHoldSources   Op = "hold-bind-sources" // open every later bind mount's source that came without an fd, before OpStageHostRoot covers its path
+	OpStageHostRoot Op = "stage-host-root"   // Path: clone / and attach the copy there, to bind and pivot into
 	OpTreeRO        Op = "tree-ro"         // Path, ReadOnly: make the tree there read-only (or writable again)
 	OpVerify        Op = "verify"          // Data (receipt checks, JSON) -> Fds.Receipt; fail if one fails
 )

@@ -506,7 +506,8 @@ func (sb *Sandbox) Plan(oci *plan.OCI) (*plan.Plan, error) {
 	for _, s := range pl.Steps {
 		switch s.Op {
 		case plan.OpBindRoot:
-			out = append(out, plan.Step{Op: plan.OpStageHostRoot, Path: Stage, FD: plan.NoFD})
+			out = append(out, plan.Step{Op: plan.OpHoldSources, FD: plan.NoFD},
+				plan.Step{Op: plan.OpStageHostRoot, Path: Stage, FD: plan.NoFD})
 		case plan.OpWaitStart:
 			continue
 		case plan.OpConsole:

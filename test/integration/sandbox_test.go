@@ -256,6 +256,19 @@ func TestSandboxBindPaths(t *testing.T) {
 		if !strings.Contains(out, "hello") || !strings.Contains(out, "Read-only") {
 			t.Errorf("%q", out)
 		}
+		// A source below /tmp, where the sandbox stages the host's root
+		// before binding: it must still name the host's /tmp/..., also for
+		// an unprivileged caller, whose init resolves it itself.
+		tmpSrc, err := os.MkdirTemp("/tmp", "hako-sandbox-bind-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer os.RemoveAll(tmpSrc)
+		os.WriteFile(filepath.Join(tmpSrc, "f"), []byte("from-tmp"), 0o644)
+		os.Chmod(tmpSrc, 0o755)
+		if out := s.mustRun(t, "-p", "BindPaths="+tmpSrc+":"+dst, "--", "cat", dst+"/f"); out != "from-tmp" {
+			t.Errorf("bind source below /tmp: %q", out)
+		}
 		if out, _, code := s.run(t, "-p", "BindPaths=-/nonexistent-src:"+dst, "--", "true"); code != 0 {
 			t.Errorf("optional missing source: status %d %s", code, out)
 		}
