@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hako-runtime/hako/internal/container"
+	"github.com/hako-runtime/hako/internal/linux/cgroups"
 	"github.com/hako-runtime/hako/internal/sandbox"
 )
 
@@ -121,7 +122,7 @@ func sandboxInput(args []string, props, files []string, mapRoot bool) (*sandbox.
 	in := &sandbox.Input{
 		Args: args, Env: os.Environ(), Cwd: cwd, Home: home,
 		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), MapRoot: mapRoot,
-		HostNS: map[string]uint64{},
+		HostNS: map[string]uint64{}, CgroupV2: cgroups.IsUnified(),
 		LookupUser: func(name string) (uint32, uint32, error) {
 			u, err := user.LookupId(name)
 			if _, nerr := strconv.Atoi(name); nerr != nil || err != nil {
@@ -145,6 +146,10 @@ func sandboxInput(args []string, props, files []string, mapRoot bool) (*sandbox.
 			gid, _ := strconv.ParseUint(gr.Gid, 10, 32)
 			return uint32(gid), nil
 		},
+	}
+	var si unix.Sysinfo_t
+	if unix.Sysinfo(&si) == nil {
+		in.MemTotal = si.Totalram * uint64(si.Unit)
 	}
 	if mapRoot && in.UID == 0 {
 		return nil, errors.New("--map-root: you are root already (it maps an unprivileged caller to root inside)")

@@ -23,7 +23,17 @@ func verifyStep(a *applier, s *plan.Step) error {
 	if err := json.Unmarshal(s.Data, &checks); err != nil {
 		return fmt.Errorf("receipt checks: %w", err)
 	}
-	r := receipt.Verify(checks, receipt.Self())
+	probe := receipt.Self()
+	if a.cgroupRead != nil {
+		probe.Cgroup = func(p string) (string, error) {
+			v, ok := a.cgroupRead[p]
+			if !ok {
+				return "", errors.New("not read before the root change")
+			}
+			return v.val, v.err
+		}
+	}
+	r := receipt.Verify(checks, probe)
 	// Fds 0-2 are COMMAND's stdio, never the receipt.
 	if fd > 2 {
 		f := os.NewFile(uintptr(fd), "receipt")
@@ -63,6 +73,67 @@ func holdSourcesStep(a *applier, s *plan.Step) error {
 		}
 		st.FD = len(a.fds)
 		a.fds = append(a.fds, fd)
+	}
+	return nil
+}
+
+// cgroupProbeStep reads the resource limits the receipt checks while the
+// host's /sys/fs/cgroup is still in reach: a RootDirectory= or an
+// InaccessiblePaths=/sys leaves it behind. The process's cgroup and its
+// limits were set before it ran, so they read the same later.
+func cgroupProbeStep(a *applier, s *plan.Step) error {
+	a.cgroupRead = map[string]cgroupValue{}
+	for _, st := range a.plan.Steps {
+		if st.Op != plan.OpVerify {
+			continue
+		}
+		var checks []receipt.Check
+		if err := json.Unmarshal(st.Data, &checks); err != nil {
+			return fmt.Errorf("receipt checks: %w", err)
+		}
+		for _, c := range checks {
+			if c.Kind == receipt.KindCgroup {
+				v, err := receipt.ReadCgroup(c.Path)
+				a.cgroupRead[c.Path] = cgroupValue{v, err}
+			}
+		}
+	}
+	return nil
+}
+
+// taskCgroup is where the reaper forks the program when it gets a cgroup
+// of its own (hako sandbox's TasksMax=): fds, 0 when unset.
+type taskCgroup struct {
+	cgroup2        int // a cgroup2 directory, for CLONE_INTO_CGROUP
+	v1Into, v1Back int // v1 "tasks" files: the program's cgroup, the init's
+}
+
+// taskCgroupStep takes the fd now: the directories are out of reach after
+// the root change, where unused fds are closed.
+func taskCgroupStep(a *applier, s *plan.Step) error {
+	fd := a.takeFD(s)
+	if fd < 0 {
+		return errors.New("task cgroup step without an fd")
+	}
+	switch s.Value {
+	case plan.TaskCgroup2:
+		a.taskCg.cgroup2 = fd
+	case plan.TaskCgroupV1Into:
+		a.taskCg.v1Into = fd
+	case plan.TaskCgroupV1Back:
+		a.taskCg.v1Back = fd
+	default:
+		unix.Close(fd)
+		return fmt.Errorf("task cgroup %q: unknown kind", s.Value)
+	}
+	return nil
+}
+
+// moveThread writes this thread's id to a v1 "tasks" file: on cgroup v1
+// a thread moves alone, and a child forked by it is born where it is.
+func moveThread(fd int, what string) error {
+	if _, err := unix.Write(fd, []byte(fmt.Sprint(unix.Gettid()))); err != nil {
+		return fmt.Errorf("move the init's thread to %s cgroup: %w", what, err)
 	}
 	return nil
 }

@@ -97,12 +97,22 @@ const (
 	// Steps of `hako sandbox` (internal/sandbox), whose root is the host's.
 	OpHoldSources   Op = "hold-bind-sources" // open every later bind mount's source that came without an fd, before OpStageHostRoot covers its path
 	OpStageHostRoot Op = "stage-host-root"   // Path: clone / and attach the copy there, to bind and pivot into
-	OpTreeRO        Op = "tree-ro"         // Path, ReadOnly: make the tree there read-only (or writable again)
-	OpVerify        Op = "verify"          // Data (receipt checks, JSON) -> Fds.Receipt; fail if one fails
+	OpTreeRO        Op = "tree-ro"           // Path, ReadOnly: make the tree there read-only (or writable again)
+	OpVerify        Op = "verify"            // Data (receipt checks, JSON) -> Fds.Receipt; fail if one fails
+	OpCgroupProbe   Op = "cgroup-probe"      // read the cgroup files OpVerify will check, while the host's /sys is in reach
+	OpTaskCgroup    Op = "task-cgroup"       // FD, Value: where the reaper forks the program (TaskCgroup* values)
 )
 
 // Step values that modify a step kind.
 const (
+	// TaskCgroup2 (OpTaskCgroup's Value): FD is a cgroup2 directory the
+	// program is cloned into (CLONE_INTO_CGROUP).
+	TaskCgroup2 = "cgroup2"
+	// TaskCgroupV1Into and TaskCgroupV1Back: FD is a v1 hierarchy's
+	// "tasks" file; the forking thread moves into the first for the fork
+	// (the child is born there) and back into the second after it.
+	TaskCgroupV1Into = "v1-into"
+	TaskCgroupV1Back = "v1-back"
 	// UserNoSetgroups (OpUser's Value): setgroups is denied in this user
 	// namespace, leave the groups alone.
 	UserNoSetgroups = "no-setgroups"

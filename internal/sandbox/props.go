@@ -20,6 +20,8 @@ type Row struct {
 	Name  string
 	Help  string
 	Apply func(b *builder, v string) error
+	// Refuse, for a row without Apply, says why it is refused.
+	Refuse string
 }
 
 // Table is every property `hako sandbox` knows, in systemd.exec(5)'s
@@ -86,12 +88,20 @@ var Table = []Row{
 	{Name: "RestrictRealtime", Help: "yes: sched_setscheduler to SCHED_FIFO, SCHED_RR, SCHED_DEADLINE fails (EPERM)", Apply: seccompBool("RestrictRealtime", func(s *seccompState) { s.realtime = true })},
 	{Name: "RestrictSUIDSGID", Help: "yes: no file made set-user-ID or set-group-ID (chmod, mkdir, mknod, open O_CREAT: EPERM; openat2: ENOSYS)", Apply: seccompBool("RestrictSUIDSGID", func(s *seccompState) { s.suidSGID = true })},
 	{Name: "RestrictAddressFamilies", Help: "[~]AF_...| none: socket(2) of other (~: these) families fails with EAFNOSUPPORT", Apply: restrictAddressFamilies},
-	{Name: "IPAddressAllow", Help: "(not supported yet)"},
-	{Name: "IPAddressDeny", Help: "(not supported yet)"},
-	{Name: "MemoryMax", Help: "(not supported yet)"},
-	{Name: "TasksMax", Help: "(not supported yet)"},
-	{Name: "CPUQuota", Help: "(not supported yet)"},
+	{Name: "IPAddressAllow", Help: "(not supported: systemd's cgroup BPF address filter is not implemented)", Refuse: ipRefusal},
+	{Name: "IPAddressDeny", Help: "(not supported: systemd's cgroup BPF address filter is not implemented)", Refuse: ipRefusal},
+	{Name: "MemoryMax", Help: "BYTES[K|M|G|T], N% of RAM or infinity: cgroup memory limit (root, or a delegated cgroup v2)", Apply: memoryMax},
+	{Name: "MemoryHigh", Help: "BYTES[K|M|G|T], N% or infinity: cgroup v2 memory.high, the throttling limit", Apply: memoryHigh},
+	{Name: "TasksMax", Help: "N or infinity: at most N tasks (processes and threads) in the sandbox's cgroup", Apply: tasksMax},
+	{Name: "CPUQuota", Help: "N%: CPU time per 100ms period (200% = two CPUs)", Apply: cpuQuota},
+	{Name: "CPUWeight", Help: "1..10000: cgroup CPU weight (100 is the default; cpu.shares on cgroup v1)", Apply: cpuWeight},
 }
+
+// ipRefusal says why IPAddressAllow/Deny are refused rather than faked:
+// PrivateNetwork or a seccomp filter on address families are not the same
+// (they cut the loopback, or everything), and a sandbox that claims a
+// filter it does not apply is worse than none.
+const ipRefusal = "systemd filters addresses with cgroup BPF programs (BPF_CGROUP_INET_INGRESS/EGRESS with LPM maps), which hako does not implement; PrivateNetwork=yes cuts all networking but lo, RestrictAddressFamilies= whole families"
 
 func init() {
 	// systemd's Limit* properties, one row each, in RLIMIT order.

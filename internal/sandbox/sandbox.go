@@ -56,6 +56,11 @@ type Input struct {
 	// numbers) on the host.
 	LookupUser  func(name string) (uid, gid uint32, err error)
 	LookupGroup func(name string) (uint32, error)
+	// CgroupV2: the host's memory, pids and cpu controllers are cgroup
+	// v2's (a pure cgroup2 host); MemTotal is its RAM in bytes, for
+	// percentages. The resource properties depend on both.
+	CgroupV2 bool
+	MemTotal uint64
 }
 
 func (in *Input) lookupUser(v string) (uint32, uint32, error) {
@@ -198,6 +203,8 @@ type builder struct {
 	ambient              map[string]bool // AmbientCapabilities
 	procHide             string          // ProtectProc: hidepid= value
 	procSubset           bool            // ProcSubset=pid
+	cgChecks             map[string][2]string
+	cgOrder              []string
 }
 
 func (b *builder) check(c receipt.Check) { b.checks = append(b.checks, c) }
@@ -312,6 +319,10 @@ func Compile(in *Input) (*Sandbox, error) {
 		return nil, err
 	}
 	b.finishSeccomp(s.Process.User.UID)
+	b.finishResources()
+	if r := s.Linux.Resources; r != nil && !(&Sandbox{Spec: s}).HasResources() {
+		s.Linux.Resources = nil
+	}
 	if b.cwdHome {
 		s.Process.Cwd = in.Home
 	}
@@ -331,6 +342,9 @@ func (b *builder) apply(p Property) error {
 		return fmt.Errorf("%sproperty %s: unknown (hako sandbox --help lists the properties)", where, p.Name)
 	}
 	if row.Apply == nil {
+		if row.Refuse != "" {
+			return fmt.Errorf("%sproperty %s is not supported (%s)", where, p.Name, row.Refuse)
+		}
 		return fmt.Errorf("%sproperty %s is not supported yet", where, p.Name)
 	}
 	if p.Value == "" {
@@ -531,6 +545,9 @@ func (sb *Sandbox) Plan(oci *plan.OCI) (*plan.Plan, error) {
 			out = append(out, filters...)
 			out = append(out, plan.Step{Op: plan.OpParentDeathSignal, Flags: uint64(unix.SIGKILL), FD: plan.NoFD},
 				plan.Step{Op: plan.OpVerify, Data: checks, FD: plan.NoFD})
+		}
+		if s.Op == plan.OpPivotRoot && sb.HasResources() {
+			out = append(out, plan.Step{Op: plan.OpCgroupProbe, FD: plan.NoFD})
 		}
 		out = append(out, s)
 		if s.Op == plan.OpPivotRoot {
