@@ -55,6 +55,11 @@ func sandboxCmd(g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
+	tty := false
+	if _, err := unix.IoctlGetTermios(0, unix.TCGETS); err == nil {
+		tty = true
+		sb.WithTerminal()
+	}
 	exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
 	sb.Prune(exists)
 	if err := sb.CheckHost(exists); err != nil {
@@ -76,10 +81,6 @@ func sandboxCmd(g *globals, args []string) error {
 		}
 		defer f.Close()
 		rw = f
-	}
-	tty := false
-	if _, err := unix.IoctlGetTermios(0, unix.TCGETS); err == nil {
-		tty = true
 	}
 	code, err := g.runtime().RunSandbox(&container.SandboxOpts{Sandbox: sb, Terminal: tty, Receipt: rw})
 	if err != nil {

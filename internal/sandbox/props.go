@@ -68,7 +68,9 @@ var Table = []Row{
 	{Name: "BindReadOnlyPaths", Help: "[-]SRC[:DEST[:rbind|norbind]]...: read-only bind mounts", Apply: bindPaths(true)},
 	{Name: "TemporaryFileSystem", Help: "PATH[:OPTIONS]...: an empty tmpfs there (OPTIONS: ro, mode=, size=, ...)", Apply: temporaryFS},
 	{Name: "WorkingDirectory", Help: "DIR, ~ or -DIR: COMMAND's working directory (default: the caller's)", Apply: workingDirectory},
-	{Name: "RootDirectory", Help: "(not supported yet)"},
+	{Name: "RootDirectory", Help: "DIR: COMMAND's root; the other paths are inside it but BindPaths' sources and ReadOnly/ReadWrite/InaccessiblePaths (host paths; +PATH: inside)", Apply: rootDirectory},
+	{Name: "RootImage", Help: "(not supported: a disk image needs loop devices and dm-verity; mount it and give RootDirectory=)", Refuse: "a disk image needs loop devices and dm-verity checks hako does not do; mount it and give RootDirectory="},
+	{Name: "MountAPIVFS", Help: "yes: with RootDirectory, the host's /dev and /sys and an empty /run inside it (/proc is always the sandbox's own)", Apply: boolProp(func(b *builder) { b.apiVFS = true })},
 	{Name: "Environment", Help: `"VAR=VALUE"...: set in COMMAND's environment (systemd's quoting)`, Apply: environment},
 	{Name: "UnsetEnvironment", Help: "VAR or VAR=VALUE...: remove from COMMAND's environment", Apply: unsetEnvironment},
 	{Name: "User", Help: "NAME or UID: run COMMAND as this user (root callers only)", Apply: userProp},
@@ -229,6 +231,9 @@ func absPath(p string) (string, error) {
 	return filepath.Clean(p), nil
 }
 
+// pathList is ReadOnlyPaths= and its kin: host paths, which RootDirectory=
+// leaves outside unless they lie below it; "+PATH" is relative to
+// RootDirectory= (without one the same as PATH). "-" comes before "+".
 func pathList(each func(b *builder, p string, optional bool)) func(b *builder, v string) error {
 	return func(b *builder, v string) error {
 		ws, err := words(v)
@@ -237,14 +242,38 @@ func pathList(each func(b *builder, p string, optional bool)) func(b *builder, v
 		}
 		for _, w := range ws {
 			opt := strings.HasPrefix(w, "-")
-			p, err := absPath(strings.TrimPrefix(w, "-"))
+			w = strings.TrimPrefix(w, "-")
+			inRoot := strings.HasPrefix(w, "+")
+			p, err := absPath(strings.TrimPrefix(w, "+"))
 			if err != nil {
 				return err
+			}
+			if !inRoot && b.root != "" {
+				rel, ok := strings.CutPrefix(p, b.root)
+				if !ok || rel != "" && rel[0] != '/' {
+					return fmt.Errorf("path %q is outside RootDirectory=%s, so not in the sandbox (systemd would apply it there unseen); +PATH names a path inside it", p, b.root)
+				}
+				p = "/" + strings.TrimPrefix(rel, "/")
 			}
 			each(b, p, opt)
 		}
 		return nil
 	}
+}
+
+// rootDirectory: the sandbox's root is DIR instead of the host's; read
+// before the other properties (Compile), which it changes the meaning of.
+func rootDirectory(b *builder, v string) error {
+	p, err := absPath(v)
+	if err != nil {
+		return err
+	}
+	if p == "/" {
+		b.root = ""
+		return nil
+	}
+	b.root = p
+	return nil
 }
 
 func protectSystem(b *builder, v string) error {
@@ -374,6 +403,7 @@ func temporaryFS(b *builder, v string) error {
 }
 
 func workingDirectory(b *builder, v string) error {
+	b.cwdSet = true
 	if strings.HasPrefix(v, "-") {
 		b.cwdOptional = true
 		v = v[1:]

@@ -92,6 +92,8 @@ type Sandbox struct {
 	// Filters are the seccomp properties' filters, one per property,
 	// loaded in order (the spec has room for one only).
 	Filters []specs.LinuxSeccomp
+	// Root is RootDirectory=, a host path; "" is the host's root.
+	Root string
 }
 
 // CheckHost refuses what would make the engine create something on the
@@ -99,27 +101,60 @@ type Sandbox struct {
 // or working directory would be made there, and outlive the sandbox. It runs
 // after Prune; exists looks on the host.
 func (sb *Sandbox) CheckHost(exists func(string) bool) error {
-	for _, m := range sb.Spec.Mounts {
-		if m.Destination == "/proc" || strings.HasPrefix(m.Destination, "/dev/") && sb.privateDev() {
-			continue
+	if sb.Root != "" && !exists(sb.Root+"/.") {
+		errno := unix.ENOTDIR
+		if !exists(sb.Root) {
+			errno = unix.ENOENT
 		}
-		if !exists(m.Destination) {
-			return fmt.Errorf("mount point %s: %w (cause: hako sandbox creates nothing on the host's tree: create it first, or choose an existing directory)", m.Destination, unix.ENOENT)
+		return fmt.Errorf("RootDirectory %s: %w (cause: COMMAND's root must be a directory holding its files: create it, or mount the tree there)", sb.Root, errno)
+	}
+	for i, m := range sb.Spec.Mounts {
+		if hp := sb.hostPath(m.Destination, i); hp != "" && !exists(hp) {
+			hint := "create it first, or choose an existing directory"
+			switch {
+			case sb.Root != "" && strings.HasPrefix(m.Destination, "/dev/"):
+				hint = "create it in RootDirectory " + sb.Root + ", or give MountAPIVFS=yes for the host's /dev"
+			case sb.Root != "":
+				hint = "create it in RootDirectory " + sb.Root
+			}
+			return fmt.Errorf("mount point %s: %w (cause: hako sandbox creates nothing on the host's tree: %s)", hp, unix.ENOENT, hint)
 		}
 		if m.Type == "bind" && !exists(m.Source) {
 			return fmt.Errorf("bind source %s: %w (cause: missing: create it, or prefix it with - to skip it when missing)", m.Source, unix.ENOENT)
 		}
 	}
-	if !exists(sb.Spec.Process.Cwd) {
-		return fmt.Errorf("working directory %s: %w (cause: hako sandbox creates nothing on the host's tree: create it first, or prefix WorkingDirectory= with -)", sb.Spec.Process.Cwd, unix.ENOENT)
+	if hp := sb.hostPath(sb.Spec.Process.Cwd, len(sb.Spec.Mounts)); hp != "" && !exists(hp) {
+		return fmt.Errorf("working directory %s: %w (cause: hako sandbox creates nothing on the host's tree: create it first, or prefix WorkingDirectory= with -)", hp, unix.ENOENT)
 	}
 	return nil
+}
+
+// hostPath is where path p inside the sandbox lies on the host when the
+// mounts before the one numbered before are made: below a bind mount, in
+// its source; below one of the sandbox's own file systems (a tmpfs, its
+// /proc), nowhere, and the engine may create it there ("").
+func (sb *Sandbox) hostPath(p string, before int) string {
+	for i := before - 1; i >= 0; i-- {
+		m := sb.Spec.Mounts[i]
+		rel, ok := strings.CutPrefix(p, m.Destination)
+		if !ok || rel != "" && rel[0] != '/' && m.Destination != "/" {
+			continue
+		}
+		if m.Type == "bind" {
+			return m.Source + rel
+		}
+		return ""
+	}
+	return sb.Root + p
 }
 
 // WithTerminal prepares the sandbox for a pty of its own: the console is
 // made in a new devpts instance (the host's /dev/pts/ptmx is not for
 // unprivileged callers), unless PrivateDevices has made one already.
 func (sb *Sandbox) WithTerminal() {
+	if sb.Spec.Process.Terminal {
+		return
+	}
 	sb.Spec.Process.Terminal = true
 	if sb.privateDev() {
 		return
@@ -139,7 +174,7 @@ func (sb *Sandbox) privateDev() bool {
 // Prune drops the mounts of optional bind sources that do not exist, and
 // their checks. exists looks on the host; the rest of the sandbox is pure.
 func (sb *Sandbox) Prune(exists func(string) bool) {
-	if sb.CwdOptional && !exists(sb.Spec.Process.Cwd) {
+	if sb.CwdOptional && !exists(sb.Root+sb.Spec.Process.Cwd) {
 		sb.Spec.Process.Cwd = "/"
 	}
 	gone := map[string]bool{}
@@ -205,6 +240,9 @@ type builder struct {
 	procSubset           bool            // ProcSubset=pid
 	cgChecks             map[string][2]string
 	cgOrder              []string
+	root                 string // RootDirectory; "" is the host's
+	apiVFS               bool   // MountAPIVFS
+	cwdSet               bool   // WorkingDirectory
 }
 
 func (b *builder) check(c receipt.Check) { b.checks = append(b.checks, c) }
@@ -300,9 +338,28 @@ func Compile(in *Input) (*Sandbox, error) {
 		},
 	}
 	b := &builder{in: in, spec: s, drop: map[string]string{}}
+	// RootDirectory first, wherever it is given: it decides what the
+	// paths of the others mean, and a unit's lines have no order.
 	for _, p := range in.Props {
+		if p.Name == "RootDirectory" {
+			if err := b.apply(p); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, p := range in.Props {
+		if p.Name == "RootDirectory" {
+			continue
+		}
 		if err := b.apply(p); err != nil {
 			return nil, err
+		}
+	}
+	if b.root != "" {
+		s.Root.Path = Stage + b.root
+		if !b.cwdSet {
+			// The caller's directory is a host path.
+			s.Process.Cwd = "/"
 		}
 	}
 	if rootless || b.privateUsers || in.MapRoot {
@@ -329,7 +386,7 @@ func Compile(in *Input) (*Sandbox, error) {
 	if s.Process.Cwd == "" {
 		s.Process.Cwd = "/"
 	}
-	return &Sandbox{Spec: s, Trees: b.trees, Checks: b.checks, Optional: b.optional, CwdOptional: b.cwdOptional, Filters: b.filters}, nil
+	return &Sandbox{Spec: s, Trees: b.trees, Checks: b.checks, Optional: b.optional, CwdOptional: b.cwdOptional, Filters: b.filters, Root: b.root}, nil
 }
 
 func (b *builder) apply(p Property) error {
@@ -371,6 +428,19 @@ func (b *builder) always() {
 // other read-only paths, then what must stay writable (ReadWritePaths, and
 // the sandbox's own writable mounts under a read-only parent).
 func (b *builder) finishFS() {
+	if b.apiVFS && b.root != "" {
+		// Right after /proc: the properties' mounts may go below.
+		api := []specs.Mount{{Destination: "/sys", Type: "bind", Source: "/sys", Options: []string{"rbind", "nosuid", "nodev", "noexec"}}}
+		if !b.privateDevices {
+			api = append(api, specs.Mount{Destination: "/dev", Type: "bind", Source: "/dev", Options: []string{"rbind", "nosuid"}})
+		}
+		api = append(api, specs.Mount{Destination: "/run", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=0755"}})
+		b.spec.Mounts = append(b.spec.Mounts[:1:1], append(api, b.spec.Mounts[1:]...)...)
+		// /dev is whatever the host's is (devtmpfs, or a tmpfs in a
+		// container); its bind failing fails the setup.
+		b.check(receipt.Check{Property: "MountAPIVFS", Kind: receipt.KindFS, Path: "/sys", Value: "sysfs"})
+		b.check(receipt.Check{Property: "MountAPIVFS", Kind: receipt.KindFS, Path: "/run", Value: "tmpfs"})
+	}
 	if b.privateDevices {
 		s := b.spec
 		s.Mounts = append(s.Mounts,
@@ -498,7 +568,7 @@ func allCaps() []string { return capabilityList() }
 // wait for `start`, and the parent-death signal and verify steps before ready.
 func (sb *Sandbox) Plan(oci *plan.OCI) (*plan.Plan, error) {
 	oci.Spec = sb.Spec
-	oci.Rootfs = Stage
+	oci.Rootfs = sb.Spec.Root.Path
 	oci.NoNewKeyring = false
 	pl, err := plan.FromSpec(oci)
 	if err != nil {
