@@ -34,7 +34,8 @@ func sandboxCmd(g *globals, args []string) error {
 	mapRoot := fs.Bool("map-root", false, "be root (uid 0) inside the user namespace of an unprivileged caller")
 	receiptTo := fs.String("receipt", "", "write the receipt (what was verified inside, how) as JSON to FILE, or to fd N")
 	printSpec := fs.Bool("print-spec", false, "print the OCI config.json the sandbox would run, and exit")
-	overlay := fs.String("overlay", "", "PATH[:UPPER]: overlay PATH, changes discarded or kept in UPPER (not supported yet)")
+	var overlays stringList
+	fs.Var(&overlays, "overlay", "PATH or PATH:UPPER:WORK: PATH writable through overlayfs, changes thrown away at exit or kept in UPPER (WORK: empty, on UPPER's file system); repeatable")
 	help := fs.Bool("help", false, "show help")
 	fs.BoolVar(help, "h", false, "show help")
 	if err := fs.Parse(args); err != nil {
@@ -44,13 +45,14 @@ func sandboxCmd(g *globals, args []string) error {
 		printSandboxHelp(os.Stdout, fs)
 		return nil
 	}
-	if *overlay != "" {
-		return errors.New("--overlay is not supported yet")
+	if *printSpec && len(overlays) > 0 {
+		return errors.New("--print-spec with --overlay: a config.json cannot say it (the overlay's layers reach the kernel as file descriptors at run time)")
 	}
 	in, err := sandboxInput(fs.Args(), props, files, *mapRoot)
 	if err != nil {
 		return err
 	}
+	in.Overlays = overlays
 	sb, err := sandbox.Compile(in)
 	if err != nil {
 		return err

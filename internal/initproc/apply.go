@@ -180,6 +180,7 @@ func init() {
 		plan.OpHoldSources:   holdSourcesStep,
 		plan.OpCgroupProbe:   cgroupProbeStep,
 		plan.OpTaskCgroup:    taskCgroupStep,
+		plan.OpOverlay:       overlayStep,
 		plan.OpTreeRO:        treeROStep,
 		plan.OpVerify:        verifyStep,
 	}

@@ -64,6 +64,23 @@ func treeROStep(a *applier, s *plan.Step) error {
 func holdSourcesStep(a *applier, s *plan.Step) error {
 	for i := range a.plan.Steps {
 		st := &a.plan.Steps[i]
+		if st.Op == plan.OpOverlay && len(st.Layers) == 2 && st.FD < 0 {
+			var fds []int
+			for _, l := range st.Layers {
+				if fd, err := unix.Open(l, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
+					fds = append(fds, fd)
+				}
+			}
+			if len(fds) == 2 {
+				st.FD = len(a.fds)
+				a.fds = append(a.fds, fds...)
+			} else {
+				for _, fd := range fds {
+					unix.Close(fd)
+				}
+			}
+			continue
+		}
 		if st.Op != plan.OpMount || st.Mount == nil || st.Mount.Kind != rootfs.KindBind || st.FD >= 0 {
 			continue
 		}
@@ -136,4 +153,26 @@ func moveThread(fd int, what string) error {
 		return fmt.Errorf("move the init's thread to %s cgroup: %w", what, err)
 	}
 	return nil
+}
+
+// overlayStep puts an overlayfs over a directory of the root, on the
+// layers held before the staging, or on a throwaway tmpfs.
+func overlayStep(a *applier, s *plan.Step) error {
+	if a.root == nil {
+		return errors.New("overlay step without a bound root")
+	}
+	upper, work := -1, -1
+	if len(s.Layers) == 2 {
+		if s.FD < 0 || s.FD+1 >= len(a.fds) {
+			for _, l := range s.Layers {
+				if _, err := os.Stat(l); err != nil {
+					return fmt.Errorf("overlay %s: layer %w", s.Path, err)
+				}
+			}
+			return fmt.Errorf("overlay %s: layers %v not opened", s.Path, s.Layers)
+		}
+		upper, work = a.fds[s.FD], a.fds[s.FD+1]
+		a.fds[s.FD], a.fds[s.FD+1] = -1, -1
+	}
+	return a.root.Overlay(s.Path, upper, work)
 }

@@ -95,12 +95,13 @@ const (
 	OpDumpable          Op = "dumpable"  // let the (unprivileged) parent read /proc/<pid>/ns for bwrap --info-fd
 
 	// Steps of `hako sandbox` (internal/sandbox), whose root is the host's.
-	OpHoldSources   Op = "hold-bind-sources" // open every later bind mount's source that came without an fd, before OpStageHostRoot covers its path
+	OpHoldSources   Op = "hold-bind-sources" // open every later bind mount's source (and overlay layer) that came without an fd, before OpStageHostRoot covers its path
 	OpStageHostRoot Op = "stage-host-root"   // Path: clone / and attach the copy there, to bind and pivot into
 	OpTreeRO        Op = "tree-ro"           // Path, ReadOnly: make the tree there read-only (or writable again)
 	OpVerify        Op = "verify"            // Data (receipt checks, JSON) -> Fds.Receipt; fail if one fails
 	OpCgroupProbe   Op = "cgroup-probe"      // read the cgroup files OpVerify will check, while the host's /sys is in reach
 	OpTaskCgroup    Op = "task-cgroup"       // FD, Value: where the reaper forks the program (TaskCgroup* values)
+	OpOverlay       Op = "overlay"           // Path (in the root): an overlayfs over it; Layers: host upper and work dirs (FD, FD+1 once held), none: a throwaway tmpfs
 )
 
 // Step values that modify a step kind.
@@ -149,6 +150,7 @@ type Step struct {
 	User        *specs.User              `json:"user,omitempty"`
 	Exec        *Exec                    `json:"exec,omitempty"`
 	Sched       *SchedAttr               `json:"sched,omitempty"`
+	Layers      []string                 `json:"layers,omitempty"`
 }
 
 // NoFD marks a step without an fd.

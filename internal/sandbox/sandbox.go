@@ -49,6 +49,8 @@ type Input struct {
 	GID     uint32
 	MapRoot bool
 	Props   []Property
+	// Overlays are --overlay's values, in order.
+	Overlays []string
 	// HostNS are the caller's namespace inodes by kind ("net", "pid"...),
 	// which the receipt compares the sandbox's with.
 	HostNS map[string]uint64
@@ -94,6 +96,9 @@ type Sandbox struct {
 	Filters []specs.LinuxSeccomp
 	// Root is RootDirectory=, a host path; "" is the host's root.
 	Root string
+	// Overlays are made right after the root is bound, before the
+	// mounts, which may go on top of them.
+	Overlays []Overlay
 }
 
 // CheckHost refuses what would make the engine create something on the
@@ -107,6 +112,9 @@ func (sb *Sandbox) CheckHost(exists func(string) bool) error {
 			errno = unix.ENOENT
 		}
 		return fmt.Errorf("RootDirectory %s: %w (cause: COMMAND's root must be a directory holding its files: create it, or mount the tree there)", sb.Root, errno)
+	}
+	if err := sb.checkOverlays(exists); err != nil {
+		return err
 	}
 	for i, m := range sb.Spec.Mounts {
 		if hp := sb.hostPath(m.Destination, i); hp != "" && !exists(hp) {
@@ -243,6 +251,7 @@ type builder struct {
 	root                 string // RootDirectory; "" is the host's
 	apiVFS               bool   // MountAPIVFS
 	cwdSet               bool   // WorkingDirectory
+	overlays             []Overlay
 }
 
 func (b *builder) check(c receipt.Check) { b.checks = append(b.checks, c) }
@@ -355,6 +364,13 @@ func Compile(in *Input) (*Sandbox, error) {
 			return nil, err
 		}
 	}
+	for _, v := range in.Overlays {
+		o, err := ParseOverlay(v)
+		if err != nil {
+			return nil, err
+		}
+		b.overlay(o)
+	}
 	if b.root != "" {
 		s.Root.Path = Stage + b.root
 		if !b.cwdSet {
@@ -386,7 +402,7 @@ func Compile(in *Input) (*Sandbox, error) {
 	if s.Process.Cwd == "" {
 		s.Process.Cwd = "/"
 	}
-	return &Sandbox{Spec: s, Trees: b.trees, Checks: b.checks, Optional: b.optional, CwdOptional: b.cwdOptional, Filters: b.filters, Root: b.root}, nil
+	return &Sandbox{Spec: s, Trees: b.trees, Checks: b.checks, Optional: b.optional, CwdOptional: b.cwdOptional, Filters: b.filters, Root: b.root, Overlays: b.overlays}, nil
 }
 
 func (b *builder) apply(p Property) error {
@@ -620,6 +636,15 @@ func (sb *Sandbox) Plan(oci *plan.OCI) (*plan.Plan, error) {
 			out = append(out, plan.Step{Op: plan.OpCgroupProbe, FD: plan.NoFD})
 		}
 		out = append(out, s)
+		if s.Op == plan.OpBindRoot {
+			for _, o := range sb.Overlays {
+				st := plan.Step{Op: plan.OpOverlay, Path: o.Path, FD: plan.NoFD}
+				if o.Upper != "" {
+					st.Layers = []string{o.Upper, o.Work}
+				}
+				out = append(out, st)
+			}
+		}
 		if s.Op == plan.OpPivotRoot {
 			for _, t := range sb.Trees {
 				st := plan.Step{Op: plan.OpTreeRO, Path: t.Path, ReadOnly: t.ReadOnly, FD: plan.NoFD}
