@@ -1,11 +1,13 @@
 package integration
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 )
 
 // busyboxRoot makes a minimal root directory for RootDirectory=, owned by
@@ -92,4 +94,44 @@ ls /sys/kernel >/dev/null && echo sys`
 			t.Errorf("RootImage: %d %q", code, errs)
 		}
 	})
+}
+
+// An unprivileged sandbox re-executes hako sealed (a memfd copy: it may
+// not make the overlay) only where its user could rewrite the binary
+// through /proc/<pid>/exe: a binary it may not write or chmod (root's,
+// 0755) is out of its reach already, and the ~7 ms copy is skipped.
+func TestSandboxBinarySealRootless(t *testing.T) {
+	ss := sandboxers(t)
+	if len(ss) < 2 {
+		t.Skip("no unprivileged user")
+	}
+	s := ss[1]
+	own := filepath.Join(s.dir, "hako-own")
+	data, _ := os.ReadFile(s.bin)
+	os.WriteFile(own, data, 0o755)
+	os.Chown(own, int(s.cred.Uid), int(s.cred.Gid))
+	for _, c := range []struct {
+		bin, exe string
+	}{{s.bin, s.bin}, {own, "/memfd:hako (deleted)"}} {
+		s := s
+		s.bin = c.bin
+		cmd := s.cmd("--", "sleep", "5")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exe := ""
+		for deadline := time.Now().Add(5 * time.Second); exe == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", cmd.Process.Pid, cmd.Process.Pid))
+			for _, k := range strings.Fields(string(kids)) {
+				if comm, _ := os.ReadFile("/proc/" + k + "/comm"); strings.Contains(string(comm), "init") {
+					exe, _ = os.Readlink("/proc/" + k + "/exe")
+				}
+			}
+		}
+		cmd.Process.Kill()
+		cmd.Wait()
+		if exe != c.exe {
+			t.Errorf("%s: the sandbox's init runs %q, want %q", c.bin, exe, c.exe)
+		}
+	}
 }
