@@ -57,8 +57,11 @@ func sandboxCmd(g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
+	// A pty of its own only when both ends are the terminal: output
+	// into a pipe must reach it byte for byte, not through a pty's
+	// line discipline (\n becoming \r\n), as with bwrap or ssh -T.
 	tty := false
-	if _, err := unix.IoctlGetTermios(0, unix.TCGETS); err == nil {
+	if isTerminal(0) && isTerminal(1) {
 		tty = true
 		sb.WithTerminal()
 	}

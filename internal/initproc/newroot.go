@@ -113,7 +113,10 @@ func runReaped(pr *prepared) error {
 		sigs = make(chan os.Signal, 16)
 		signal.Notify(sigs, signals.Forwarded...)
 		sys.Setpgid = true
-		if _, err := unix.IoctlGetTermios(0, unix.TCGETS); err == nil {
+		// Only on our controlling terminal (a sandbox's own pty):
+		// stdin may be the caller's terminal passed as it is, which
+		// this session does not control (TIOCGPGRP: ENOTTY).
+		if _, err := unix.IoctlGetInt(0, unix.TIOCGPGRP); err == nil {
 			sys.Foreground, sys.Ctty = true, 0
 		}
 	}

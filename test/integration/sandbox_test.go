@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -550,6 +551,43 @@ func TestSandboxTerminal(t *testing.T) {
 			<-done
 		}
 		if !strings.Contains(out.String(), "IS-A-TTY") || !strings.Contains(out.String(), "/dev/pts/") {
+			t.Errorf("%q", out.String())
+		}
+	})
+}
+
+// A terminal on stdin with stdout into a pipe: no pty of the sandbox's own
+// (its line discipline would turn \n into \r\n), the bytes reach the pipe
+// as they are, and COMMAND still reads the terminal.
+func TestSandboxTerminalStdinPipedStdout(t *testing.T) {
+	forEachSandboxer(t, func(t *testing.T, s sandboxer) {
+		master, slave, err := console.NewPty("/dev/ptmx")
+		if err != nil {
+			t.Skip(err)
+		}
+		defer master.Close()
+		c := s.cmd("--", "sh", "-c", "printf 'a\\nb\\n'; test -t 0 && echo STDIN-TTY; read x; echo got=$x")
+		var out bytes.Buffer
+		c.Stdin, c.Stdout, c.Stderr = slave, &out, &out
+		c.SysProcAttr.Setsid, c.SysProcAttr.Setctty = true, true
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		slave.Close()
+		master.Write([]byte("typed\n"))
+		go io.Copy(io.Discard, master)
+		errc := make(chan error, 1)
+		go func() { errc <- c.Wait() }()
+		select {
+		case err := <-errc:
+			if err != nil {
+				t.Errorf("status: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			c.Process.Kill()
+			t.Fatal("hung")
+		}
+		if out.String() != "a\nb\nSTDIN-TTY\ngot=typed\n" {
 			t.Errorf("%q", out.String())
 		}
 	})
