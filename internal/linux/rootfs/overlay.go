@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hako-runtime/hako/internal/explain"
 )
 
 // Overlay makes dest (inside the root) writable through an overlayfs whose
@@ -55,7 +57,7 @@ func (r *Root) Overlay(dest string, upper, work int) (err error) {
 		return fmt.Errorf("overlay %s: %s: %w", dest, what, err)
 	}
 	if err := unix.FsconfigSetFd(fsfd, "lowerdir+", int(lower.Fd())); err != nil {
-		return fail("lowerdir+", err)
+		return fmt.Errorf("overlay %s: %w", dest, explain.Wrap(explain.OverlayFD, "", err))
 	}
 	if err := unix.FsconfigSetFd(fsfd, "upperdir", upper); err != nil {
 		return fail("upperdir", err)
