@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hako-runtime/hako/internal/container"
+	"github.com/hako-runtime/hako/internal/linux/cgroups"
 	"github.com/hako-runtime/hako/internal/sandbox"
 )
 
@@ -33,7 +34,8 @@ func sandboxCmd(g *globals, args []string) error {
 	mapRoot := fs.Bool("map-root", false, "be root (uid 0) inside the user namespace of an unprivileged caller")
 	receiptTo := fs.String("receipt", "", "write the receipt (what was verified inside, how) as JSON to FILE, or to fd N")
 	printSpec := fs.Bool("print-spec", false, "print the OCI config.json the sandbox would run, and exit")
-	overlay := fs.String("overlay", "", "PATH[:UPPER]: overlay PATH, changes discarded or kept in UPPER (not supported yet)")
+	var overlays stringList
+	fs.Var(&overlays, "overlay", "PATH or PATH:UPPER:WORK: PATH writable through overlayfs, changes thrown away at exit or kept in UPPER (WORK: empty, on UPPER's file system); repeatable")
 	help := fs.Bool("help", false, "show help")
 	fs.BoolVar(help, "h", false, "show help")
 	if err := fs.Parse(args); err != nil {
@@ -43,16 +45,25 @@ func sandboxCmd(g *globals, args []string) error {
 		printSandboxHelp(os.Stdout, fs)
 		return nil
 	}
-	if *overlay != "" {
-		return errors.New("--overlay is not supported yet")
+	if *printSpec && len(overlays) > 0 {
+		return errors.New("--print-spec with --overlay: a config.json cannot say it (the overlay's layers reach the kernel as file descriptors at run time)")
 	}
 	in, err := sandboxInput(fs.Args(), props, files, *mapRoot)
 	if err != nil {
 		return err
 	}
+	in.Overlays = overlays
 	sb, err := sandbox.Compile(in)
 	if err != nil {
 		return err
+	}
+	// A pty of its own only when both ends are the terminal: output
+	// into a pipe must reach it byte for byte, not through a pty's
+	// line discipline (\n becoming \r\n), as with bwrap or ssh -T.
+	tty := false
+	if isTerminal(0) && isTerminal(1) {
+		tty = true
+		sb.WithTerminal()
 	}
 	exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
 	sb.Prune(exists)
@@ -75,10 +86,6 @@ func sandboxCmd(g *globals, args []string) error {
 		}
 		defer f.Close()
 		rw = f
-	}
-	tty := false
-	if _, err := unix.IoctlGetTermios(0, unix.TCGETS); err == nil {
-		tty = true
 	}
 	code, err := g.runtime().RunSandbox(&container.SandboxOpts{Sandbox: sb, Terminal: tty, Receipt: rw})
 	if err != nil {
@@ -121,7 +128,7 @@ func sandboxInput(args []string, props, files []string, mapRoot bool) (*sandbox.
 	in := &sandbox.Input{
 		Args: args, Env: os.Environ(), Cwd: cwd, Home: home,
 		UID: uint32(os.Getuid()), GID: uint32(os.Getgid()), MapRoot: mapRoot,
-		HostNS: map[string]uint64{},
+		HostNS: map[string]uint64{}, CgroupV2: cgroups.IsUnified(),
 		LookupUser: func(name string) (uint32, uint32, error) {
 			u, err := user.LookupId(name)
 			if _, nerr := strconv.Atoi(name); nerr != nil || err != nil {
@@ -145,6 +152,10 @@ func sandboxInput(args []string, props, files []string, mapRoot bool) (*sandbox.
 			gid, _ := strconv.ParseUint(gr.Gid, 10, 32)
 			return uint32(gid), nil
 		},
+	}
+	var si unix.Sysinfo_t
+	if unix.Sysinfo(&si) == nil {
+		in.MemTotal = si.Totalram * uint64(si.Unit)
 	}
 	if mapRoot && in.UID == 0 {
 		return nil, errors.New("--map-root: you are root already (it maps an unprivileged caller to root inside)")

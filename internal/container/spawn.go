@@ -111,7 +111,7 @@ func spawn(o *spawnOpts) (*proc, error) {
 		self = "/proc/self/exe"
 	}
 	exePath := "/proc/self/exe"
-	if o.sealDir != "" {
+	if o.sealDir != "" && !(o.rootless && exeseal.OutOfReach()) {
 		// os/exec's fork moves an fd that sits below its target up to
 		// len(fds) and beyond, and its error pipe too: above all of
 		// those, the sealed binary's fd cannot be overwritten.

@@ -41,6 +41,7 @@ const (
 	MountProc     Op = "mount proc"
 	MountSysfs    Op = "mount sysfs"
 	MountOverlay  Op = "mount overlay"
+	OverlayFD     Op = "fsconfig overlay lowerdir+"
 	Mount         Op = "mount"
 	Remount       Op = "remount"
 	Propagation   Op = "make mount private/slave"
@@ -169,6 +170,12 @@ var Table = []Entry{
 	{ID: "overlay-opts", Op: MountOverlay, Errno: unix.EINVAL,
 		Cause: "the upper and work directories must be on the same filesystem, workdir empty, and redirect_dir/metacopy consistent with earlier mounts of the same layers",
 		Fix:   "check dmesg for the overlayfs message; use one filesystem for upperdir and workdir"},
+	{ID: "overlay-fd-layers", Op: OverlayFD, Errno: unix.EOPNOTSUPP,
+		Cause: "this kernel's overlayfs takes its layers by path only (6.1 refuses a file descriptor with EOPNOTSUPP); layers as fds came with Linux 6.13",
+		Fix:   "run on Linux 6.13 or later"},
+	{ID: "overlay-fd-key", Op: OverlayFD, Errno: unix.EINVAL,
+		Cause: "this kernel's overlayfs does not know the lowerdir+ key (layers as file descriptors came with Linux 6.13)",
+		Fix:   "run on Linux 6.13 or later"},
 
 	// mounts and propagation (seeds 001, 003)
 	{ID: "remount-locked", Op: Remount, Errno: unix.EPERM, When: func(f *Facts) bool { return !f.InitUserNS },

@@ -59,6 +59,8 @@ func TestTable(t *testing.T) {
 		{MountSysfs, unix.EPERM, Facts{}, "sysfs-netns"},
 		{MountOverlay, unix.EPERM, Facts{}, "overlay-userns"},
 		{MountOverlay, unix.EINVAL, Facts{}, "overlay-opts"},
+		{OverlayFD, unix.EOPNOTSUPP, Facts{}, "overlay-fd-layers"},
+		{OverlayFD, unix.EINVAL, Facts{}, "overlay-fd-key"},
 		{Remount, unix.EPERM, Facts{}, "remount-locked"},
 		{Propagation, unix.EINVAL, Facts{}, "mount-not-mountpoint"},
 		{Mount, unix.EPERM, Facts{Seccomp: 2}, "mount-no-cap"},

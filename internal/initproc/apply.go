@@ -66,6 +66,15 @@ type applier struct {
 	exec     prepared
 	// masker shares one empty tmpfs among consecutive masked directories.
 	masker *rootfs.Masker
+	// cgroupRead: the cgroup files OpCgroupProbe read, by check path.
+	cgroupRead map[string]cgroupValue
+	// taskCg: the cgroup the reaper forks the program into.
+	taskCg taskCgroup
+}
+
+type cgroupValue struct {
+	val string
+	err error
 }
 
 type handler func(a *applier, s *plan.Step) error
@@ -163,8 +172,15 @@ func init() {
 		plan.OpLookup:        lookupStep,
 		plan.OpReady:         func(a *applier, s *plan.Step) error { return a.send(frame.TypeReady, nil) },
 		plan.OpWaitStart:     func(a *applier, s *plan.Step) error { return waitStart(a.plan.Fds.FifoDir) },
-		plan.OpExec:          func(a *applier, s *plan.Step) error { return a.exec.run() },
+		plan.OpExec: func(a *applier, s *plan.Step) error {
+			a.exec.cg = a.taskCg
+			return a.exec.run()
+		},
 		plan.OpStageHostRoot: func(a *applier, s *plan.Step) error { return rootfs.StageHostRoot(s.Path) },
+		plan.OpHoldSources:   holdSourcesStep,
+		plan.OpCgroupProbe:   cgroupProbeStep,
+		plan.OpTaskCgroup:    taskCgroupStep,
+		plan.OpOverlay:       overlayStep,
 		plan.OpTreeRO:        treeROStep,
 		plan.OpVerify:        verifyStep,
 	}

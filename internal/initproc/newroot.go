@@ -113,8 +113,21 @@ func runReaped(pr *prepared) error {
 		sigs = make(chan os.Signal, 16)
 		signal.Notify(sigs, signals.Forwarded...)
 		sys.Setpgid = true
-		if _, err := unix.IoctlGetTermios(0, unix.TCGETS); err == nil {
+		// Only on our controlling terminal (a sandbox's own pty):
+		// stdin may be the caller's terminal passed as it is, which
+		// this session does not control (TIOCGPGRP: ENOTTY).
+		if _, err := unix.IoctlGetInt(0, unix.TIOCGPGRP); err == nil {
 			sys.Foreground, sys.Ctty = true, 0
+		}
+	}
+	if pr.cg.cgroup2 > 0 {
+		sys.UseCgroupFD, sys.CgroupFD = true, pr.cg.cgroup2
+	}
+	if pr.cg.v1Into > 0 {
+		// The init is locked to this thread (Main), and ForkExec
+		// forks from it.
+		if err := moveThread(pr.cg.v1Into, "the program's"); err != nil {
+			return err
 		}
 	}
 	pid, err := syscall.ForkExec(pr.path, pr.args, &syscall.ProcAttr{
@@ -122,6 +135,12 @@ func runReaped(pr *prepared) error {
 		Files: []uintptr{0, 1, 2},
 		Sys:   sys,
 	})
+	if pr.cg.v1Back > 0 {
+		if berr := moveThread(pr.cg.v1Back, "its own"); berr != nil && err == nil {
+			unix.Kill(pid, unix.SIGKILL)
+			return berr
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("exec %s: %w", pr.path, err)
 	}

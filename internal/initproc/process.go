@@ -24,6 +24,7 @@ type prepared struct {
 	args, env []string
 	reaper    bool
 	forward   bool
+	cg        taskCgroup
 }
 
 // loadSeccomp loads the filter and, when it has notify rules, hands the

@@ -106,13 +106,25 @@ const (
 	OpDumpable          Op = "dumpable"  // let the (unprivileged) parent read /proc/<pid>/ns for bwrap --info-fd
 
 	// Steps of `hako sandbox` (internal/sandbox), whose root is the host's.
-	OpStageHostRoot Op = "stage-host-root" // Path: clone / and attach the copy there, to bind and pivot into
-	OpTreeRO        Op = "tree-ro"         // Path, ReadOnly: make the tree there read-only (or writable again)
-	OpVerify        Op = "verify"          // Data (receipt checks, JSON) -> Fds.Receipt; fail if one fails
+	OpHoldSources   Op = "hold-bind-sources" // open every later bind mount's source (and overlay layer) that came without an fd, before OpStageHostRoot covers its path
+	OpStageHostRoot Op = "stage-host-root"   // Path: clone / and attach the copy there, to bind and pivot into
+	OpTreeRO        Op = "tree-ro"           // Path, ReadOnly: make the tree there read-only (or writable again)
+	OpVerify        Op = "verify"            // Data (receipt checks, JSON) -> Fds.Receipt; fail if one fails
+	OpCgroupProbe   Op = "cgroup-probe"      // read the cgroup files OpVerify will check, while the host's /sys is in reach
+	OpTaskCgroup    Op = "task-cgroup"       // FD, Value: where the reaper forks the program (TaskCgroup* values)
+	OpOverlay       Op = "overlay"           // Path (in the root): an overlayfs over it; Layers: host upper and work dirs (FD, FD+1 once held), none: a throwaway tmpfs
 )
 
 // Step values that modify a step kind.
 const (
+	// TaskCgroup2 (OpTaskCgroup's Value): FD is a cgroup2 directory the
+	// program is cloned into (CLONE_INTO_CGROUP).
+	TaskCgroup2 = "cgroup2"
+	// TaskCgroupV1Into and TaskCgroupV1Back: FD is a v1 hierarchy's
+	// "tasks" file; the forking thread moves into the first for the fork
+	// (the child is born there) and back into the second after it.
+	TaskCgroupV1Into = "v1-into"
+	TaskCgroupV1Back = "v1-back"
 	// UserNoSetgroups (OpUser's Value): setgroups is denied in this user
 	// namespace, leave the groups alone.
 	UserNoSetgroups = "no-setgroups"
@@ -149,6 +161,7 @@ type Step struct {
 	User        *specs.User              `json:"user,omitempty"`
 	Exec        *Exec                    `json:"exec,omitempty"`
 	Sched       *SchedAttr               `json:"sched,omitempty"`
+	Layers      []string                 `json:"layers,omitempty"`
 }
 
 // NoFD marks a step without an fd.

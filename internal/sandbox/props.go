@@ -20,6 +20,8 @@ type Row struct {
 	Name  string
 	Help  string
 	Apply func(b *builder, v string) error
+	// Refuse, for a row without Apply, says why it is refused.
+	Refuse string
 }
 
 // Table is every property `hako sandbox` knows, in systemd.exec(5)'s
@@ -66,7 +68,9 @@ var Table = []Row{
 	{Name: "BindReadOnlyPaths", Help: "[-]SRC[:DEST[:rbind|norbind]]...: read-only bind mounts", Apply: bindPaths(true)},
 	{Name: "TemporaryFileSystem", Help: "PATH[:OPTIONS]...: an empty tmpfs there (OPTIONS: ro, mode=, size=, ...)", Apply: temporaryFS},
 	{Name: "WorkingDirectory", Help: "DIR, ~ or -DIR: COMMAND's working directory (default: the caller's)", Apply: workingDirectory},
-	{Name: "RootDirectory", Help: "(not supported yet)"},
+	{Name: "RootDirectory", Help: "DIR: COMMAND's root; the other paths are inside it but BindPaths' sources and ReadOnly/ReadWrite/InaccessiblePaths (host paths; +PATH: inside)", Apply: rootDirectory},
+	{Name: "RootImage", Help: "(not supported: a disk image needs loop devices and dm-verity; mount it and give RootDirectory=)", Refuse: "a disk image needs loop devices and dm-verity checks hako does not do; mount it and give RootDirectory="},
+	{Name: "MountAPIVFS", Help: "yes: with RootDirectory, the host's /dev and /sys and an empty /run inside it (/proc is always the sandbox's own)", Apply: boolProp(func(b *builder) { b.apiVFS = true })},
 	{Name: "Environment", Help: `"VAR=VALUE"...: set in COMMAND's environment (systemd's quoting)`, Apply: environment},
 	{Name: "UnsetEnvironment", Help: "VAR or VAR=VALUE...: remove from COMMAND's environment", Apply: unsetEnvironment},
 	{Name: "User", Help: "NAME or UID: run COMMAND as this user (root callers only)", Apply: userProp},
@@ -86,12 +90,20 @@ var Table = []Row{
 	{Name: "RestrictRealtime", Help: "yes: sched_setscheduler to SCHED_FIFO, SCHED_RR, SCHED_DEADLINE fails (EPERM)", Apply: seccompBool("RestrictRealtime", func(s *seccompState) { s.realtime = true })},
 	{Name: "RestrictSUIDSGID", Help: "yes: no file made set-user-ID or set-group-ID (chmod, mkdir, mknod, open O_CREAT: EPERM; openat2: ENOSYS)", Apply: seccompBool("RestrictSUIDSGID", func(s *seccompState) { s.suidSGID = true })},
 	{Name: "RestrictAddressFamilies", Help: "[~]AF_...| none: socket(2) of other (~: these) families fails with EAFNOSUPPORT", Apply: restrictAddressFamilies},
-	{Name: "IPAddressAllow", Help: "(not supported yet)"},
-	{Name: "IPAddressDeny", Help: "(not supported yet)"},
-	{Name: "MemoryMax", Help: "(not supported yet)"},
-	{Name: "TasksMax", Help: "(not supported yet)"},
-	{Name: "CPUQuota", Help: "(not supported yet)"},
+	{Name: "IPAddressAllow", Help: "(not supported: systemd's cgroup BPF address filter is not implemented)", Refuse: ipRefusal},
+	{Name: "IPAddressDeny", Help: "(not supported: systemd's cgroup BPF address filter is not implemented)", Refuse: ipRefusal},
+	{Name: "MemoryMax", Help: "BYTES[K|M|G|T], N% of RAM or infinity: cgroup memory limit (root, or a delegated cgroup v2)", Apply: memoryMax},
+	{Name: "MemoryHigh", Help: "BYTES[K|M|G|T], N% or infinity: cgroup v2 memory.high, the throttling limit", Apply: memoryHigh},
+	{Name: "TasksMax", Help: "N or infinity: at most N tasks (processes and threads) in the sandbox's cgroup", Apply: tasksMax},
+	{Name: "CPUQuota", Help: "N%: CPU time per 100ms period (200% = two CPUs)", Apply: cpuQuota},
+	{Name: "CPUWeight", Help: "1..10000: cgroup CPU weight (100 is the default; cpu.shares on cgroup v1)", Apply: cpuWeight},
 }
+
+// ipRefusal says why IPAddressAllow/Deny are refused rather than faked:
+// PrivateNetwork or a seccomp filter on address families are not the same
+// (they cut the loopback, or everything), and a sandbox that claims a
+// filter it does not apply is worse than none.
+const ipRefusal = "systemd filters addresses with cgroup BPF programs (BPF_CGROUP_INET_INGRESS/EGRESS with LPM maps), which hako does not implement; PrivateNetwork=yes cuts all networking but lo, RestrictAddressFamilies= whole families"
 
 func init() {
 	// systemd's Limit* properties, one row each, in RLIMIT order.
@@ -219,6 +231,9 @@ func absPath(p string) (string, error) {
 	return filepath.Clean(p), nil
 }
 
+// pathList is ReadOnlyPaths= and its kin: host paths, which RootDirectory=
+// leaves outside unless they lie below it; "+PATH" is relative to
+// RootDirectory= (without one the same as PATH). "-" comes before "+".
 func pathList(each func(b *builder, p string, optional bool)) func(b *builder, v string) error {
 	return func(b *builder, v string) error {
 		ws, err := words(v)
@@ -227,14 +242,38 @@ func pathList(each func(b *builder, p string, optional bool)) func(b *builder, v
 		}
 		for _, w := range ws {
 			opt := strings.HasPrefix(w, "-")
-			p, err := absPath(strings.TrimPrefix(w, "-"))
+			w = strings.TrimPrefix(w, "-")
+			inRoot := strings.HasPrefix(w, "+")
+			p, err := absPath(strings.TrimPrefix(w, "+"))
 			if err != nil {
 				return err
+			}
+			if !inRoot && b.root != "" {
+				rel, ok := strings.CutPrefix(p, b.root)
+				if !ok || rel != "" && rel[0] != '/' {
+					return fmt.Errorf("path %q is outside RootDirectory=%s, so not in the sandbox (systemd would apply it there unseen); +PATH names a path inside it", p, b.root)
+				}
+				p = "/" + strings.TrimPrefix(rel, "/")
 			}
 			each(b, p, opt)
 		}
 		return nil
 	}
+}
+
+// rootDirectory: the sandbox's root is DIR instead of the host's; read
+// before the other properties (Compile), which it changes the meaning of.
+func rootDirectory(b *builder, v string) error {
+	p, err := absPath(v)
+	if err != nil {
+		return err
+	}
+	if p == "/" {
+		b.root = ""
+		return nil
+	}
+	b.root = p
+	return nil
 }
 
 func protectSystem(b *builder, v string) error {
@@ -364,6 +403,7 @@ func temporaryFS(b *builder, v string) error {
 }
 
 func workingDirectory(b *builder, v string) error {
+	b.cwdSet = true
 	if strings.HasPrefix(v, "-") {
 		b.cwdOptional = true
 		v = v[1:]

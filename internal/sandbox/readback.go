@@ -101,13 +101,16 @@ var readBacks = map[string]readBack{
 	"UnsetEnvironment": {skip: "COMMAND's input, not isolation (/proc/PID/environ)"},
 	"User":             {skip: "the report's identity"},
 	"Group":            {skip: "the report's identity"},
-	// Rows not applied yet; their read-back when they are: the root is
-	// the report's, the limits are the cgroup's (the report's limits),
-	// IP filters are cgroup BPF programs, not readable as addresses.
+	// Not read back as properties: the root and the limits are shown in
+	// the report itself (its root, its cgroup and limits); IP filters are
+	// cgroup BPF programs, not readable as addresses.
 	"RootDirectory":  {skip: "the report's root"},
+	"MountAPIVFS":    {skip: "the report's mounts (with RootDirectory only)"},
 	"MemoryMax":      {skip: "the report's cgroup limits"},
+	"MemoryHigh":     {skip: "the report's cgroup limits"},
 	"TasksMax":       {skip: "the report's cgroup limits"},
 	"CPUQuota":       {skip: "the report's cgroup limits"},
+	"CPUWeight":      {skip: "the report's cgroup limits"},
 	"IPAddressAllow": {skip: "cgroup BPF programs, not readable as addresses"},
 	"IPAddressDeny":  {skip: "cgroup BPF programs, not readable as addresses"},
 }

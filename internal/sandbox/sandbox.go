@@ -49,6 +49,8 @@ type Input struct {
 	GID     uint32
 	MapRoot bool
 	Props   []Property
+	// Overlays are --overlay's values, in order.
+	Overlays []string
 	// HostNS are the caller's namespace inodes by kind ("net", "pid"...),
 	// which the receipt compares the sandbox's with.
 	HostNS map[string]uint64
@@ -56,6 +58,11 @@ type Input struct {
 	// numbers) on the host.
 	LookupUser  func(name string) (uid, gid uint32, err error)
 	LookupGroup func(name string) (uint32, error)
+	// CgroupV2: the host's memory, pids and cpu controllers are cgroup
+	// v2's (a pure cgroup2 host); MemTotal is its RAM in bytes, for
+	// percentages. The resource properties depend on both.
+	CgroupV2 bool
+	MemTotal uint64
 }
 
 func (in *Input) lookupUser(v string) (uint32, uint32, error) {
@@ -87,6 +94,11 @@ type Sandbox struct {
 	// Filters are the seccomp properties' filters, one per property,
 	// loaded in order (the spec has room for one only).
 	Filters []specs.LinuxSeccomp
+	// Root is RootDirectory=, a host path; "" is the host's root.
+	Root string
+	// Overlays are made right after the root is bound, before the
+	// mounts, which may go on top of them.
+	Overlays []Overlay
 }
 
 // CheckHost refuses what would make the engine create something on the
@@ -94,27 +106,63 @@ type Sandbox struct {
 // or working directory would be made there, and outlive the sandbox. It runs
 // after Prune; exists looks on the host.
 func (sb *Sandbox) CheckHost(exists func(string) bool) error {
-	for _, m := range sb.Spec.Mounts {
-		if m.Destination == "/proc" || strings.HasPrefix(m.Destination, "/dev/") && sb.privateDev() {
-			continue
+	if sb.Root != "" && !exists(sb.Root+"/.") {
+		errno := unix.ENOTDIR
+		if !exists(sb.Root) {
+			errno = unix.ENOENT
 		}
-		if !exists(m.Destination) {
-			return fmt.Errorf("mount point %s: %w (cause: hako sandbox creates nothing on the host's tree: create it first, or choose an existing directory)", m.Destination, unix.ENOENT)
+		return fmt.Errorf("RootDirectory %s: %w (cause: COMMAND's root must be a directory holding its files: create it, or mount the tree there)", sb.Root, errno)
+	}
+	if err := sb.checkOverlays(exists); err != nil {
+		return err
+	}
+	for i, m := range sb.Spec.Mounts {
+		if hp := sb.hostPath(m.Destination, i); hp != "" && !exists(hp) {
+			hint := "create it first, or choose an existing directory"
+			switch {
+			case sb.Root != "" && strings.HasPrefix(m.Destination, "/dev/"):
+				hint = "create it in RootDirectory " + sb.Root + ", or give MountAPIVFS=yes for the host's /dev"
+			case sb.Root != "":
+				hint = "create it in RootDirectory " + sb.Root
+			}
+			return fmt.Errorf("mount point %s: %w (cause: hako sandbox creates nothing on the host's tree: %s)", hp, unix.ENOENT, hint)
 		}
 		if m.Type == "bind" && !exists(m.Source) {
 			return fmt.Errorf("bind source %s: %w (cause: missing: create it, or prefix it with - to skip it when missing)", m.Source, unix.ENOENT)
 		}
 	}
-	if !exists(sb.Spec.Process.Cwd) {
-		return fmt.Errorf("working directory %s: %w (cause: hako sandbox creates nothing on the host's tree: create it first, or prefix WorkingDirectory= with -)", sb.Spec.Process.Cwd, unix.ENOENT)
+	if hp := sb.hostPath(sb.Spec.Process.Cwd, len(sb.Spec.Mounts)); hp != "" && !exists(hp) {
+		return fmt.Errorf("working directory %s: %w (cause: hako sandbox creates nothing on the host's tree: create it first, or prefix WorkingDirectory= with -)", hp, unix.ENOENT)
 	}
 	return nil
+}
+
+// hostPath is where path p inside the sandbox lies on the host when the
+// mounts before the one numbered before are made: below a bind mount, in
+// its source; below one of the sandbox's own file systems (a tmpfs, its
+// /proc), nowhere, and the engine may create it there ("").
+func (sb *Sandbox) hostPath(p string, before int) string {
+	for i := before - 1; i >= 0; i-- {
+		m := sb.Spec.Mounts[i]
+		rel, ok := strings.CutPrefix(p, m.Destination)
+		if !ok || rel != "" && rel[0] != '/' && m.Destination != "/" {
+			continue
+		}
+		if m.Type == "bind" {
+			return m.Source + rel
+		}
+		return ""
+	}
+	return sb.Root + p
 }
 
 // WithTerminal prepares the sandbox for a pty of its own: the console is
 // made in a new devpts instance (the host's /dev/pts/ptmx is not for
 // unprivileged callers), unless PrivateDevices has made one already.
 func (sb *Sandbox) WithTerminal() {
+	if sb.Spec.Process.Terminal {
+		return
+	}
 	sb.Spec.Process.Terminal = true
 	if sb.privateDev() {
 		return
@@ -134,7 +182,7 @@ func (sb *Sandbox) privateDev() bool {
 // Prune drops the mounts of optional bind sources that do not exist, and
 // their checks. exists looks on the host; the rest of the sandbox is pure.
 func (sb *Sandbox) Prune(exists func(string) bool) {
-	if sb.CwdOptional && !exists(sb.Spec.Process.Cwd) {
+	if sb.CwdOptional && !exists(sb.Root+sb.Spec.Process.Cwd) {
 		sb.Spec.Process.Cwd = "/"
 	}
 	gone := map[string]bool{}
@@ -198,6 +246,12 @@ type builder struct {
 	ambient              map[string]bool // AmbientCapabilities
 	procHide             string          // ProtectProc: hidepid= value
 	procSubset           bool            // ProcSubset=pid
+	cgChecks             map[string][2]string
+	cgOrder              []string
+	root                 string // RootDirectory; "" is the host's
+	apiVFS               bool   // MountAPIVFS
+	cwdSet               bool   // WorkingDirectory
+	overlays             []Overlay
 }
 
 func (b *builder) check(c receipt.Check) { b.checks = append(b.checks, c) }
@@ -293,9 +347,35 @@ func Compile(in *Input) (*Sandbox, error) {
 		},
 	}
 	b := &builder{in: in, spec: s, drop: map[string]string{}}
+	// RootDirectory first, wherever it is given: it decides what the
+	// paths of the others mean, and a unit's lines have no order.
 	for _, p := range in.Props {
+		if p.Name == "RootDirectory" {
+			if err := b.apply(p); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, p := range in.Props {
+		if p.Name == "RootDirectory" {
+			continue
+		}
 		if err := b.apply(p); err != nil {
 			return nil, err
+		}
+	}
+	for _, v := range in.Overlays {
+		o, err := ParseOverlay(v)
+		if err != nil {
+			return nil, err
+		}
+		b.overlay(o)
+	}
+	if b.root != "" {
+		s.Root.Path = Stage + b.root
+		if !b.cwdSet {
+			// The caller's directory is a host path.
+			s.Process.Cwd = "/"
 		}
 	}
 	if rootless || b.privateUsers || in.MapRoot {
@@ -312,13 +392,17 @@ func Compile(in *Input) (*Sandbox, error) {
 		return nil, err
 	}
 	b.finishSeccomp(s.Process.User.UID)
+	b.finishResources()
+	if r := s.Linux.Resources; r != nil && !(&Sandbox{Spec: s}).HasResources() {
+		s.Linux.Resources = nil
+	}
 	if b.cwdHome {
 		s.Process.Cwd = in.Home
 	}
 	if s.Process.Cwd == "" {
 		s.Process.Cwd = "/"
 	}
-	return &Sandbox{Spec: s, Trees: b.trees, Checks: b.checks, Optional: b.optional, CwdOptional: b.cwdOptional, Filters: b.filters}, nil
+	return &Sandbox{Spec: s, Trees: b.trees, Checks: b.checks, Optional: b.optional, CwdOptional: b.cwdOptional, Filters: b.filters, Root: b.root, Overlays: b.overlays}, nil
 }
 
 func (b *builder) apply(p Property) error {
@@ -331,6 +415,9 @@ func (b *builder) apply(p Property) error {
 		return fmt.Errorf("%sproperty %s: unknown (hako sandbox --help lists the properties)", where, p.Name)
 	}
 	if row.Apply == nil {
+		if row.Refuse != "" {
+			return fmt.Errorf("%sproperty %s is not supported (%s)", where, p.Name, row.Refuse)
+		}
 		return fmt.Errorf("%sproperty %s is not supported yet", where, p.Name)
 	}
 	if p.Value == "" {
@@ -357,6 +444,19 @@ func (b *builder) always() {
 // other read-only paths, then what must stay writable (ReadWritePaths, and
 // the sandbox's own writable mounts under a read-only parent).
 func (b *builder) finishFS() {
+	if b.apiVFS && b.root != "" {
+		// Right after /proc: the properties' mounts may go below.
+		api := []specs.Mount{{Destination: "/sys", Type: "bind", Source: "/sys", Options: []string{"rbind", "nosuid", "nodev", "noexec"}}}
+		if !b.privateDevices {
+			api = append(api, specs.Mount{Destination: "/dev", Type: "bind", Source: "/dev", Options: []string{"rbind", "nosuid"}})
+		}
+		api = append(api, specs.Mount{Destination: "/run", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev", "mode=0755"}})
+		b.spec.Mounts = append(b.spec.Mounts[:1:1], append(api, b.spec.Mounts[1:]...)...)
+		// /dev is whatever the host's is (devtmpfs, or a tmpfs in a
+		// container); its bind failing fails the setup.
+		b.check(receipt.Check{Property: "MountAPIVFS", Kind: receipt.KindFS, Path: "/sys", Value: "sysfs"})
+		b.check(receipt.Check{Property: "MountAPIVFS", Kind: receipt.KindFS, Path: "/run", Value: "tmpfs"})
+	}
 	if b.privateDevices {
 		s := b.spec
 		s.Mounts = append(s.Mounts,
@@ -484,7 +584,7 @@ func allCaps() []string { return capabilityList() }
 // wait for `start`, and the parent-death signal and verify steps before ready.
 func (sb *Sandbox) Plan(oci *plan.OCI) (*plan.Plan, error) {
 	oci.Spec = sb.Spec
-	oci.Rootfs = Stage
+	oci.Rootfs = sb.Spec.Root.Path
 	oci.NoNewKeyring = false
 	pl, err := plan.FromSpec(oci)
 	if err != nil {
@@ -506,7 +606,8 @@ func (sb *Sandbox) Plan(oci *plan.OCI) (*plan.Plan, error) {
 	for _, s := range pl.Steps {
 		switch s.Op {
 		case plan.OpBindRoot:
-			out = append(out, plan.Step{Op: plan.OpStageHostRoot, Path: Stage, FD: plan.NoFD})
+			out = append(out, plan.Step{Op: plan.OpHoldSources, FD: plan.NoFD},
+				plan.Step{Op: plan.OpStageHostRoot, Path: Stage, FD: plan.NoFD})
 		case plan.OpWaitStart:
 			continue
 		case plan.OpConsole:
@@ -531,7 +632,19 @@ func (sb *Sandbox) Plan(oci *plan.OCI) (*plan.Plan, error) {
 			out = append(out, plan.Step{Op: plan.OpParentDeathSignal, Flags: uint64(unix.SIGKILL), FD: plan.NoFD},
 				plan.Step{Op: plan.OpVerify, Data: checks, FD: plan.NoFD})
 		}
+		if s.Op == plan.OpPivotRoot && sb.HasResources() {
+			out = append(out, plan.Step{Op: plan.OpCgroupProbe, FD: plan.NoFD})
+		}
 		out = append(out, s)
+		if s.Op == plan.OpBindRoot {
+			for _, o := range sb.Overlays {
+				st := plan.Step{Op: plan.OpOverlay, Path: o.Path, FD: plan.NoFD}
+				if o.Upper != "" {
+					st.Layers = []string{o.Upper, o.Work}
+				}
+				out = append(out, st)
+			}
+		}
 		if s.Op == plan.OpPivotRoot {
 			for _, t := range sb.Trees {
 				st := plan.Step{Op: plan.OpTreeRO, Path: t.Path, ReadOnly: t.ReadOnly, FD: plan.NoFD}

@@ -10,7 +10,11 @@ import (
 
 func compile(t *testing.T, uid uint32, props ...string) (*Sandbox, error) {
 	t.Helper()
-	in := &Input{Args: []string{"sh"}, Cwd: "/", UID: uid, GID: uid, HostNS: map[string]uint64{"pid": 1, "mnt": 2, "net": 3}}
+	return compileIn(t, &Input{Args: []string{"sh"}, Cwd: "/", UID: uid, GID: uid, HostNS: map[string]uint64{"pid": 1, "mnt": 2, "net": 3}}, props...)
+}
+
+func compileIn(t *testing.T, in *Input, props ...string) (*Sandbox, error) {
+	t.Helper()
 	for _, p := range props {
 		pr, err := ParseAssignment(p, "-p")
 		if err != nil {
@@ -28,7 +32,7 @@ func TestEveryRowHasHelp(t *testing.T) {
 			t.Errorf("row %s: no help or duplicate", r.Name)
 		}
 		seen[r.Name] = true
-		if r.Apply == nil && !strings.Contains(r.Help, "not supported yet") {
+		if r.Apply == nil && !strings.Contains(r.Help, "not supported") {
 			t.Errorf("row %s: unimplemented but its help does not say so", r.Name)
 		}
 	}
@@ -40,7 +44,11 @@ func TestUnsupportedIsAnError(t *testing.T) {
 			continue
 		}
 		_, err := compile(t, 0, r.Name+"=yes")
-		if err == nil || err.Error() != "property "+r.Name+" is not supported yet" {
+		want := "property " + r.Name + " is not supported yet"
+		if r.Refuse != "" {
+			want = "property " + r.Name + " is not supported (" + r.Refuse + ")"
+		}
+		if err == nil || err.Error() != want {
 			t.Errorf("%s: %v", r.Name, err)
 		}
 	}
@@ -84,7 +92,7 @@ func TestPrivateTmpAndStrict(t *testing.T) {
 		ops = append(ops, string(s.Op))
 	}
 	o := strings.Join(ops, " ")
-	for _, want := range []string{"propagation parent-private stage-host-root bind-root", "pivot-root tree-ro", "pdeathsig verify ready exec"} {
+	for _, want := range []string{"propagation parent-private hold-bind-sources stage-host-root bind-root", "pivot-root tree-ro", "pdeathsig verify ready exec"} {
 		if !strings.Contains(o, want) {
 			t.Errorf("plan lacks %q: %s", want, o)
 		}
@@ -160,4 +168,53 @@ func FuzzCompile(f *testing.F) {
 			t.Errorf("%q compiled but its plan failed: %v", line, err)
 		}
 	})
+}
+
+// RootDirectory: the root and the properties' own paths move inside it;
+// ReadOnlyPaths= and its kin are host paths (+PATH: inside), BindPaths'
+// sources stay host paths. Order does not matter.
+func TestRootDirectory(t *testing.T) {
+	sb, err := compile(t, 0, "ReadOnlyPaths=/srv/r/etc -/srv/r/opt +/var", "BindPaths=/home/u/src:/mnt", "PrivateTmp=yes", "MountAPIVFS=yes", "RootDirectory=/srv/r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sb.Spec.Root.Path != Stage+"/srv/r" || sb.Root != "/srv/r" || sb.Spec.Process.Cwd != "/" {
+		t.Errorf("root %q %q cwd %q", sb.Spec.Root.Path, sb.Root, sb.Spec.Process.Cwd)
+	}
+	var trees, mounts []string
+	for _, tr := range sb.Trees {
+		trees = append(trees, tr.Path)
+	}
+	for _, m := range sb.Spec.Mounts {
+		mounts = append(mounts, m.Source+">"+m.Destination)
+	}
+	if got := strings.Join(trees, " "); !strings.HasPrefix(got, "/etc /opt /var") {
+		t.Errorf("trees %s", got)
+	}
+	if got, want := strings.Join(mounts, " "), "proc>/proc /sys>/sys /dev>/dev tmpfs>/run /home/u/src>/mnt tmpfs>/tmp tmpfs>/var/tmp"; got != want {
+		t.Errorf("mounts\n got %s\nwant %s", got, want)
+	}
+	pl, err := sb.Plan(&plan.OCI{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range pl.Steps {
+		if s.Op == plan.OpBindRoot && s.Path != Stage+"/srv/r" || s.Op == plan.OpStageHostRoot && s.Path != Stage {
+			t.Errorf("step %s %s", s.Op, s.Path)
+		}
+	}
+	exists := func(p string) bool { return p != "/srv/r/mnt" }
+	if err := sb.CheckHost(exists); err == nil || err.Error() != "mount point /srv/r/mnt: no such file or directory (cause: hako sandbox creates nothing on the host's tree: create it in RootDirectory /srv/r)" {
+		t.Errorf("CheckHost: %v", err)
+	}
+	for _, bad := range []string{"ReadOnlyPaths=/etc", "InaccessiblePaths=/srv/rx", "ReadWritePaths=-/srv"} {
+		if _, err := compile(t, 0, "RootDirectory=/srv/r", bad); err == nil || !strings.Contains(err.Error(), "is outside RootDirectory=/srv/r") {
+			t.Errorf("%s: %v", bad, err)
+		}
+	}
+	// Without RootDirectory, +PATH is PATH; MountAPIVFS changes nothing.
+	sb, err = compile(t, 0, "ReadOnlyPaths=+/etc", "MountAPIVFS=yes")
+	if err != nil || sb.Trees[0].Path != "/etc" || len(sb.Spec.Mounts) != 1 || sb.Spec.Root.Path != Stage {
+		t.Errorf("%v %+v %d", err, sb.Trees, len(sb.Spec.Mounts))
+	}
 }

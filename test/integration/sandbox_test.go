@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -256,6 +257,19 @@ func TestSandboxBindPaths(t *testing.T) {
 		if !strings.Contains(out, "hello") || !strings.Contains(out, "Read-only") {
 			t.Errorf("%q", out)
 		}
+		// A source below /tmp, where the sandbox stages the host's root
+		// before binding: it must still name the host's /tmp/..., also for
+		// an unprivileged caller, whose init resolves it itself.
+		tmpSrc, err := os.MkdirTemp("/tmp", "hako-sandbox-bind-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer os.RemoveAll(tmpSrc)
+		os.WriteFile(filepath.Join(tmpSrc, "f"), []byte("from-tmp"), 0o644)
+		os.Chmod(tmpSrc, 0o755)
+		if out := s.mustRun(t, "-p", "BindPaths="+tmpSrc+":"+dst, "--", "cat", dst+"/f"); out != "from-tmp" {
+			t.Errorf("bind source below /tmp: %q", out)
+		}
 		if out, _, code := s.run(t, "-p", "BindPaths=-/nonexistent-src:"+dst, "--", "true"); code != 0 {
 			t.Errorf("optional missing source: status %d %s", code, out)
 		}
@@ -343,7 +357,8 @@ func TestSandboxBadProperties(t *testing.T) {
 	}{
 		{[]string{"-p", "PrivateTemp=yes"}, "hako: sandbox: property PrivateTemp: unknown (hako sandbox --help lists the properties)\n"},
 		{[]string{"-p", "PrivateTmp=maybe"}, "hako: sandbox: property PrivateTmp=maybe: \"maybe\" is not a boolean (yes/no, true/false, on/off, 1/0)\n"},
-		{[]string{"-p", "MemoryMax=1G"}, "hako: sandbox: property MemoryMax is not supported yet\n"},
+		{[]string{"-p", "IPAddressDeny=any"}, "hako: sandbox: property IPAddressDeny is not supported (systemd filters addresses with cgroup BPF programs (BPF_CGROUP_INET_INGRESS/EGRESS with LPM maps), which hako does not implement; PrivateNetwork=yes cuts all networking but lo, RestrictAddressFamilies= whole families)\n"},
+		{[]string{"-p", "TasksMax=lots"}, "hako: sandbox: property TasksMax=lots: \"lots\": must be a number above 0 or infinity\n"},
 		{[]string{"-p", "SystemCallFilter=@no-such-group"}, "hako: sandbox: property SystemCallFilter=@no-such-group: \"@no-such-group\": unknown syscall group (systemd 252's: systemd-analyze syscall-filter)\n"},
 		{[]string{"-p", "SystemCallErrorNumber=ENOPE"}, "hako: sandbox: property SystemCallErrorNumber=ENOPE: \"ENOPE\": not an errno name (EPERM, EACCES, ...) or number\n"},
 		{[]string{"-p", "RestrictAddressFamilies=AF_NOPE"}, "hako: sandbox: property RestrictAddressFamilies=AF_NOPE: \"AF_NOPE\": unknown address family (AF_UNIX, AF_INET, AF_INET6, AF_NETLINK, AF_PACKET, ...)\n"},
@@ -536,6 +551,43 @@ func TestSandboxTerminal(t *testing.T) {
 			<-done
 		}
 		if !strings.Contains(out.String(), "IS-A-TTY") || !strings.Contains(out.String(), "/dev/pts/") {
+			t.Errorf("%q", out.String())
+		}
+	})
+}
+
+// A terminal on stdin with stdout into a pipe: no pty of the sandbox's own
+// (its line discipline would turn \n into \r\n), the bytes reach the pipe
+// as they are, and COMMAND still reads the terminal.
+func TestSandboxTerminalStdinPipedStdout(t *testing.T) {
+	forEachSandboxer(t, func(t *testing.T, s sandboxer) {
+		master, slave, err := console.NewPty("/dev/ptmx")
+		if err != nil {
+			t.Skip(err)
+		}
+		defer master.Close()
+		c := s.cmd("--", "sh", "-c", "printf 'a\\nb\\n'; test -t 0 && echo STDIN-TTY; read x; echo got=$x")
+		var out bytes.Buffer
+		c.Stdin, c.Stdout, c.Stderr = slave, &out, &out
+		c.SysProcAttr.Setsid, c.SysProcAttr.Setctty = true, true
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		slave.Close()
+		master.Write([]byte("typed\n"))
+		go io.Copy(io.Discard, master)
+		errc := make(chan error, 1)
+		go func() { errc <- c.Wait() }()
+		select {
+		case err := <-errc:
+			if err != nil {
+				t.Errorf("status: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			c.Process.Kill()
+			t.Fatal("hung")
+		}
+		if out.String() != "a\nb\nSTDIN-TTY\ngot=typed\n" {
 			t.Errorf("%q", out.String())
 		}
 	})

@@ -34,7 +34,9 @@ const bootTimeout = 8 * time.Minute
 // too (the script died or hung before reaching it).
 var checks = []string{
 	"host-pure-v2", "run-exit-code", "container-cgroup2-mount", "limits", "update", "pause", "resume", "pids-fork-loop",
-	"kill-all-cgroup-kill", "delete-removes-cgroup", "devices-denied", "devices-allowed-rule", "doctor-v2", "inspect-container", "doctor-unprivileged", "inspect-unprivileged", "no-cgroups-left",
+	"kill-all-cgroup-kill", "delete-removes-cgroup", "devices-denied", "devices-allowed-rule", "doctor-v2", "inspect-container",
+	"doctor-unprivileged", "inspect-unprivileged",
+	"sandbox-private-tmp-strict", "sandbox-limits-v2", "sandbox-rootless-delegated", "sandbox-rootless-undelegated-refused", "sandbox-overlay-needs-6.13", "no-cgroups-left",
 }
 
 // vmTools skips unless the VM tests can run here (root, for why; qemu;

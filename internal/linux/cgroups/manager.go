@@ -356,6 +356,10 @@ var (
 	unifiedMode, hybridMode bool
 )
 
+// IsUnified reports a pure cgroup2 host, whose controllers are all
+// cgroup2's.
+func IsUnified() bool { return isUnified() }
+
 // isUnified reports a pure cgroup2 host, probed once per process as runc
 // does (the mode does not change under a running system).
 func isUnified() bool {

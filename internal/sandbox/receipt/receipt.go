@@ -37,6 +37,7 @@ const (
 	KindStatusMin    = "status-min"     // Path: a numeric /proc/self/status field, Value: its least value
 	KindCapAmbient   = "cap-ambient"    // Value: capability number present in CapAmb and CapEff
 	KindMountOpt     = "mount-option"   // Path: the topmost mount there has super option Value (mountinfo)
+	KindCgroup       = "cgroup"         // Path: [CONTROLLER:]FILE... relative to this process's cgroup (in CONTROLLER's v1 hierarchy, or cgroup2's); Value: their contents, space-separated
 )
 
 // Check is one thing verified for one property.
@@ -94,7 +95,10 @@ type Probe struct {
 	Stat     func(path string) (unix.Stat_t, error)
 	ReadDir  func(path string) ([]string, error)
 	ProcSelf func() (string, error)
-	Pid      int
+	// Cgroup reads a KindCgroup Path (ReadCgroup); the sandbox's init
+	// reads them before it leaves the host's /sys behind.
+	Cgroup func(path string) (string, error)
+	Pid    int
 	// Limits are RLIMIT_* → "SOFT:HARD" (Of only; nil for Self).
 	Limits map[string]string
 }
@@ -135,7 +139,70 @@ func Self() *Probe {
 		return f.Readdirnames(-1)
 	}
 	p.ProcSelf = func() (string, error) { return os.Readlink("/proc/self") }
+	p.Cgroup = ReadCgroup
 	return p
+}
+
+// ReadCgroup reads path, "[CONTROLLER:]FILE [FILE...]", relative to the
+// cgroup this process is in (/proc/self/cgroup): in the v1 hierarchy
+// holding CONTROLLER, or the cgroup2 one without it. It returns the
+// directory read and the values, as "DIR: VALUE...".
+func ReadCgroup(path string) (string, error) {
+	files := strings.Fields(path)
+	if len(files) == 0 {
+		return "", errors.New("no cgroup file named")
+	}
+	ctrl, first, v1 := strings.Cut(files[0], ":")
+	if !v1 {
+		ctrl, first = "", files[0]
+	}
+	files[0] = first
+	data, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return "", err
+	}
+	dir := ""
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		if ctrl == "" && parts[0] == "0" && parts[1] == "" {
+			base := "/sys/fs/cgroup"
+			var st unix.Statfs_t
+			if unix.Statfs(base, &st) == nil && st.Type != unix.CGROUP2_SUPER_MAGIC {
+				base += "/unified"
+			}
+			dir = base + parts[2]
+		}
+		for _, c := range strings.Split(parts[1], ",") {
+			if ctrl != "" && c == ctrl {
+				dir = "/sys/fs/cgroup/" + parts[1] + parts[2]
+			}
+		}
+	}
+	if dir == "" {
+		return "", fmt.Errorf("no %s cgroup in /proc/self/cgroup", cmp(ctrl, "cgroup2"))
+	}
+	var vals []string
+	read := dir
+	for _, f := range files {
+		p := filepath.Join(dir, f)
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return "", err
+		}
+		read = filepath.Dir(p)
+		vals = append(vals, strings.TrimSpace(string(b)))
+	}
+	return read + ": " + strings.Join(vals, " "), nil
+}
+
+func cmp(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 func readMountinfo(path string) ([]Mount, error) {
@@ -314,6 +381,8 @@ func (p *Probe) check(c Check) (bool, string) {
 			}
 		}
 		return false, "not a mount point"
+	case KindCgroup:
+		return p.cgroup(c)
 	case KindCapDropped:
 		n, err := strconv.Atoi(c.Value)
 		if err != nil {
@@ -410,3 +479,27 @@ func (p *Probe) inaccessible(path string) (bool, string) {
 
 // Abs cleans a path a check names; property paths are absolute already.
 func Abs(p string) string { return filepath.Clean(p) }
+
+// cgroup compares a cgroup file with the limit asked for; a memory size
+// counts as equal when the kernel rounded it down to whole pages.
+func (p *Probe) cgroup(c Check) (bool, string) {
+	if p.Cgroup == nil {
+		return false, "cgroup not read"
+	}
+	got, err := p.Cgroup(c.Path)
+	if err != nil {
+		return false, err.Error()
+	}
+	dir, val, _ := strings.Cut(got, ": ")
+	want := c.Value
+	if strings.Contains(c.Path, "memory.") {
+		if n, err := strconv.ParseUint(want, 10, 64); err == nil {
+			page := uint64(os.Getpagesize())
+			want = strconv.FormatUint(n/page*page, 10)
+		}
+	}
+	if val != want {
+		return false, fmt.Sprintf("%s in %s is %q, want %q", c.Path, dir, val, want)
+	}
+	return true, c.Path + " = " + val + " in " + dir
+}

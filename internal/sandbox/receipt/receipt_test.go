@@ -69,3 +69,22 @@ func TestSeccompCapProcChecks(t *testing.T) {
 		}
 	}
 }
+
+func TestCgroupLimit(t *testing.T) {
+	p := probe(nil, nil)
+	read := "/sys/fs/cgroup/memory/s: 67108864"
+	p.Cgroup = func(string) (string, error) { return read, nil }
+	// The kernel keeps memory limits in whole pages.
+	c := Check{Property: "MemoryMax", Kind: KindCgroup, Path: "memory:../memory.limit_in_bytes", Value: "67108865"}
+	if r := Verify([]Check{c}, p); !r.OK {
+		t.Errorf("%+v", r)
+	}
+	read = "/sys/fs/cgroup/memory/s: 9223372036854771712"
+	if r := Verify([]Check{c}, p); r.OK || r.Results[0].Detail != `memory:../memory.limit_in_bytes in /sys/fs/cgroup/memory/s is "9223372036854771712", want "67108864"` {
+		t.Errorf("%+v", r)
+	}
+	p.Cgroup = nil
+	if r := Verify([]Check{c}, p); r.OK {
+		t.Errorf("unread cgroup passed: %+v", r)
+	}
+}

@@ -256,6 +256,72 @@ inspected_user() {
 check inspect-unprivileged "rc=$rc $(echo "$out" | grep -e '^  user' -e '^  net' -e 'PrivateNetwork' | cut -c1-120 | tr '\n' ' ')" inspected_user
 kill $upid
 
+# (10) hako sandbox on a pure cgroup v2 host. A private /tmp under a
+# read-only tree; nothing of it reaches the host. (stdin from /dev/null:
+# the console is a terminal, and the sandbox would give COMMAND a pty.)
+mkdir -p /var/tmp
+out=$(cd / && hako sandbox -p PrivateTmp=yes -p ProtectSystem=strict -- sh -c 'echo x >/tmp/sbx-file && cat /tmp/sbx-file && touch /etc/sbx-file 2>/dev/null; echo etc=$?' </dev/null 2>&1)
+rc=$?
+leak=no
+[ -e /tmp/sbx-file -o -e /etc/sbx-file ] && leak=yes
+check sandbox-private-tmp-strict "rc=$rc leak=$leak out=$(echo "$out" | tr '\n' ' ')" \
+	[ "$rc" = 0 -a "$out" = "x
+etc=1" -a "$leak" = no ]
+
+# (11) resource properties through the cgroup manager, read back from
+# inside: COMMAND runs in <sandbox>/command with TasksMax, the other
+# limits sit on <sandbox>; a fork loop stays within TasksMax.
+cat >/tmp/sbx-limits.sh <<'EOS'
+d=/sys/fs/cgroup$(sed -n 's/^0:://p' /proc/self/cgroup)
+echo "cg=${d##*/} pids.max=$(cat $d/pids.max) memory.max=$(cat $d/../memory.max) memory.high=$(cat $d/../memory.high) cpu.max=$(cat $d/../cpu.max) cpu.weight=$(cat $d/../cpu.weight)"
+# busybox sh exits at a fork that fails: the storm runs in a subshell.
+(i=0; while [ $i -lt 30 ]; do sleep 5 & i=$((i + 1)); done) 2>/dev/null
+read peak <$d/pids.peak
+echo "pids.peak=$peak max-events=$(sed -n 's/^max //p' $d/pids.events)"
+EOS
+out=$(cd / && hako sandbox --receipt /tmp/sbx-receipt.json -p MemoryMax=64M -p MemoryHigh=48M -p TasksMax=8 -p CPUQuota=50% -p CPUWeight=50 -- sh /tmp/sbx-limits.sh </dev/null 2>&1)
+rc=$?
+okreceipt=$(grep -c '"ok": true' /tmp/sbx-receipt.json)
+badreceipt=$(grep -c '"ok": false' /tmp/sbx-receipt.json)
+left=$(find $CG -name 'hako-sandbox-*' | tr '\n' ' ')
+limits_ok() {
+	[ "$rc" = 0 -a "$badreceipt" = 0 -a -z "$left" ] &&
+		echo "$out" | grep -q "cg=command pids.max=8 memory.max=67108864 memory.high=50331648 cpu.max=50000 100000 cpu.weight=50" &&
+		echo "$out" | grep -q "pids.peak=8 max-events=[1-9]"
+}
+check sandbox-limits-v2 "rc=$rc receipt-ok=$okreceipt receipt-failed=$badreceipt left=[$left] out=$(echo "$out" | tr '\n' ' ')" limits_ok
+
+# (12) unprivileged: limits in a delegated subtree (as systemd's
+# user@.service gets one), refused with the cause in one that is not.
+echo "sb:x:1001:1001::/tmp:/bin/sh" >>/etc/passwd
+echo "sb:x:1001:" >>/etc/group
+mkdir -p $CG/u/shell
+echo "+memory +pids +cpu" >$CG/u/cgroup.subtree_control
+chown 1001:1001 $CG/u $CG/u/cgroup.procs $CG/u/cgroup.subtree_control $CG/u/cgroup.threads \
+	$CG/u/shell $CG/u/shell/cgroup.procs $CG/u/shell/cgroup.subtree_control $CG/u/shell/cgroup.threads
+cat >/tmp/sbx-user.sh <<'EOS'
+hako sandbox -p TasksMax=6 -p MemoryMax=32M -- sh -c 'id -u; cat /sys/fs/cgroup$(sed -n "s/^0:://p" /proc/self/cgroup)/pids.max'
+EOS
+out=$(sh -c "echo \$\$ >$CG/u/shell/cgroup.procs && cd /tmp && exec su -s /bin/sh sb /tmp/sbx-user.sh" </dev/null 2>&1)
+rc=$?
+left=$(find $CG/u -name 'hako-sandbox-*' | tr '\n' ' ')
+check sandbox-rootless-delegated "rc=$rc left=[$left] out=$(echo "$out" | tr '\n' ' ')" \
+	[ "$rc" = 0 -a "$out" = "1001
+6" -a -z "$left" ]
+out=$(cd /tmp && su -s /bin/sh sb -c 'hako sandbox -p TasksMax=6 -- echo RAN' </dev/null 2>&1)
+rc=$?
+refused() { [ "$rc" = 1 ] && echo "$out" | grep -q "delegated to its user" && ! echo "$out" | grep -q RAN; }
+check sandbox-rootless-undelegated-refused "rc=$rc out=$(echo "$out" | tr '\n' ' ')" refused
+rmdir $CG/u/shell $CG/u 2>/dev/null
+
+# (13) --overlay needs layers as fds (fsconfig lowerdir+, Linux 6.13): on
+# this 6.1 kernel it is refused, saying so, before COMMAND runs.
+mkdir -p /tmp/ovl
+out=$(cd / && hako sandbox --overlay /tmp/ovl -- echo RAN </dev/null 2>&1)
+rc=$?
+ovl_refused() { [ "$rc" = 1 ] && echo "$out" | grep -q "Linux 6.13 or later" && ! echo "$out" | grep -q RAN; }
+check sandbox-overlay-needs-6.13 "rc=$rc out=$(echo "$out" | tr '\n' ' ')" ovl_refused
+
 # Nothing may be left behind in the cgroup tree.
 left=$(find $CG -mindepth 1 -type d | tr '\n' ' ')
 check no-cgroups-left "dirs=[$left]" [ -z "$left" ]
