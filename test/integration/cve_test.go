@@ -485,8 +485,14 @@ func TestCVE2019_5736_BwrapReaperSealed(t *testing.T) {
 	// The sandbox's PID 1, among hako's children (the short-lived
 	// intermediate of nsexec is one too): NSpid ends in 1.
 	var reaper int
-	for i := 0; i < 200 && reaper == 0; i++ {
-		data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", cmd.Process.Pid, cmd.Process.Pid))
+	// Any of hako's threads may be the one that forked it: read them all.
+	for i := 0; i < 500 && reaper == 0; i++ {
+		paths, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", cmd.Process.Pid))
+		var data []byte
+		for _, p := range paths {
+			b, _ := os.ReadFile(p)
+			data = append(append(data, b...), ' ')
+		}
 		for _, f := range strings.Fields(string(data)) {
 			st, _ := os.ReadFile("/proc/" + f + "/status")
 			if regexp.MustCompile(`(?m)^NSpid:\s+\d+\s+1$`).Match(st) {
