@@ -138,6 +138,12 @@ cri() {
 	# is in its scope, and sees the scope's limit.
 	expect cri-$h-exec "0::/ 67108864" "$($CRI exec $c1 sh -c 'cat /proc/self/cgroup /sys/fs/cgroup/memory.max' 2>$ERR | tr '\n' ' ' | sed 's/ $//')"
 	expect cri-$h-exec-c2 33554432 "$($CRI exec $c2 cat /sys/fs/cgroup/memory.max 2>$ERR)"
+	# kubelet's in-place resize: UpdateContainerResources, the shim's
+	# update, the runtime's `update --resources -`
+	$CRI update --memory 134217728 $c1 >/dev/null 2>$ERR
+	expect cri-$h-update 0 $?
+	expect cri-$h-update-unit 134217728 "$(prop cri-containerd-$c1.scope MemoryMax)"
+	expect cri-$h-update-file 134217728 "$(cat $s1/memory.max)"
 	eval SIG_$h=\"$(prop cri-containerd-$c1.scope MemoryMax) $(prop cri-containerd-$c1.scope CPUQuotaPerSecUSec) $(prop cri-containerd-$c1.scope CPUWeight) $(prop cri-containerd-$c2.scope MemoryMax) $(cat $s1/memory.max $s1/cpu.max $s1/cpu.weight $s1/pids.max $s2/memory.max | tr '\n' ' ')\"
 	phase cri-$h-checks-exec
 	$CRI stopp $pod >/dev/null 2>$ERR
@@ -157,7 +163,11 @@ cri hako
 cri runc
 echo "cri hako: $SIG_hako"
 echo "cri runc: $SIG_runc"
-[ -n "$SIG_runc" ] && [ "${SIG_runc#67108864 }" != "$SIG_runc" ] && expect cri-same-as-runc "$SIG_runc" "$SIG_hako" || fail cri-same-as-runc "runc's side did not run: [$SIG_runc]"
+[ "${SIG_runc#134217728 }" != "$SIG_runc" ] && expect cri-same-as-runc "$SIG_runc" "$SIG_hako" || fail cri-same-as-runc "runc's side did not run: [$SIG_runc]"
+# The engines' error lines, for reading next to the verdicts.
+journalctl -u hako-test-containerd --no-pager -o cat >/tmp/clog 2>&1
+echo "containerd's log: $(wc -l </tmp/clog) lines, $(grep -c level=error /tmp/clog) at level=error"
+grep 'level=error' /tmp/clog | sed 's/^/containerd: /' | tail -40
 systemctl stop hako-test-containerd 2>$ERR
 expect containerd-stopped inactive "$(systemctl is-active hako-test-containerd)"
 systemctl stop kubepods.slice 2>/dev/null
@@ -200,6 +210,10 @@ docker_run() {
 	pid=$($DK inspect -f '{{.State.Pid}}' $id 2>$ERR)
 	grep -qx "$pid" $S/cgroup.procs && pass docker-$r-pid-in-scope "$pid" || fail docker-$r-pid-in-scope "pid [$pid] procs [$(cat $S/cgroup.procs | tr '\n' ' ')]"
 	expect docker-$r-exec "0::/ 67108864 40" "$($DK exec $id sh -c 'cat /proc/self/cgroup /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max' 2>$ERR | tr '\n' ' ' | sed 's/ $//')"
+	$DK update -m 128m --memory-swap 256m $id >/dev/null 2>$ERR
+	expect docker-$r-update 0 $?
+	expect docker-$r-update-unit 134217728 "$(prop $u MemoryMax)"
+	expect docker-$r-update-files "134217728 134217728" "$(cat $S/memory.max $S/memory.swap.max 2>&1 | tr '\n' ' ' | sed 's/ $//')"
 	eval DSIG_$r=\"$(prop $u Delegate) $(prop $u MemoryMax) $(prop $u TasksMax) $(prop $u DefaultDependencies) $(cat $S/memory.max $S/pids.max $S/memory.swap.max | tr '\n' ' ')\"
 	phase docker-$r-checks-exec
 	$DK stop -t 1 $id >/dev/null 2>$ERR
@@ -219,7 +233,10 @@ docker_run hako
 docker_run runc
 echo "docker hako: $DSIG_hako"
 echo "docker runc: $DSIG_runc"
-[ "${DSIG_runc#yes 67108864 }" != "$DSIG_runc" ] && expect docker-same-as-runc "$DSIG_runc" "$DSIG_hako" || fail docker-same-as-runc "runc's side did not run: [$DSIG_runc]"
+[ "${DSIG_runc#yes 134217728 }" != "$DSIG_runc" ] && expect docker-same-as-runc "$DSIG_runc" "$DSIG_hako" || fail docker-same-as-runc "runc's side did not run: [$DSIG_runc]"
+journalctl -u hako-test-docker --no-pager -o cat >/tmp/dlog 2>&1
+echo "dockerd's log: $(wc -l </tmp/dlog) lines, $(grep -c level=error /tmp/dlog) at level=error"
+grep 'level=error' /tmp/dlog | sed 's/^/dockerd: /' | tail -40
 systemctl stop hako-test-docker 2>$ERR
 expect dockerd-stopped inactive "$(systemctl is-active hako-test-docker)"
 expect no-engine-processes "" "$(pgrep -x 'containerd|dockerd|containerd-shim-runc-v2|containerd-shim' | tr '\n' ' ')"
