@@ -14,6 +14,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/hako-runtime/hako/test/internal/toolcache"
 )
 
 // Versions of the tools test/cri builds; the same cache serves both tests.
@@ -66,7 +68,7 @@ func TestEnginesSystemdInVM(t *testing.T) {
 		t.Fatalf("image archive: %v", err)
 	}
 	// HAKO_VM_ENGINES ("cri", "docker") narrows the run while debugging one.
-	env := fmt.Sprintf("CONTAINERD2=%s\nRUNC15=%s\nCRICTL=%s\nENGINES=%q\n", tl.containerd, tl.runc, tl.crictl, os.Getenv("HAKO_VM_ENGINES"))
+	env := fmt.Sprintf("CONTAINERD2=%s\nCTR=%s\nRUNC15=%s\nCRICTL=%s\nENGINES=%q\n", tl.containerd, tl.ctr, tl.runc, tl.crictl, os.Getenv("HAKO_VM_ENGINES"))
 	if err := os.WriteFile(filepath.Join(share, "env.sh"), []byte(env), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +97,8 @@ func TestEnginesSystemdInVM(t *testing.T) {
 }
 
 type engines struct {
-	containerd string // the directory with containerd 2.x, its shim and ctr
+	containerd string // the directory with containerd 2.x and its shim
+	ctr        string
 	runc       string // runc 1.5
 	crictl     string
 }
@@ -106,24 +109,17 @@ type engines struct {
 // same paths, except under /tmp and /run (tmpfs in the VM): tools there
 // are copied into the share.
 func engineTools(t *testing.T, share string) engines {
-	c := os.Getenv("HAKO_CRI_CACHE")
-	if c == "" {
-		home, _ := os.UserHomeDir()
-		c = filepath.Join(home, ".cache", "hako-cri")
-	}
+	c := toolcache.Dir()
 	var e engines
+	m := "github.com/containerd/containerd/v2/cmd/"
 	e.containerd = filepath.Join(cachedTool(t, filepath.Join(c, "containerd-"+containerdVersion), func(tmp string) error {
-		m := "github.com/containerd/containerd/v2/cmd/"
 		return goIn(os.TempDir(), []string{"GOBIN=" + filepath.Join(tmp, "bin")}, "install", "-tags", "no_btrfs",
-			m+"containerd@"+containerdVersion, m+"containerd-shim-runc-v2@"+containerdVersion, m+"ctr@"+containerdVersion)
+			m+"containerd@"+containerdVersion, m+"containerd-shim-runc-v2@"+containerdVersion)
 	}), "bin")
-	if _, err := os.Stat(filepath.Join(e.containerd, "ctr")); err != nil {
-		// test/cri's cache holds only containerd and its shim.
-		m := "github.com/containerd/containerd/v2/cmd/ctr@" + containerdVersion
-		if err := goIn(os.TempDir(), []string{"GOBIN=" + e.containerd}, "install", "-tags", "no_btrfs", m); err != nil {
-			t.Fatal(err)
-		}
-	}
+	// Its own entry: test/cri's containerd entry has no ctr.
+	e.ctr = filepath.Join(cachedTool(t, filepath.Join(c, "ctr-"+containerdVersion), func(tmp string) error {
+		return goIn(os.TempDir(), []string{"GOBIN=" + tmp}, "install", m+"ctr@"+containerdVersion)
+	}), "ctr")
 	e.runc = filepath.Join(cachedTool(t, filepath.Join(c, "runc-"+runcVersion), func(tmp string) error {
 		return goIn(os.TempDir(), []string{"GOBIN=" + tmp, "CGO_ENABLED=1"}, "install", "-tags", "seccomp", "github.com/opencontainers/runc@"+runcVersion)
 	}), "runc")
@@ -140,14 +136,14 @@ func engineTools(t *testing.T, share string) engines {
 	}), "crictl")
 	if hidden(c) {
 		dir := filepath.Join(share, "tools")
-		for _, p := range []*string{&e.runc, &e.crictl} {
+		for _, p := range []*string{&e.ctr, &e.runc, &e.crictl} {
 			*p = copyInto(t, dir, *p)
 		}
-		for _, n := range []string{"containerd", "containerd-shim-runc-v2", "ctr"} {
+		for _, n := range []string{"containerd", "containerd-shim-runc-v2"} {
 			copyInto(t, filepath.Join(dir, "containerd"), filepath.Join(e.containerd, n))
 		}
 		e.containerd = filepath.Join(dir, "containerd")
-		for _, p := range []*string{&e.containerd, &e.runc, &e.crictl} {
+		for _, p := range []*string{&e.containerd, &e.ctr, &e.runc, &e.crictl} {
 			*p = "/hakotest/" + strings.TrimPrefix(*p, share+"/")
 		}
 	}
@@ -181,26 +177,13 @@ func copyInto(t *testing.T, dir, src string) string {
 	return dst
 }
 
-// cachedTool runs build into a fresh directory and renames it to dir, so
-// that an interrupted build is never taken for a finished one.
 func cachedTool(t *testing.T, dir string, build func(tmp string) error) string {
 	t.Helper()
-	if _, err := os.Stat(dir); err == nil {
-		return dir
-	}
-	tmp := dir + ".tmp"
-	os.RemoveAll(tmp)
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
+	d, err := toolcache.Cached(dir, build)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := build(tmp); err != nil {
-		os.RemoveAll(tmp)
-		t.Fatalf("building %s: %v", filepath.Base(dir), err)
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return d
 }
 
 func goIn(dir string, env []string, args ...string) error {

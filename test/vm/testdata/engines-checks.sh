@@ -81,7 +81,7 @@ EOF
 CRI="$CRICTL --config /tmp/cri/crictl.yaml"
 wait_for 120 $CRI version
 expect containerd-up 0 $?
-$CONTAINERD2/ctr --address $SOCK -n k8s.io images import $T/images.tar >/dev/null 2>$ERR
+$CTR --address $SOCK -n k8s.io images import $T/images.tar >/dev/null 2>$ERR
 expect ctr-import 0 $?
 phase containerd-start
 
