@@ -104,6 +104,11 @@ cat >/tmp/cri/c2.json <<EOF
  "command": ["sleep", "1000"], "log_path": "c2.log",
  "linux": {"resources": {"memory_limit_in_bytes": 33554432}}}
 EOF
+cat >/tmp/cri/c3.json <<EOF
+{"metadata": {"name": "c3"}, "image": {"image": "hako.test/busybox:latest"},
+ "command": ["tail", "/dev/zero"], "log_path": "c3.log",
+ "linux": {"resources": {"memory_limit_in_bytes": 16777216}}}
+EOF
 
 # cri HANDLER: one pod of two containers; sets SIG_<handler> to what must
 # match between the handlers.
@@ -138,6 +143,18 @@ cri() {
 	# is in its scope, and sees the scope's limit.
 	expect cri-$h-exec "0::/ 67108864" "$($CRI exec $c1 sh -c 'cat /proc/self/cgroup /sys/fs/cgroup/memory.max' 2>$ERR | tr '\n' ' ' | sed 's/ $//')"
 	expect cri-$h-exec-c2 33554432 "$($CRI exec $c2 cat /sys/fs/cgroup/memory.max 2>$ERR)"
+	# A container over its limit: the kernel kills it in its scope, the
+	# shim reads that from the scope's memory.events, and removing the
+	# container removes its unit while the pod runs on.
+	c3=$($CRI create $pod /tmp/cri/c3.json /tmp/cri/pod-$h.json 2>$ERR) && $CRI start $c3 >/dev/null 2>>$ERR
+	expect cri-$h-c3-start 0 $?
+	wait_for 60 sh -c "$CRI inspect -o go-template --template '{{.status.state}}' $c3 | grep -qx CONTAINER_EXITED"
+	expect cri-$h-oom OOMKilled "$($CRI inspect -o go-template --template '{{.status.reason}}' $c3 2>$ERR)"
+	$CRI rm $c3 >/dev/null 2>$ERR
+	expect cri-$h-c3-rm 0 $?
+	expect cri-$h-c3-no-unit "" "$(units cri-containerd-$c3.scope)"
+	[ ! -e $PS/cri-containerd-$c3.scope ] && pass cri-$h-c3-no-cgroup "" || fail cri-$h-c3-no-cgroup "still there"
+	expect cri-$h-c1-still-active active "$(systemctl is-active cri-containerd-$c1.scope)"
 	# kubelet's in-place resize: UpdateContainerResources, the shim's
 	# update, the runtime's `update --resources -`
 	$CRI update --memory 134217728 $c1 >/dev/null 2>$ERR
