@@ -44,9 +44,10 @@ func TestEnginesSystemdInVM(t *testing.T) {
 	}
 	// Docker's own containerd and shim are Debian's (the VM runs this
 	// machine's userland); dockerd starts that containerd itself.
-	for _, p := range []string{"/usr/sbin/dockerd", "/usr/bin/docker", "/usr/bin/containerd", "/usr/bin/containerd-shim-runc-v2", "/usr/sbin/runc", "/usr/bin/systemd-run"} {
+	for _, p := range []string{"/usr/sbin/dockerd", "/usr/bin/docker", "/usr/bin/containerd", "/usr/bin/containerd-shim-runc-v2", "/usr/sbin/runc", "/usr/bin/systemd-run",
+		"/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "/usr/lib/cni/loopback"} {
 		if _, err := os.Stat(p); err != nil {
-			t.Skipf("needs %s (hack/deps.sh installs docker.io, containerd, runc and systemd)", p)
+			t.Skipf("needs %s (hack/deps.sh installs docker.io, containerd, runc, systemd and containernetworking-plugins)", p)
 		}
 	}
 	release := strings.TrimPrefix(filepath.Base(kernel), "vmlinuz-")
