@@ -33,6 +33,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hako-runtime/hako/test/internal/toolcache"
 )
 
 const (
@@ -55,34 +57,15 @@ func repoRoot(t *testing.T) string {
 	return filepath.Join(wd, "..", "..")
 }
 
-func cacheDir() string {
-	if d := os.Getenv("HAKO_CRI_CACHE"); d != "" {
-		return d
-	}
-	home, _ := os.UserHomeDir()
-	return filepath.Join(home, ".cache", "hako-cri")
-}
+func cacheDir() string { return toolcache.Dir() }
 
-// cached runs build into a fresh directory and renames it to dir, so that
-// an interrupted build is never taken for a finished one.
 func cached(t *testing.T, dir string, build func(tmp string) error) string {
 	t.Helper()
-	if _, err := os.Stat(dir); err == nil {
-		return dir
-	}
-	tmp := dir + ".tmp"
-	os.RemoveAll(tmp)
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
+	d, err := toolcache.Cached(dir, build)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := build(tmp); err != nil {
-		os.RemoveAll(tmp)
-		t.Fatalf("building %s: %v", filepath.Base(dir), err)
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return d
 }
 
 func goCmd(dir string, env []string, args ...string) error {
