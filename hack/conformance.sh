@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # Runs the OCI runtime-tools validation suite against hako and fails if a
 # program listed in test/conformance/expected-pass-<version>.txt fails.
+# Not listed, by design: "mounts", whose bind mounts carry tmpfs data
+# (mode=755,size=1k) that the kernel would ignore; runc 1.5 refuses such a
+# config ("bind mounts cannot have any filesystem-specific options
+# applied") and so does hako, where runc 1.1.5 dropped the options
+# silently.
 # The suite harness (run-suite) is not part of hako: set CONFORMANCE_SUITE
 # to it, or keep the workspace's ../shared/tools checkout beside the repo.
 set -euo pipefail
@@ -32,7 +37,7 @@ for v in v0.9.1-0.20250303011046-260e151b8552 v0.9.1-0.20251205004911-5e639034dc
 	out=$(mktemp)
 	"$suite" --version "$v" -o "$out" ./hako | tail -1 || true
 	while read -r t; do
-		[ -z "$t" ] && continue
+		case "$t" in "" | "#"*) continue ;; esac
 		st=$(awk -F'\t' -v t="$t" '$1==t{print $2}' "$out")
 		if [ "$st" != pass ]; then
 			echo "conformance $v: $t: ${st:-missing} (expected pass)"
