@@ -23,6 +23,7 @@ const bwrapUsage = `usage: %s [OPTIONS...] [--] COMMAND [ARGS...]
     --help                       Print this help
     --version                    Print version
     --args FD                    Parse NUL-separated args from FD
+    --argv0 VALUE                Set argv[0] to the value VALUE before running the program
     --level-prefix               Prepend e.g. <3> to diagnostic messages
     --unshare-all                Unshare every namespace we support by default
     --share-net                  Retain the network namespace (can only combine with --unshare-all)
@@ -34,6 +35,11 @@ const bwrapUsage = `usage: %s [OPTIONS...] [--] COMMAND [ARGS...]
     --unshare-uts                Create new uts namespace
     --unshare-cgroup             Create new cgroup namespace
     --unshare-cgroup-try         Create new cgroup namespace if possible else continue by skipping it
+    --userns FD                  Use this user namespace (cannot combine with --unshare-user)
+    --userns2 FD                 After setup switch to this user namespace, only useful with --userns
+    --disable-userns             Disable further use of user namespaces inside sandbox
+    --assert-userns-disabled     Fail unless further use of user namespace inside sandbox is disabled
+    --pidns FD                   Use this pid namespace (as parent namespace if using --unshare-pid)
     --uid UID                    Custom uid in the sandbox (requires --unshare-user or --userns)
     --gid GID                    Custom gid in the sandbox (requires --unshare-user or --userns)
     --hostname NAME              Custom hostname in the sandbox (requires --unshare-uts)
@@ -41,6 +47,7 @@ const bwrapUsage = `usage: %s [OPTIONS...] [--] COMMAND [ARGS...]
     --clearenv                   Unset all environment variables
     --setenv VAR VALUE           Set an environment variable
     --unsetenv VAR               Unset an environment variable
+    --lock-file DEST             Take a lock on DEST while sandbox is running
     --sync-fd FD                 Keep this fd open while sandbox is running
     --bind SRC DEST              Bind mount the host path SRC on DEST
     --bind-try SRC DEST          Equal to --bind but ignores non-existent SRC
@@ -48,7 +55,16 @@ const bwrapUsage = `usage: %s [OPTIONS...] [--] COMMAND [ARGS...]
     --dev-bind-try SRC DEST      Equal to --dev-bind but ignores non-existent SRC
     --ro-bind SRC DEST           Bind mount the host path SRC readonly on DEST
     --ro-bind-try SRC DEST       Equal to --ro-bind but ignores non-existent SRC
+    --bind-fd FD DEST            Bind open directory or path fd on DEST
+    --ro-bind-fd FD DEST         Bind open directory or path fd read-only on DEST
     --remount-ro DEST            Remount DEST as readonly; does not recursively remount
+    --overlay-src SRC            Read files from SRC in the following overlay
+    --overlay RWSRC WORKDIR DEST Mount overlayfs on DEST, with RWSRC as the host path for writes and
+                                 WORKDIR an empty directory on the same filesystem as RWSRC
+    --tmp-overlay DEST           Mount overlayfs on DEST, with writes going to an invisible tmpfs
+    --ro-overlay DEST            Mount overlayfs read-only on DEST
+    --exec-label LABEL           Exec label for the sandbox
+    --file-label LABEL           File label for temporary sandbox content
     --proc DEST                  Mount new procfs on DEST
     --dev DEST                   Mount new dev on DEST
     --tmpfs DEST                 Mount new tmpfs on DEST
@@ -61,6 +77,7 @@ const bwrapUsage = `usage: %s [OPTIONS...] [--] COMMAND [ARGS...]
     --seccomp FD                 Load and use seccomp rules from FD (not repeatable)
     --add-seccomp-fd FD          Load and use seccomp rules from FD (repeatable)
     --block-fd FD                Block on FD until some data to read is available
+    --userns-block-fd FD         Block on FD until the user namespace is ready
     --info-fd FD                 Write information about the running container to FD
     --json-status-fd FD          Write container status to FD as multiple JSON documents
     --new-session                Create a new terminal session
@@ -71,10 +88,6 @@ const bwrapUsage = `usage: %s [OPTIONS...] [--] COMMAND [ARGS...]
     --perms OCTAL                Set permissions of next argument (--bind-data, --file, etc.)
     --size BYTES                 Set size of next argument (only for --tmpfs)
     --chmod OCTAL PATH           Change permissions of PATH (must already exist)
-
-hako bwrap does not implement: --argv0, --userns, --userns2, --pidns, --userns-block-fd,
---disable-userns, --assert-userns-disabled, --lock-file, --bind-fd, --ro-bind-fd,
---exec-label, --file-label, --overlay-src, --overlay, --tmp-overlay, --ro-overlay.
 `
 
 // bwrapMain is `hako bwrap` and hako run through a link named bwrap. It
@@ -105,6 +118,7 @@ func bwrapMain(argv0 string, args []string) int {
 		return 1
 	}
 	h := bwrapHost()
+	h.Inherited = bwrap.Inherited(o)
 	sb, err := bwrap.Compile(o, h)
 	if err != nil {
 		return fail("%v", err)
@@ -118,13 +132,17 @@ func bwrapMain(argv0 string, args []string) int {
 		}
 		files = append(files, os.NewFile(uintptr(dup), "bwrap-fd"))
 	}
+	for _, fd := range sb.FDs {
+		// Used up, as bubblewrap closes them once read.
+		unix.Close(fd)
+	}
 	if o.DieWithParent {
 		// hako bwrap itself goes with its caller, and the sandbox
 		// with hako bwrap (its own PR_SET_PDEATHSIG, in the plan).
 		_ = unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0)
 	}
 	pid, err := container.StartOneShot(&container.OneShot{
-		Plan: sb.Plan, Unshare: sb.Unshare, UIDMaps: sb.UIDMaps, GIDMaps: sb.GIDMaps, Files: files,
+		Plan: sb.Plan, Unshare: sb.Unshare, UIDMaps: sb.UIDMaps, GIDMaps: sb.GIDMaps, Files: files, Inherit: h.Inherited,
 		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
 		SealDir: filepath.Join(defaultRoot(), "@exeseal-empty"),
 		OnSetup: func(pid int) error {
@@ -195,7 +213,7 @@ func bwrapHost() *bwrap.Host {
 	return &bwrap.Host{
 		UID: os.Getuid(), GID: os.Getgid(), Umask: um, Cwd: cwd, TTY: tty,
 		Stat:   func(p string) error { _, err := os.Stat(p); return err },
-		ReadFD: readFD, Bounding: bwrap.ReadBounding(),
+		ReadFD: readFD, Bounding: bwrap.ReadBounding(), Realpath: filepath.EvalSymlinks,
 	}
 }
 

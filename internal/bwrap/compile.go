@@ -3,7 +3,9 @@ package bwrap
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -27,6 +29,11 @@ type Host struct {
 	// bubblewrap's realpath does; its error is what bwrap prints.
 	Stat   func(path string) error
 	ReadFD ReadFD
+	// Realpath resolves a source as bubblewrap's realpath(3) does.
+	Realpath func(path string) (string, error)
+	// Inherited are the caller's open fds (3 and up, not close-on-exec)
+	// that no option consumes: they reach the command.
+	Inherited []int
 	// Bounding is the caller's bounding set by name; root's sandbox
 	// starts with it (nil: every capability).
 	Bounding map[string]bool
@@ -70,6 +77,8 @@ type compiler struct {
 	pidNS  bool
 	userNS bool
 	uid    int // in the sandbox
+	// tmpOverlays numbers the --tmp-overlay mounts' directories.
+	tmpOverlays int
 }
 
 func st(op plan.Op) plan.Step { return plan.Step{Op: op, FD: plan.NoFD} }
@@ -85,8 +94,19 @@ func Compile(o *Options, h *Host) (*Sandbox, error) {
 	if !o.UnshareUTS && o.Hostname != "" {
 		return nil, die("Specifying --hostname requires --unshare-uts")
 	}
+	if o.DisableUserns && !o.UnshareUser {
+		// Checked before an unprivileged caller's implied user
+		// namespace, as bubblewrap does: it must be asked for.
+		return nil, die("--disable-userns requires --unshare-user")
+	}
 	if !userNS && (o.UID >= 0 && o.UID != h.UID || o.GID >= 0 && o.GID != h.GID) {
 		return nil, die("Specifying --uid/--gid requires --unshare-user")
+	}
+	if o.AsPid1 && !o.UnsharePID {
+		return nil, die("Specifying --as-pid-1 requires --unshare-pid")
+	}
+	if o.AsPid1 && len(o.LockFiles) > 0 {
+		return nil, die("Specifying --as-pid-1 and --lock-file is not permitted")
 	}
 	sb := &Sandbox{}
 	uid, gid := h.UID, h.GID
@@ -136,7 +156,7 @@ func Compile(o *Options, h *Host) (*Sandbox, error) {
 	// namespaces made and nothing of the sandbox set up yet.
 	c.add(st(plan.OpRuntimeHooks))
 	c.add(plan.Step{Op: plan.OpPropagation, Path: "/", Flags: unix.MS_SLAVE | unix.MS_REC, FD: plan.NoFD})
-	c.add(plan.Step{Op: plan.OpNewRoot, Path: Base, FD: plan.NoFD})
+	c.add(plan.Step{Op: plan.OpNewRoot, Path: Base, Flags: uint64(o.TmpOverlays), FD: plan.NoFD})
 	for i := range o.Ops {
 		if err := c.op(&o.Ops[i]); err != nil {
 			return nil, err
@@ -159,7 +179,10 @@ func Compile(o *Options, h *Host) (*Sandbox, error) {
 	if o.DieWithParent {
 		c.add(plan.Step{Op: plan.OpParentDeathSignal, Flags: uint64(unix.SIGKILL), FD: plan.NoFD})
 	}
-	c.add(plan.Step{Op: plan.OpCloseFds, Flags: 3, FD: plan.NoFD})
+	// Fds the caller leaves open reach the command at their numbers, as
+	// bubblewrap closes none (Flatpak passes its own this way); the rest,
+	// hako's, close at exec.
+	c.add(plan.Step{Op: plan.OpCloseFds, Flags: 3, Value: keepList(h.Inherited), FD: plan.NoFD})
 	c.cwd(userNS)
 	// bubblewrap sets no_new_privs before anything else, always.
 	c.add(st(plan.OpNoNewPrivs))
@@ -182,8 +205,17 @@ func Compile(o *Options, h *Host) (*Sandbox, error) {
 	}
 	c.add(user)
 	c.add(plan.Step{Op: plan.OpCaps, Caps: caps, FD: plan.NoFD})
+	// The sandbox's init holds the locks (bubblewrap's do_init), opened as
+	// the user from the working directory just entered; close-on-exec, so
+	// the command does not hold them too.
+	for _, l := range o.LockFiles {
+		c.add(plan.Step{Op: plan.OpLockFile, Path: l, FD: plan.NoFD})
+	}
 	c.add(plan.Step{Op: plan.OpUmask, Mode: uint32(h.Umask), FD: plan.NoFD})
-	c.add(plan.Step{Op: plan.OpLookup, Exec: &plan.Exec{Args: o.Args, Env: o.Env, UID: uint32(uid), Exact: true, Reaper: o.UnsharePID && !o.AsPid1}, FD: plan.NoFD})
+	// An init stays to reap a PID namespace, and to hold the locks and the
+	// --sync-fd while the sandbox runs.
+	reaper := !o.AsPid1 && (o.UnsharePID || len(o.LockFiles) > 0 || o.SyncFD >= 0)
+	c.add(plan.Step{Op: plan.OpLookup, Exec: &plan.Exec{Args: o.Args, Argv0: o.Argv0, Env: o.Env, UID: uint32(uid), Exact: true, Reaper: reaper}, FD: plan.NoFD})
 	for _, fd := range o.SeccompFDs {
 		f, err := c.seccomp(fd)
 		if err != nil {
@@ -227,6 +259,16 @@ func (c *compiler) op(op *Op) error {
 			}
 			return die("Can't find source path %s: %s", op.Source, errText(err))
 		}
+		if op.BindFD {
+			// The fd's path, bound by name as bubblewrap does (a tree
+			// of another mount namespace cannot be cloned); then the
+			// mount is checked to be the fd's file.
+			real, err := c.h.Realpath(src)
+			if err != nil {
+				return die("Can't find source path %s: %s", op.Source, errText(err))
+			}
+			src = real
+		}
 		// bubblewrap's bind_mount: always nosuid, nodev but for
 		// --dev-bind, read-only for --ro-bind, on every submount.
 		opts := []string{"rnosuid"}
@@ -237,6 +279,11 @@ func (c *compiler) op(op *Op) error {
 			opts = append(opts, "rro")
 		}
 		c.mount(bindMount(src, op.Dest, opts...), what)
+		if op.BindFD {
+			c.add(plan.Step{Op: plan.OpSameFile, Path: inNew(op.Dest), FD: c.fd(op.FD)})
+		}
+	case Overlay, TmpOverlay, ROOverlay:
+		return c.overlay(op)
 	case RemountRO:
 		c.add(plan.Step{Op: plan.OpRemountRO, Path: inNew(op.Dest), FD: plan.NoFD})
 	case Proc:
@@ -283,6 +330,67 @@ func (c *compiler) op(op *Op) error {
 		return die("%s: unknown operation", what)
 	}
 	return nil
+}
+
+// overlay is bubblewrap's overlay mount: the layers read from the host
+// (realpath'd as bind sources are), the upper and work directories the
+// caller's or, for --tmp-overlay, a pair on the setup tmpfs that nothing in
+// the sandbox can reach. userxattr, as bubblewrap always asks.
+func (c *compiler) overlay(op *Op) error {
+	real := func(p string) (string, error) {
+		abs := p
+		if !filepath.IsAbs(abs) {
+			abs = filepath.Join(c.h.Cwd, abs)
+		}
+		r, err := c.h.Realpath(abs)
+		if err != nil {
+			return "", die("Can't find source path %s: %s", p, errText(err))
+		}
+		return r, nil
+	}
+	var opts []string
+	switch op.Kind {
+	case Overlay:
+		up, err := real(op.Source)
+		if err != nil {
+			return err
+		}
+		work, err := real(op.Work)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, "upperdir="+OldRoot+up, "workdir="+OldRoot+work)
+	case TmpOverlay:
+		opts = append(opts, fmt.Sprintf("upperdir=/tmp-overlay-upper-%d", c.tmpOverlays), fmt.Sprintf("workdir=/tmp-overlay-work-%d", c.tmpOverlays))
+		c.tmpOverlays++
+	}
+	var lower []string
+	for _, s := range op.Sources {
+		r, err := real(s)
+		if err != nil {
+			return err
+		}
+		lower = append(lower, OldRoot+escapeLayer(r))
+	}
+	opts = append(opts, "lowerdir="+strings.Join(lower, ":"), "userxattr")
+	m := &rootfs.Mount{Kind: "overlay", Type: "overlay", Source: "overlay", Destination: op.Dest, Options: rootfs.ParseOptions(opts)}
+	c.mount(m, "--"+string(op.Kind))
+	return nil
+}
+
+// escapeLayer escapes what overlayfs would split a lowerdir list on.
+func escapeLayer(p string) string {
+	r := strings.NewReplacer(`\`, `\\`, ":", `\:`)
+	return r.Replace(p)
+}
+
+// keepList renders the caller's fds for OpCloseFds.
+func keepList(fds []int) string {
+	s := make([]string, len(fds))
+	for i, fd := range fds {
+		s[i] = strconv.Itoa(fd)
+	}
+	return strings.Join(s, ",")
 }
 
 func (c *compiler) fd(fd int) int {

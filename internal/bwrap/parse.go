@@ -36,6 +36,11 @@ const (
 	ROBindData Kind = "ro-bind-data"
 	Symlink    Kind = "symlink"
 	Chmod      Kind = "chmod"
+	// The overlays: Sources are the lower layers, top first; an Overlay
+	// has its upper and work directories in Source and Work.
+	Overlay    Kind = "overlay"
+	TmpOverlay Kind = "tmp-overlay"
+	ROOverlay  Kind = "ro-overlay"
 )
 
 // Op is one setup operation. Perms is -1 where the option has none.
@@ -47,6 +52,11 @@ type Op struct {
 	Perms  int
 	Size   int64
 	Try    bool // the -try variants: a missing source is skipped
+	// BindFD: a --bind-fd/--ro-bind-fd, whose Source is /proc/self/fd/FD.
+	BindFD bool
+	// Overlays: the --overlay-src layers, top first, and the work dir.
+	Sources []string
+	Work    string
 }
 
 // Options is a parsed command line.
@@ -67,12 +77,23 @@ type Options struct {
 	SeccompFDs    []int // --seccomp's one, or every --add-seccomp-fd
 	NewSession    bool
 	DieWithParent bool
-	AsPid1        bool
-	LevelPrefix   bool
+	// DisableUserns: the sandbox cannot make user namespaces (a nested
+	// one under a limit of 1); AssertUsernsDisabled checks that it cannot.
+	DisableUserns, AssertUsernsDisabled bool
+	AsPid1                              bool
+	LevelPrefix                         bool
 	// CapOps are --cap-add and --cap-drop, applied in order to the
 	// starting set (root: its bounding set; others: none).
 	CapOps []CapOp
 	Args   []string
+	// Argv0 replaces the command's argv[0] (--argv0); "" keeps it.
+	Argv0 string
+	// LockFiles are taken (a read lock) by the sandbox's init while the
+	// sandbox runs (--lock-file), paths inside the sandbox.
+	LockFiles []string
+	// TmpOverlays counts the --tmp-overlay mounts, each with its own
+	// upper and work directory on the setup tmpfs.
+	TmpOverlays int
 
 	// Help and Version: print and exit 0.
 	Help, Version bool
@@ -118,8 +139,8 @@ func Parse(argv []string, env []string, readFD ReadFD) (*Options, error) {
 	if o.Help || o.Version {
 		return o, nil
 	}
-	if p.overlaySrc > 0 {
-		return nil, die("--overlay-src must be followed by another --overlay-src or one of --overlay, --tmp-overlay, or --ro-overlay")
+	if len(p.overlaySrc) > 0 {
+		return nil, die(overlaySrcUnfollowed)
 	}
 	o.Args = rest
 	return o, nil
@@ -130,8 +151,8 @@ type parser struct {
 	readFD     ReadFD
 	nextPerms  int
 	nextSize   int64
-	overlaySrc int
-	seccomp    bool // --seccomp given (as opposed to --add-seccomp-fd)
+	overlaySrc []string // --overlay-src given since the last overlay, bottom first
+	seccomp    bool     // --seccomp given (as opposed to --add-seccomp-fd)
 	total      int
 }
 
@@ -240,27 +261,89 @@ func (p *parser) parse(argv []string, inFile bool) ([]string, error) {
 			if len(rest) > 0 {
 				return nil, die("--args data: unexpected non-option %q (the command goes on the command line)", rest[0])
 			}
-		case "--argv0", "--lock-file", "--exec-label", "--file-label", "--userns", "--userns2", "--pidns",
-			"--userns-block-fd", "--bind-fd", "--ro-bind-fd", "--overlay", "--tmp-overlay", "--ro-overlay":
-			n := map[string]int{"--bind-fd": 2, "--ro-bind-fd": 2, "--overlay": 3}[arg]
-			if n == 0 {
-				n = 1
+		case "--argv0":
+			if !one("one argument") {
+				break
 			}
-			if len(argv) < n+1 {
-				what := map[int]string{1: "an argument", 2: "two arguments", 3: "three arguments"}[n]
-				if arg == "--argv0" {
-					what = "one argument"
-				}
-				return nil, die("%s takes %s", arg, what)
+			if o.Argv0 != "" {
+				return nil, die("--argv0 used multiple times")
 			}
-			return nil, unsupported(arg)
-		case "--overlay-src":
+			o.Argv0 = argv[1]
+		case "--lock-file":
+			if one("an argument") {
+				o.LockFiles = append(o.LockFiles, argv[1])
+			}
+		case "--exec-label", "--file-label":
 			if !one("an argument") {
-				return nil, err
+				break
+			}
+			// bubblewrap checks the label with libselinux as it parses:
+			// without SELinux every label is refused.
+			if !SELinuxEnabled() {
+				return nil, die("labeling not supported on this system")
 			}
 			return nil, unsupported(arg)
-		case "--disable-userns", "--assert-userns-disabled":
+		case "--userns", "--userns2", "--pidns", "--userns-block-fd":
+			if !one("an argument") {
+				break
+			}
 			return nil, unsupported(arg)
+		case "--bind-fd", "--ro-bind-fd":
+			if len(argv) < 3 {
+				// bubblewrap names --bind-fd for both.
+				return nil, die("--bind-fd takes two arguments")
+			}
+			consumed = 2
+			var fd int
+			if fd, err = parseFD(argv[1]); err != nil {
+				break
+			}
+			k := Bind
+			if arg == "--ro-bind-fd" {
+				k = ROBind
+			}
+			o.Ops = append(o.Ops, Op{Kind: k, Source: "/proc/self/fd/" + strconv.Itoa(fd), Dest: argv[2], FD: fd, Perms: -1, BindFD: true})
+		case "--overlay-src":
+			// bubblewrap takes the next argument unchecked: a last
+			// --overlay-src fails as unfollowed.
+			if len(argv) > 1 {
+				p.overlaySrc = append(p.overlaySrc, argv[1])
+				consumed = 1
+			} else {
+				p.overlaySrc = append(p.overlaySrc, "")
+			}
+		case "--overlay":
+			if len(argv) < 4 {
+				return nil, die("--overlay takes three arguments")
+			}
+			if len(p.overlaySrc) < 1 {
+				return nil, die("--overlay requires at least one --overlay-src")
+			}
+			consumed = 3
+			o.Ops = append(o.Ops, Op{Kind: Overlay, Source: argv[1], Work: argv[2], Dest: argv[3], Sources: p.takeOverlaySrc(), FD: -1, Perms: -1})
+		case "--tmp-overlay", "--ro-overlay":
+			if !one("an argument") {
+				break
+			}
+			k, min := TmpOverlay, 1
+			if arg == "--ro-overlay" {
+				k, min = ROOverlay, 2
+			}
+			if len(p.overlaySrc) < min {
+				what := "one --overlay-src"
+				if min == 2 {
+					what = "two --overlay-src"
+				}
+				return nil, die("%s requires at least %s", arg, what)
+			}
+			o.Ops = append(o.Ops, Op{Kind: k, Dest: argv[1], Sources: p.takeOverlaySrc(), FD: -1, Perms: -1})
+			if k == TmpOverlay {
+				o.TmpOverlays++
+			}
+		case "--disable-userns":
+			o.DisableUserns = true
+		case "--assert-userns-disabled":
+			o.AssertUsernsDisabled = true
 		case "--level-prefix":
 			o.LevelPrefix = true
 		case "--unshare-all":
@@ -459,9 +542,32 @@ func (p *parser) parse(argv []string, inFile bool) ([]string, error) {
 		if !isModifier(arg) && p.nextSize != 0 {
 			return nil, die("--size must be followed by --tmpfs")
 		}
+		if arg != "--overlay-src" && len(p.overlaySrc) > 0 {
+			return nil, die(overlaySrcUnfollowed)
+		}
 		argv = argv[1+consumed:]
 	}
 	return nil, nil
+}
+
+const overlaySrcUnfollowed = "--overlay-src must be followed by another --overlay-src or one of --overlay, --tmp-overlay, or --ro-overlay"
+
+// takeOverlaySrc hands the pending --overlay-src layers to an overlay, top
+// first as overlayfs's lowerdir lists them.
+func (p *parser) takeOverlaySrc() []string {
+	out := make([]string, 0, len(p.overlaySrc))
+	for i := len(p.overlaySrc) - 1; i >= 0; i-- {
+		out = append(out, p.overlaySrc[i])
+	}
+	p.overlaySrc = nil
+	return out
+}
+
+// SELinuxEnabled is libselinux's is_selinux_enabled as far as bubblewrap's
+// labels need it: selinuxfs is there.
+var SELinuxEnabled = func() bool {
+	_, err := os.Stat("/sys/fs/selinux/enforce")
+	return err == nil
 }
 
 func errText(err error) string {

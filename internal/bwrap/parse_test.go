@@ -14,25 +14,49 @@ func noFD(int) ([]byte, error) { return nil, os.ErrNotExist }
 
 func TestParseErrors(t *testing.T) {
 	for argv, want := range map[string]string{
-		"--bind /":                       "--bind takes two arguments",
-		"--tmpfs":                        "--tmpfs takes an argument",
-		"--chdir":                        "--chdir takes one argument",
-		"--frob x":                       "Unknown option --frob",
-		"--perms 8 --dir /x":             "--perms takes an octal argument <= 07777",
-		"--perms 0700 --bind / /":        "--perms must be followed by an option that creates a file",
-		"--size 10 --dir /x":             "--size must be followed by --tmpfs",
-		"--size 0 --tmpfs /x":            "--size takes a non-zero number of bytes",
-		"--file x /y":                    "Invalid fd: x",
-		"--uid -1":                       "Invalid uid: -1",
-		"--cap-add nope":                 "unknown cap: nope",
-		"--seccomp 3 --add-seccomp-fd 4": "--add-seccomp-fd cannot be combined with --seccomp",
-		"--userns 3":                     "--userns: not supported by hako bwrap",
-		"--overlay-src /a":               "--overlay-src: not supported by hako bwrap",
+		"--bind /":                         "--bind takes two arguments",
+		"--tmpfs":                          "--tmpfs takes an argument",
+		"--chdir":                          "--chdir takes one argument",
+		"--frob x":                         "Unknown option --frob",
+		"--perms 8 --dir /x":               "--perms takes an octal argument <= 07777",
+		"--perms 0700 --bind / /":          "--perms must be followed by an option that creates a file",
+		"--size 10 --dir /x":               "--size must be followed by --tmpfs",
+		"--size 0 --tmpfs /x":              "--size takes a non-zero number of bytes",
+		"--file x /y":                      "Invalid fd: x",
+		"--uid -1":                         "Invalid uid: -1",
+		"--cap-add nope":                   "unknown cap: nope",
+		"--seccomp 3 --add-seccomp-fd 4":   "--add-seccomp-fd cannot be combined with --seccomp",
+		"--userns 3":                       "--userns: not supported by hako bwrap",
+		"--overlay-src /a":                 "--overlay-src must be followed by another --overlay-src or one of --overlay, --tmp-overlay, or --ro-overlay",
+		"--overlay-src /a --dir /x":        "--overlay-src must be followed by another --overlay-src or one of --overlay, --tmp-overlay, or --ro-overlay",
+		"--overlay-src":                    "--overlay-src must be followed by another --overlay-src or one of --overlay, --tmp-overlay, or --ro-overlay",
+		"--tmp-overlay /x":                 "--tmp-overlay requires at least one --overlay-src",
+		"--overlay-src /a --ro-overlay /x": "--ro-overlay requires at least two --overlay-src",
+		"--overlay-src /a --overlay /u /w": "--overlay takes three arguments",
+		"--overlay /u /w /x":               "--overlay requires at least one --overlay-src",
+		"--argv0 a --argv0 b":              "--argv0 used multiple times",
+		"--argv0":                          "--argv0 takes one argument",
+		"--lock-file":                      "--lock-file takes an argument",
+		"--ro-bind-fd 3":                   "--bind-fd takes two arguments",
+		"--bind-fd x /y":                   "Invalid fd: x",
 	} {
 		_, err := Parse(strings.Fields(argv), nil, noFD)
 		if err == nil || err.Error() != want {
 			t.Errorf("%s: got %v, want %q", argv, err, want)
 		}
+	}
+}
+
+// The overlay layers go to overlayfs top first: the last --overlay-src is
+// the top one.
+func TestParseOverlayOrder(t *testing.T) {
+	o, err := Parse(strings.Fields("--overlay-src /a --overlay-src /b --tmp-overlay /x --overlay-src /c --overlay /u /w /y true"), nil, noFD)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(o.Ops) != 2 || strings.Join(o.Ops[0].Sources, " ") != "/b /a" || o.Ops[1].Source != "/u" || o.Ops[1].Work != "/w" ||
+		strings.Join(o.Ops[1].Sources, " ") != "/c" || o.TmpOverlays != 1 {
+		t.Errorf("overlays: %+v", o.Ops)
 	}
 }
 

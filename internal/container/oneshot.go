@@ -23,7 +23,10 @@ type OneShot struct {
 	Unshare          uintptr
 	UIDMaps, GIDMaps []specs.LinuxIDMapping
 	// Files go with the plan; its steps' FD fields index them.
-	Files                 []*os.File
+	Files []*os.File
+	// Inherit are the caller's fds the command gets at their own numbers
+	// (bwrap passes what it does not use); closed here once passed.
+	Inherit               []int
 	Stdin, Stdout, Stderr *os.File
 	// OnPid runs once the process exists, before its plan is sent.
 	OnPid func(pid int) error
@@ -41,7 +44,7 @@ type OneShot struct {
 // step up to its exec; the caller waits for it (it is our child).
 func StartOneShot(o *OneShot) (int, error) {
 	so := &spawnOpts{
-		req: nsenter.Request{Unshare: o.Unshare}, plan: o.Plan, passFds: o.Files,
+		req: nsenter.Request{Unshare: o.Unshare}, plan: o.Plan, passFds: o.Files, inherit: o.Inherit,
 		uidMaps: o.UIDMaps, gidMaps: o.GIDMaps, stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr,
 		rootless: os.Geteuid() != 0, onPid: o.OnPid, sealDir: o.SealDir,
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -29,11 +30,15 @@ type spawnOpts struct {
 	cgroup2Dir string // joined at birth with clone3(CLONE_INTO_CGROUP)
 	plan       *plan.Plan
 	preserved  []*os.File // become fds 3, 4, ... in the container
-	fifoDir    *os.File
-	console    *os.File
-	receipt    *os.File // hako sandbox's receipt pipe (plan.Fds.Receipt)
-	uidMaps    []specs.LinuxIDMapping
-	gidMaps    []specs.LinuxIDMapping
+	// inherit are fds of ours that the container gets at the same
+	// numbers (hako bwrap's caller's); not with preserved. They are
+	// closed here once the process has them.
+	inherit []int
+	fifoDir *os.File
+	console *os.File
+	receipt *os.File // hako sandbox's receipt pipe (plan.Fds.Receipt)
+	uidMaps []specs.LinuxIDMapping
+	gidMaps []specs.LinuxIDMapping
 	// onPid runs once the container process's pid is known and before
 	// the plan is sent: the state must name it before anything can fail.
 	onPid func(pid int) error
@@ -94,6 +99,19 @@ func spawn(o *spawnOpts) (*proc, error) {
 	parent.pid = func() int { return p.pid }
 
 	extra := append([]*os.File{}, o.preserved...)
+	if len(o.inherit) > 0 && len(o.preserved) == 0 {
+		// ExtraFiles[i] is fd 3+i: each at its own place, the gaps
+		// closed in the child, hako's own fds above them all.
+		extra = make([]*os.File, slices.Max(o.inherit)-2)
+		for _, fd := range o.inherit {
+			extra[fd-3] = os.NewFile(uintptr(fd), "inherited")
+		}
+		defer func() {
+			for _, fd := range o.inherit {
+				extra[fd-3].Close()
+			}
+		}()
+	}
 	next := func(f *os.File) int {
 		if f == nil {
 			return -1

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -70,6 +73,8 @@ type applier struct {
 	cgroupRead map[string]cgroupValue
 	// taskCg: the cgroup the reaper forks the program into.
 	taskCg taskCgroup
+	// kept are the caller's fds that reach the program (OpCloseFds).
+	kept []int
 }
 
 type cgroupValue struct {
@@ -94,6 +99,10 @@ func apply(a *applier, steps []plan.Step, hs map[plan.Op]handler) error {
 		if a.masker != nil && (err != nil || i+1 == len(steps) || steps[i+1].Op != plan.OpMask) {
 			a.masker.Close()
 			a.masker = nil
+		}
+		var be *bwrapError
+		if errors.As(err, &be) {
+			return be
 		}
 		if err != nil {
 			return fmt.Errorf("step %d %s: %w", i+1, s.Op, err)
@@ -186,6 +195,8 @@ func init() {
 	}
 	handlers[plan.OpNewRoot] = newRootStep
 	handlers[plan.OpParentDeathSignal] = parentDeathStep
+	handlers[plan.OpLockFile] = lockFileStep
+	handlers[plan.OpSameFile] = sameFileStep
 	handlers[plan.OpDumpable] = func(a *applier, s *plan.Step) error { return unix.Prctl(unix.PR_SET_DUMPABLE, 1, 0, 0, 0) }
 	addLinux13Handlers(handlers)
 }
@@ -209,6 +220,12 @@ func mountStep(a *applier, s *plan.Step) error {
 		return errors.New("mount step without a bound root or a mount")
 	}
 	if err := a.root.Mount(*m, fd); err != nil {
+		if m.Type == "overlay" && strings.HasPrefix(s.Value, "--") {
+			// bwrap's overlays fail in bwrap's words (hako's
+			// explanation follows the kernel's error).
+			return &bwrapError{fmt.Sprintf("Can't make overlay mount on %s with options %s: %v",
+				filepath.Join("/newroot", m.Destination), strings.Join(m.Options.Data, ","), err)}
+		}
 		return fmt.Errorf("%s %s on %s: %w", s.Value, m.Type, m.Destination, err)
 	}
 	return nil
@@ -292,6 +309,21 @@ func closeFdsStep(a *applier, s *plan.Step) error {
 	if err := unix.CloseRange(uint(s.Flags), math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC); err != nil {
 		return fmt.Errorf("close_range: %w", err)
 	}
+	if s.Value == "" {
+		return nil
+	}
+	for _, f := range strings.Split(s.Value, ",") {
+		fd, err := strconv.Atoi(f)
+		if err != nil {
+			return fmt.Errorf("fd %q to keep: %w", f, err)
+		}
+		// The caller's fd, at its number since the start: it goes on
+		// to the program.
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
+			return fmt.Errorf("keep fd %d open: %w", fd, err)
+		}
+		a.kept = append(a.kept, fd)
+	}
 	return nil
 }
 
@@ -369,7 +401,11 @@ func lookupStep(a *applier, s *plan.Step) error {
 	if err != nil {
 		return err
 	}
-	a.exec = prepared{path: path, args: e.Args, env: env, reaper: e.Reaper, forward: e.ForwardSignals}
+	args := e.Args
+	if e.Argv0 != "" {
+		args = append([]string{e.Argv0}, e.Args[1:]...)
+	}
+	a.exec = prepared{path: path, args: args, env: env, reaper: e.Reaper, forward: e.ForwardSignals, kept: a.kept}
 	return nil
 }
 

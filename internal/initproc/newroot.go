@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -35,6 +37,15 @@ func newRootStep(a *applier, s *plan.Step) error {
 	for _, d := range []string{"newroot", "oldroot", "proc"} {
 		if err := os.Mkdir(filepath.Join(base, d), 0o755); err != nil {
 			return fmt.Errorf("mkdir %s: %w", d, err)
+		}
+	}
+	// --tmp-overlay's upper and work directories, on this tmpfs, which
+	// the sandbox never sees (bubblewrap's tmp-overlay-{upper,work}-N).
+	for i := 0; i < int(s.Flags); i++ {
+		for _, d := range []string{"tmp-overlay-upper-", "tmp-overlay-work-"} {
+			if err := os.Mkdir(filepath.Join(base, d+strconv.Itoa(i)), 0o755); err != nil {
+				return fmt.Errorf("mkdir %s%d: %w", d, i, err)
+			}
 		}
 	}
 	nr := filepath.Join(base, "newroot")
@@ -68,6 +79,59 @@ func reopenNewRoot(a *applier) error {
 	}
 	a.root = r
 	return nil
+}
+
+// lockFileStep is bubblewrap's do_init taking a --lock-file: a read lock
+// held by this process (the sandbox's init) as long as it lives, on an fd
+// that does not reach the program.
+func lockFileStep(a *applier, s *plan.Step) error {
+	fd, err := unix.Open(s.Path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return &bwrapError{fmt.Sprintf("Unable to open lock file %s: %s", s.Path, strerror(err))}
+	}
+	lk := unix.Flock_t{Type: unix.F_RDLCK, Whence: 0}
+	if err := unix.FcntlFlock(uintptr(fd), unix.F_SETLK, &lk); err != nil {
+		unix.Close(fd)
+		return &bwrapError{fmt.Sprintf("Unable to lock file %s: %s", s.Path, strerror(err))}
+	}
+	return nil
+}
+
+// sameFileStep is --bind-fd's check that what got mounted by name is the
+// fd's file, not something swapped in meanwhile.
+func sameFileStep(a *applier, s *plan.Step) error {
+	fd := a.takeFD(s)
+	if fd < 0 {
+		return errors.New("same-file step without its fd")
+	}
+	defer unix.Close(fd)
+	var want, got unix.Stat_t
+	if err := unix.Fstat(fd, &want); err != nil {
+		return fmt.Errorf("stat fd: %w", err)
+	}
+	if err := unix.Lstat(s.Path, &got); err != nil {
+		return fmt.Errorf("stat mount at %s: %w", s.Path, err)
+	}
+	if want.Ino != got.Ino || want.Dev != got.Dev {
+		return &bwrapError{"Race condition binding dirfd"}
+	}
+	return nil
+}
+
+// bwrapError is a failure in bubblewrap's own words (callers match them);
+// the step's number and kind are left off.
+type bwrapError struct{ text string }
+
+func (e *bwrapError) Error() string { return e.text }
+
+// strerror is glibc's text for an errno ("No such file or directory").
+func strerror(err error) string {
+	s := err.Error()
+	var errno unix.Errno
+	if errors.As(err, &errno) && s != "" {
+		return strings.ToUpper(s[:1]) + s[1:]
+	}
+	return s
 }
 
 // parentDeathStep: the sandbox dies with the hako that started it (its
@@ -151,8 +215,12 @@ func runReaped(pr *prepared) error {
 			}
 		}()
 	}
-	// Inherited fds 3 and up are close-on-exec here (OpCloseFds) but the
-	// child needs them: ForkExec passes only Files, so they stay ours.
+	// The program has the caller's fds now; an init holding them too
+	// would keep a pipe from its reader's EOF (bubblewrap's pid 1 closes
+	// them).
+	for _, fd := range pr.kept {
+		unix.Close(fd)
+	}
 	for {
 		var ws unix.WaitStatus
 		got, err := unix.Wait4(-1, &ws, 0, nil)

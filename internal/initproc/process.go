@@ -25,6 +25,9 @@ type prepared struct {
 	reaper    bool
 	forward   bool
 	cg        taskCgroup
+	// kept: the caller's fds the program gets; a reaper lets go of them
+	// once the program has them.
+	kept []int
 }
 
 // loadSeccomp loads the filter and, when it has notify rules, hands the

@@ -84,7 +84,7 @@ const (
 	OpConsole       Op = "console" // UID, ConsoleSize, ReadOnly=false; Value "dev-console" binds /dev/console
 	OpKeyring       Op = "session-keyring"
 	OpPersonality   Op = "personality" // Flags (the persona value), Value (its name)
-	OpCloseFds      Op = "close-fds"   // Flags: the first fd that closes at exec
+	OpCloseFds      Op = "close-fds"   // Flags: the first fd that closes at exec; Value: fds above it that stay open ("4,7")
 	OpCwd           Op = "cwd"         // Path: enter it now, or as the user if refused to root
 	OpCwdAsUser     Op = "cwd-as-user" // Path: the retry after the user switch
 	OpNoNewPrivs    Op = "no-new-privs"
@@ -101,9 +101,11 @@ const (
 	OpExec          Op = "exec"         // execve what OpLookup found
 
 	// For bwrap's argv (internal/bwrap).
-	OpNewRoot           Op = "new-root"  // Path: a tmpfs there, pivoted into; the old root at /oldroot, the mounts go below /newroot
+	OpNewRoot           Op = "new-root"  // Path: a tmpfs there, pivoted into; the old root at /oldroot, the mounts go below /newroot; Flags: how many --tmp-overlay directory pairs it holds
 	OpParentDeathSignal Op = "pdeathsig" // Flags: the signal the process gets when its parent dies (bwrap --die-with-parent, every sandbox); after the last uid change, which clears it
 	OpDumpable          Op = "dumpable"  // let the (unprivileged) parent read /proc/<pid>/ns for bwrap --info-fd
+	OpLockFile          Op = "lock-file" // Path: open it and hold a read lock while the process lives, close-on-exec (bwrap --lock-file)
+	OpSameFile          Op = "same-file" // Path, FD: the mount at Path must be the fd's file (bwrap --bind-fd's race check)
 
 	// Steps of `hako sandbox` (internal/sandbox), whose root is the host's.
 	OpHoldSources   Op = "hold-bind-sources" // open every later bind mount's source (and overlay layer) that came without an fd, before OpStageHostRoot covers its path
@@ -177,8 +179,11 @@ type Rlimit struct {
 // Exec is the program the process becomes.
 type Exec struct {
 	Args []string `json:"args"`
-	Env  []string `json:"env"`
-	UID  uint32   `json:"uid"`
+	// Argv0, if set, is the program's argv[0] in place of Args[0], which
+	// still names what runs (bwrap --argv0).
+	Argv0 string   `json:"argv0,omitempty"`
+	Env   []string `json:"env"`
+	UID   uint32   `json:"uid"`
 	// Exact: the environment as given, PWD set to the working directory
 	// (bwrap's), no HOME looked up.
 	Exact bool `json:"exact,omitempty"`
