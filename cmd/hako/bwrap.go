@@ -142,7 +142,7 @@ func bwrapMain(argv0 string, args []string) int {
 		_ = unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0)
 	}
 	pid, err := container.StartOneShot(&container.OneShot{
-		Plan: sb.Plan, Unshare: sb.Unshare, UIDMaps: sb.UIDMaps, GIDMaps: sb.GIDMaps, Files: files, Inherit: h.Inherited,
+		Plan: sb.Plan, Unshare: sb.Unshare, NsOptions: sb.NsOptions, UIDMaps: sb.UIDMaps, GIDMaps: sb.GIDMaps, Files: files, Inherit: h.Inherited,
 		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
 		SealDir: filepath.Join(defaultRoot(), "@exeseal-empty"),
 		OnSetup: func(pid int) error {
@@ -155,7 +155,8 @@ func bwrapMain(argv0 string, args []string) int {
 		},
 	})
 	if err != nil {
-		return fail("%s", strings.TrimPrefix(err.Error(), "container process: "))
+		msg := strings.TrimPrefix(err.Error(), "container process: ")
+		return fail("%s", strings.TrimPrefix(msg, "container process setup: "))
 	}
 	code, err := container.WaitStatus(pid)
 	if err != nil {

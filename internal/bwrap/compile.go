@@ -13,6 +13,7 @@ import (
 
 	"github.com/hako-runtime/hako/internal/linux/rootfs"
 	"github.com/hako-runtime/hako/internal/linux/security"
+	"github.com/hako-runtime/hako/internal/nsenter"
 	"github.com/hako-runtime/hako/internal/plan"
 )
 
@@ -47,6 +48,8 @@ type Sandbox struct {
 	// FDs are the caller's fds the plan's steps index (--file,
 	// --bind-data), in order.
 	FDs []int
+	// NsOptions are nsenter.Opt* bits for the namespace helper.
+	NsOptions uint32
 	// Namespaces are those listed in --info-fd/--json-status-fd, in
 	// bubblewrap's order (ns_infos): the mount namespace and each one
 	// unshared.
@@ -141,6 +144,12 @@ func Compile(o *Options, h *Host) (*Sandbox, error) {
 		}
 	}
 	sb.Unshare = flags
+	if o.DisableUserns {
+		sb.NsOptions |= nsenter.OptDisableUserns | nsenter.OptAssertUsernsDisabled
+	}
+	if o.AssertUsernsDisabled {
+		sb.NsOptions |= nsenter.OptAssertUsernsDisabled
+	}
 	c := &compiler{h: h, o: o, pidNS: o.UnsharePID, userNS: userNS, uid: uid}
 
 	// Setup runs with umask 0 so that --perms are exact, as bubblewrap's

@@ -59,6 +59,7 @@ const (
 	TypeNsPid         // child: the pid of the process that goes on into Go, 4 bytes little endian
 	TypeNsError       // child: a step failed; errno (4 bytes little endian), then "what\0arg\0message"
 	TypeNsOOMScoreAdj // parent: the value for /proc/self/oom_score_adj, in decimal
+	TypeNsOptions     // parent: nsenter.Opt* bits, 4 bytes little endian (bwrap's user namespace options)
 )
 
 var typeNames = map[Type]string{
@@ -68,7 +69,7 @@ var typeNames = map[Type]string{
 	TypeNsCgroup:  "ns-cgroup", TypeNsJoin: "ns-join", TypeNsUnshare: "ns-unshare",
 	TypeNsTimeOffsets: "ns-time-offsets", TypeNsEnd: "ns-end", TypeNsMaps: "ns-maps",
 	TypeNsMapsDone: "ns-maps-done", TypeNsPid: "ns-pid", TypeNsError: "ns-error",
-	TypeNsOOMScoreAdj: "ns-oom-score-adj",
+	TypeNsOOMScoreAdj: "ns-oom-score-adj", TypeNsOptions: "ns-options",
 }
 
 func (t Type) String() string {

@@ -76,7 +76,27 @@ type Request struct {
 	// later it could not lower it, and every process it forks inherits it
 	// (runc's nsexec does the same, update_oom_score_adj).
 	OOMScoreAdj *int
+	// Options are Opt* bits: bubblewrap's user namespace options.
+	Options uint32
 }
+
+// Request options (frame ns-options).
+const (
+	// OptKeepIDs: in a joined or new user namespace, keep the ids we
+	// have (as it maps them) rather than become its root (bwrap --userns,
+	// and --userns-block-fd, whose maps the caller writes).
+	OptKeepIDs uint32 = 1 << iota
+	// OptDisableUserns nests a user namespace under a limit of one right
+	// after the new one (bwrap --disable-userns).
+	OptDisableUserns
+	// OptAssertUsernsDisabled fails unless, in the end, no user namespace
+	// can be made (bwrap --assert-userns-disabled, and --disable-userns).
+	OptAssertUsernsDisabled
+)
+
+// ErrUsernsNotDisabled: a user namespace could still be made, against
+// OptAssertUsernsDisabled. The text is bubblewrap's.
+var ErrUsernsNotDisabled = errors.New("creation of new user namespaces was not disabled as requested")
 
 // Frames renders the request as the frames nsexec.c reads, opening here,
 // in the parent, every file it names. The caller sends them in order and
@@ -121,6 +141,9 @@ func (r *Request) Frames() ([]*frame.Frame, []*os.File, error) {
 		if err := withFile(frame.TypeNsJoin, p, os.O_RDONLY, "namespace"); err != nil {
 			return fail(err)
 		}
+	}
+	if r.Options != 0 {
+		frames = append(frames, &frame.Frame{Type: frame.TypeNsOptions, Payload: binary.LittleEndian.AppendUint32(nil, r.Options)})
 	}
 	if r.Unshare != 0 {
 		frames = append(frames, &frame.Frame{Type: frame.TypeNsUnshare, Payload: binary.LittleEndian.AppendUint64(nil, uint64(r.Unshare))})
@@ -221,6 +244,9 @@ func childError(p []byte) error {
 	}
 	what, arg := string(parts[0]), string(parts[1])
 	errno := unix.Errno(n)
+	if what == "assert-userns-disabled" {
+		return ErrUsernsNotDisabled
+	}
 	var op explain.Op
 	switch {
 	case what == "unshare" && arg == "user namespace":

@@ -21,6 +21,11 @@
 //     setgroups first, which the parent does), then become root in it;
 //  4. unshare every other new namespace, now owned by the new user namespace,
 //     and write time namespace offsets before any process lives in it;
+//  4a. for bwrap --disable-userns, right after the user namespace: cap it at
+//     one nested namespace (user.max_user_namespaces = 1) and make that
+//     one, mapping our ids to themselves, so the sandbox, inside it, can
+//     neither make another nor lift the cap; for --assert-userns-disabled
+//     too, once every namespace is made, check that none can be made;
 //  5. fork: a new PID or time namespace applies only to children (seed 002,
 //     nsfs shows it as pid_for_children). The child is created with
 //     CLONE_PARENT so the hako parent can wait for it; this process reports
@@ -232,6 +237,26 @@ static void hold_cgroup(void)
 	_exit(0);
 }
 
+// nest_userns is bubblewrap's --disable-userns: the user namespace we are
+// in (just made, its maps written, our capabilities full in it) allows one
+// more, which we enter at once; the sandbox, inside that one, has no
+// capability over this one's limit. Done while still dumpable: a
+// non-dumpable process cannot open its own uid_map.
+static void nest_userns(void)
+{
+	char map[64];
+	uid_t uid = geteuid();
+	gid_t gid = getegid();
+	write_file("/proc/sys/user/max_user_namespaces", "1");
+	if (unshare(CLONE_NEWUSER) < 0)
+		bail("unshare", "nested user namespace (--disable-userns)");
+	write_file("/proc/self/setgroups", "deny");
+	snprintf(map, sizeof(map), "%u %u 1\n", (unsigned)uid, (unsigned)uid);
+	write_file("/proc/self/uid_map", map);
+	snprintf(map, sizeof(map), "%u %u 1\n", (unsigned)gid, (unsigned)gid);
+	write_file("/proc/self/gid_map", map);
+}
+
 __attribute__((constructor)) static void hako_nsexec(void)
 {
 	const char *hold = getenv("_HAKO_CGROUP_HOLD");
@@ -251,6 +276,7 @@ __attribute__((constructor)) static void hako_nsexec(void)
 	int njoin = 0;
 	unsigned long flags = 0;
 	char timens[512] = "";
+	uint32_t opts = 0;
 
 	// Nothing from the container may ptrace or open /proc/<pid>/ of a
 	// process that is still the hako binary. With a new user namespace the
@@ -297,6 +323,14 @@ __attribute__((constructor)) static void hako_nsexec(void)
 			for (int i = 7; i >= 0; i--)
 				flags = flags << 8 | (unsigned char)f.payload[i];
 			break;
+		case HAKO_FRAME_NS_OPTIONS:
+			if (f.len != 4 || f.nfds != 0) {
+				errno = EPROTO;
+				bail("malformed request", "ns-options");
+			}
+			opts = (uint32_t)(unsigned char)f.payload[0] | (uint32_t)(unsigned char)f.payload[1] << 8 |
+			       (uint32_t)(unsigned char)f.payload[2] << 16 | (uint32_t)(unsigned char)f.payload[3] << 24;
+			break;
 		case HAKO_FRAME_NS_TIME_OFFSETS:
 			if (f.len + 1 > sizeof(timens) || strlen(f.payload) != f.len || f.nfds != 0) {
 				errno = E2BIG;
@@ -337,7 +371,7 @@ __attribute__((constructor)) static void hako_nsexec(void)
 				bail("setns", join_paths[i]);
 			close(join_fds[i]);
 			join_fds[i] = -1;
-			if (type == CLONE_NEWUSER) {
+			if (type == CLONE_NEWUSER && !(opts & HAKO_NS_KEEPIDS)) {
 				// setns keeps our ids, and the host's root is not
 				// mapped in a container's user namespace: files we
 				// would create (mount points in a tmpfs it owns, or
@@ -359,12 +393,16 @@ __attribute__((constructor)) static void hako_nsexec(void)
 			errno = EPROTO;
 			bail("wait for id maps", "sync socket");
 		}
+		if (opts & HAKO_NS_DISABLE_USERNS)
+			nest_userns();
 		if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 			bail("prctl", "PR_SET_DUMPABLE");
 		// Become root of the new namespace where 0 is mapped; where it
 		// is not, the Go side switches to the configured user anyway.
-		(void)setresgid(0, 0, 0);
-		(void)setresuid(0, 0, 0);
+		if (!(opts & HAKO_NS_KEEPIDS)) {
+			(void)setresgid(0, 0, 0);
+			(void)setresuid(0, 0, 0);
+		}
 	}
 
 	unsigned long rest = flags & ~(unsigned long)CLONE_NEWUSER;
@@ -375,6 +413,11 @@ __attribute__((constructor)) static void hako_nsexec(void)
 	}
 	if ((flags & CLONE_NEWTIME) && timens[0] != '\0')
 		write_file("/proc/self/timens_offsets", timens);
+	if ((opts & HAKO_NS_ASSERT_USERNS_DISABLED) && unshare(CLONE_NEWUSER) == 0) {
+		// Not a syscall's failure; the parent gives bubblewrap's words.
+		errno = EPERM;
+		bail("assert-userns-disabled", "");
+	}
 
 	pid_t pid = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
 	if (pid < 0)

@@ -17,5 +17,11 @@
 #define HAKO_FRAME_NS_PID 15
 #define HAKO_FRAME_NS_ERROR 16
 #define HAKO_FRAME_NS_OOM_SCORE_ADJ 17
+#define HAKO_FRAME_NS_OPTIONS 18
+
+// ns-options bits (nsenter.Opt*).
+#define HAKO_NS_KEEPIDS 1
+#define HAKO_NS_DISABLE_USERNS 2
+#define HAKO_NS_ASSERT_USERNS_DISABLED 4
 
 #endif

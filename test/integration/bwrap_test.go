@@ -182,6 +182,38 @@ func bwrapCases() []bwrapCase {
 		{name: "tmpfs-size-perms", argv: sh([]string{"--ro-bind", "/", "/", "--size", "1048576", "--perms", "0700", "--tmpfs", "/mnt"}, `stat -c %a /mnt; findmnt -no OPTIONS /mnt | tr , "\n" | grep -E "^(size|mode)="`)},
 		{name: "bind-try-missing", argv: []string{"--ro-bind", "/", "/", "--bind-try", "/nonexistent-hako", "/x", "--ro-bind-try", "/nonexistent-hako", "/y", "sh", "-c", "ls /x /y 2>&1 | wc -l"}},
 		{name: "bind-relative-and-chmod", argv: sh([]string{"--ro-bind", "/", "/", "--tmpfs", "/mnt", "--bind", "usr", "/mnt/u", "--dir", "/mnt/d", "--chmod", "0711", "/mnt/d"}, `ls /mnt/u >/dev/null && echo bound; stat -c %a /mnt/d`)},
+		// The caller's fds reach the command at their numbers; those an
+		// option uses (--file, --info-fd, --sync-fd) do not.
+		{name: "inherited-fds", argv: sh([]string{"--ro-bind", "/", "/", "--tmpfs", "/tmp", "--file", "4", "/tmp/f", "--info-fd", "5", "--sync-fd", "7"},
+			`cat <&3; cat /tmp/f; cat <&6; for f in 3 4 5 6 7 8; do [ -e /proc/self/fd/$f ] && echo open $f || echo closed $f; done`),
+			files: func(t *testing.T) []*os.File {
+				return []*os.File{dataFile(t, "three\n"), dataFile(t, "four\n"), devNullW(t), dataFile(t, "six\n"), devNull(t)}
+			}, norm: dropInfo},
+		{name: "inherited-fds-reaped", argv: sh([]string{"--ro-bind", "/", "/", "--unshare-pid", "--seccomp", "4"}, `cat <&3; cat <&5; ls /proc/self/fd/4 2>/dev/null || echo closed 4`),
+			files: func(t *testing.T) []*os.File {
+				return []*os.File{dataFile(t, "three\n"), dataFile(t, string(seccompAllow())), dataFile(t, "five\n")}
+			}},
+		{name: "sync-fd-as-pid-1", argv: sh([]string{"--ro-bind", "/", "/", "--unshare-pid", "--as-pid-1", "--sync-fd", "3"}, `[ -e /proc/self/fd/3 ] && echo sync-fd-leaked`),
+			files: func(t *testing.T) []*os.File { return []*os.File{devNull(t)} }},
+		{name: "lock-file", argv: sh([]string{"--ro-bind", "/", "/", "--lock-file", "/etc/hostname", "--lock-file", "/etc/passwd"},
+			`for f in /etc/hostname /etc/passwd; do i=$(stat -c %i $f); grep -E "POSIX +ADVISORY +READ .*:$i " /proc/locks | wc -l; done; ls /proc/self/fd | wc -l`)},
+		{name: "lock-file-pidns", argv: sh([]string{"--ro-bind", "/", "/", "--unshare-pid", "--proc", "/proc", "--chdir", "/etc", "--lock-file", "passwd"},
+			`i=$(stat -c %i /etc/passwd); grep -cE "POSIX +ADVISORY +READ +1 .*:$i " /proc/locks`)},
+		{name: "bind-fd", argv: sh([]string{"--ro-bind", "/", "/", "--tmpfs", "/mnt", "--bind-fd", "3", "/mnt/x", "--ro-bind-fd", "4", "/mnt/y"},
+			`ls /mnt/x | head -3; touch /mnt/y/z 2>/dev/null && echo y-writable || echo y-read-only; [ -e /proc/self/fd/3 ] && echo fd3-leaked; findmnt -no TARGET /mnt/x /mnt/y`),
+			files: func(t *testing.T) []*os.File { return []*os.File{openDir(t, "/usr"), openDir(t, "/usr/share")} }},
+		{name: "disable-userns", argv: sh([]string{"--ro-bind", "/", "/", "--unshare-user", "--disable-userns", "--unshare-pid"}, `unshare -U true 2>&1; echo $?; cat /proc/sys/user/max_user_namespaces; id -u`)},
+		{name: "disable-userns-uid0-caps", argv: sh([]string{"--ro-bind", "/", "/", "--unshare-user", "--uid", "0", "--disable-userns", "--cap-add", "ALL", "--tmpfs", "/proc/sys/user"}, `unshare -U true 2>&1; echo $?`)},
+		{name: "err-disable-userns", argv: []string{"--ro-bind", "/", "/", "--unshare-all", "--disable-userns", "true"}},
+		{name: "err-assert-userns-disabled", argv: []string{"--ro-bind", "/", "/", "--assert-userns-disabled", "true"}},
+		{name: "err-lock-file", argv: []string{"--ro-bind", "/", "/", "--lock-file", "/nonexistent-hako", "true"}},
+		{name: "err-lock-file-as-pid-1", argv: []string{"--ro-bind", "/", "/", "--unshare-pid", "--as-pid-1", "--lock-file", "/etc/passwd", "true"}},
+		{name: "err-as-pid-1", argv: []string{"--ro-bind", "/", "/", "--as-pid-1", "true"}},
+		{name: "err-bind-fd-closed", argv: []string{"--ro-bind", "/", "/", "--bind-fd", "9", "/x", "true"}},
+		{name: "err-bind-fd-args", argv: []string{"--ro-bind-fd", "3"}},
+		{name: "err-exec-label", argv: []string{"--ro-bind", "/", "/", "--exec-label", "system_u:system_r:container_t:s0", "true"}},
+		{name: "err-file-label", argv: []string{"--file-label", "x", "--bind", "/"}},
+		{name: "err-label-arg", argv: []string{"--exec-label"}},
 		{name: "err-missing-source", argv: []string{"--ro-bind", "/nonexistent-hako", "/x", "true"}},
 		{name: "err-takes-two", argv: []string{"--bind", "/"}},
 		{name: "err-unknown", argv: []string{"--frobnicate", "true"}},
@@ -195,6 +227,43 @@ func bwrapCases() []bwrapCase {
 		{name: "err-command-missing", argv: []string{"--ro-bind", "/", "/", "/nonexistent-hako"}, norm: func(s string) string { return "" }},
 	}
 }
+
+func devNull(t *testing.T) *os.File {
+	t.Helper()
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func devNullW(t *testing.T) *os.File {
+	t.Helper()
+	f, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func openDir(t *testing.T, p string) *os.File {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// seccompAllow is a filter that allows everything.
+func seccompAllow() []byte {
+	b := binary.LittleEndian.AppendUint16(nil, 0x06)
+	b = append(b, 0, 0)
+	return binary.LittleEndian.AppendUint32(b, 0x7fff0000)
+}
+
+// dropInfo drops the info document's numbers, which differ run to run.
+func dropInfo(s string) string { return numbers.ReplaceAllString(s, "N") }
 
 func firstLine(s string) string { l, _, _ := strings.Cut(s, "\n"); return l }
 
@@ -277,5 +346,72 @@ func TestBwrapArgv0(t *testing.T) {
 	out, _ = exec.Command(link, "--help").CombinedOutput()
 	if !strings.HasPrefix(string(out), "usage: "+link+" [OPTIONS...] [--] COMMAND [ARGS...]") {
 		t.Errorf("--help: %q", firstLine(string(out)))
+	}
+}
+
+// Options newer than Debian's bwrap 0.8 (--argv0, the overlays), checked
+// against bubblewrap 0.11's documented behaviour, as root and unprivileged.
+func TestBwrapNewerOptions(t *testing.T) {
+	for _, who := range []string{"root", "unprivileged"} {
+		t.Run(who, func(t *testing.T) {
+			r := newBwrapRunner(t, who == "unprivileged")
+			dir, err := os.MkdirTemp("", "hako-bwrap-ov-")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.RemoveAll(dir) })
+			os.Chmod(dir, 0o755)
+			for _, d := range []string{"lo1", "lo2", "up", "work"} {
+				if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if r.cred != nil {
+					os.Chown(filepath.Join(dir, d), int(r.cred.Uid), int(r.cred.Gid))
+				}
+			}
+			os.WriteFile(filepath.Join(dir, "lo1", "a"), []byte("a-from-lo1\n"), 0o644)
+			os.WriteFile(filepath.Join(dir, "lo1", "b"), []byte("b-from-lo1\n"), 0o644)
+			os.WriteFile(filepath.Join(dir, "lo2", "b"), []byte("b-from-lo2\n"), 0o644)
+			lo1, lo2 := filepath.Join(dir, "lo1"), filepath.Join(dir, "lo2")
+			for _, c := range []struct {
+				name string
+				argv []string
+				want string
+				code int
+			}{
+				{"argv0", []string{"--ro-bind", "/", "/", "--argv0", "renamed", "sh", "-c", "echo $0"}, "renamed\n", 0},
+				// The last --overlay-src is the top layer; writes go to
+				// a tmpfs nobody sees.
+				{"tmp-overlay", []string{"--ro-bind", "/", "/", "--overlay-src", lo1, "--overlay-src", lo2, "--tmp-overlay", "/mnt",
+					"sh", "-c", "cat /mnt/a /mnt/b; echo new > /mnt/new && cat /mnt/new; findmnt -no FSTYPE /mnt"}, "a-from-lo1\nb-from-lo2\nnew\noverlay\n", 0},
+				{"ro-overlay", []string{"--ro-bind", "/", "/", "--overlay-src", lo2, "--overlay-src", lo1, "--ro-overlay", "/mnt",
+					"sh", "-c", "cat /mnt/b; touch /mnt/x 2>&1 | grep -o 'Read-only file system'"}, "b-from-lo1\nRead-only file system\n", 0},
+				{"overlay", []string{"--ro-bind", "/", "/", "--overlay-src", lo1, "--overlay", filepath.Join(dir, "up"), filepath.Join(dir, "work"), "/mnt",
+					"sh", "-c", "echo kept > /mnt/w; rm /mnt/a; ls /mnt"}, "b\nw\n", 0},
+				{"err-unfollowed", []string{"--overlay-src", lo1, "--dir", "/x", "true"}, "bwrap: --overlay-src must be followed by another --overlay-src or one of --overlay, --tmp-overlay, or --ro-overlay\n", 1},
+				{"err-no-src", []string{"--tmp-overlay", "/x", "true"}, "bwrap: --tmp-overlay requires at least one --overlay-src\n", 1},
+				{"err-ro-one-src", []string{"--overlay-src", lo1, "--ro-overlay", "/x", "true"}, "bwrap: --ro-overlay requires at least two --overlay-src\n", 1},
+				{"err-missing-src", []string{"--ro-bind", "/", "/", "--overlay-src", "/nonexistent-hako", "--tmp-overlay", "/x", "true"}, "bwrap: Can't find source path /nonexistent-hako: No such file or directory\n", 1},
+				{"err-argv0-twice", []string{"--argv0", "a", "--argv0", "b", "true"}, "bwrap: --argv0 used multiple times\n", 1},
+			} {
+				t.Run(c.name, func(t *testing.T) {
+					res := r.run(t, true, c.argv, nil)
+					if res.stdout+res.stderr != c.want || res.code != c.code {
+						t.Errorf("argv %q: status %d\nstdout:\n%s\nstderr:\n%s\nwant status %d and:\n%s", c.argv, res.code, res.stdout, res.stderr, c.code, c.want)
+					}
+				})
+			}
+			// The rw overlay's writes, and the whiteout of /mnt/a, are
+			// in the upper directory; the layers are as they were.
+			if data, err := os.ReadFile(filepath.Join(dir, "up", "w")); err != nil || string(data) != "kept\n" {
+				t.Errorf("upper dir: %q %v", data, err)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "lo1", "a")); err != nil {
+				t.Errorf("lower layer changed: %v", err)
+			}
+			if ents, _ := os.ReadDir(lo2); len(ents) != 1 {
+				t.Errorf("lower layer changed: %v", ents)
+			}
+		})
 	}
 }
