@@ -142,11 +142,17 @@ func bwrapMain(argv0 string, args []string) int {
 		_ = unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0)
 	}
 	pid, err := container.StartOneShot(&container.OneShot{
-		Plan: sb.Plan, Unshare: sb.Unshare, NsOptions: sb.NsOptions, UIDMaps: sb.UIDMaps, GIDMaps: sb.GIDMaps, Files: files, Inherit: h.Inherited,
+		Plan: sb.Plan, Unshare: sb.Unshare, Join: sb.Join, NsOptions: sb.NsOptions, UIDMaps: sb.UIDMaps, GIDMaps: sb.GIDMaps, Files: files, Inherit: h.Inherited,
 		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
 		SealDir: filepath.Join(defaultRoot(), "@exeseal-empty"),
 		OnSetup: func(pid int) error {
 			writeInfo(o, sb, pid)
+			if o.UsernsBlockFD >= 0 {
+				// The caller has the pid now and writes the maps.
+				var b [1]byte
+				_, _ = unix.Read(o.UsernsBlockFD, b[:])
+				unix.Close(o.UsernsBlockFD)
+			}
 			if o.BlockFD >= 0 {
 				var b [1]byte
 				_, _ = unix.Read(o.BlockFD, b[:])
@@ -155,6 +161,9 @@ func bwrapMain(argv0 string, args []string) int {
 		},
 	})
 	if err != nil {
+		if text, ok := bwrap.JoinError(o, err); ok {
+			return fail("%s", text)
+		}
 		msg := strings.TrimPrefix(err.Error(), "container process: ")
 		return fail("%s", strings.TrimPrefix(msg, "container process setup: "))
 	}

@@ -50,6 +50,8 @@ type Sandbox struct {
 	FDs []int
 	// NsOptions are nsenter.Opt* bits for the namespace helper.
 	NsOptions uint32
+	// Join are namespaces to enter, by path (--userns, --pidns).
+	Join []string
 	// Namespaces are those listed in --info-fd/--json-status-fd, in
 	// bubblewrap's order (ns_infos): the mount namespace and each one
 	// unshared.
@@ -64,6 +66,9 @@ const (
 	OldRoot = "/oldroot"
 	NewRoot = "/newroot"
 )
+
+// unchanged is setresuid's and setresgid's -1: leave the id as it is.
+const unchanged = -1
 
 // coverProcDirs are bound read-only over themselves in a --proc where they
 // are writable (bubblewrap's cover_proc_dirs).
@@ -93,17 +98,37 @@ func Compile(o *Options, h *Host) (*Sandbox, error) {
 	if len(o.Args) == 0 {
 		return nil, die("No command specified")
 	}
-	userNS := o.UnshareUser || o.UnshareUserTry || h.UID != 0
+	// bubblewrap's checks, in its order; those on --unshare-user see only
+	// what was asked, before an unprivileged caller's implied one.
+	switch {
+	case o.UsernsBlockFD >= 0 && !o.UnshareUser:
+		return nil, die("--userns-block-fd requires --unshare-user")
+	case o.UsernsBlockFD >= 0 && o.InfoFD < 0:
+		return nil, die("--userns-block-fd requires --info-fd")
+	case o.UsernsFD >= 0 && o.UnshareUser:
+		return nil, die("--userns not compatible --unshare-user")
+	case o.UsernsFD >= 0 && o.UnshareUserTry:
+		return nil, die("--userns not compatible --unshare-user-try")
+	case o.DisableUserns && !o.UnshareUser:
+		return nil, die("--disable-userns requires --unshare-user")
+	case o.DisableUserns && o.UsernsBlockFD >= 0:
+		return nil, die("--disable-userns is not compatible with  --userns-block-fd")
+	}
+	joinUser := o.UsernsFD >= 0
+	userNS := !joinUser && (o.UnshareUser || o.UnshareUserTry || h.UID != 0)
+	if !userNS && !joinUser && o.UID >= 0 && o.UID != h.UID {
+		return nil, die("Specifying --uid requires --unshare-user or --userns")
+	}
+	if !userNS && !joinUser && o.GID >= 0 && o.GID != h.GID {
+		return nil, die("Specifying --gid requires --unshare-user or --userns")
+	}
 	if !o.UnshareUTS && o.Hostname != "" {
 		return nil, die("Specifying --hostname requires --unshare-uts")
 	}
-	if o.DisableUserns && !o.UnshareUser {
-		// Checked before an unprivileged caller's implied user
-		// namespace, as bubblewrap does: it must be asked for.
-		return nil, die("--disable-userns requires --unshare-user")
-	}
-	if !userNS && (o.UID >= 0 && o.UID != h.UID || o.GID >= 0 && o.GID != h.GID) {
-		return nil, die("Specifying --uid/--gid requires --unshare-user")
+	if o.PidnsFD >= 0 && o.UnsharePID {
+		// bubblewrap forks into the joined namespace to unshare a new
+		// one below it; hako's namespace helper does not (yet).
+		return nil, &Error{Text: fmt.Sprintf("--pidns with --unshare-pid: %v", ErrUnsupported)}
 	}
 	if o.AsPid1 && !o.UnsharePID {
 		return nil, die("Specifying --as-pid-1 requires --unshare-pid")
@@ -120,10 +145,32 @@ func Compile(o *Options, h *Host) (*Sandbox, error) {
 		gid = o.GID
 	}
 	var flags uintptr = unix.CLONE_NEWNS
+	// keepIDs: the ids are the caller's as the user namespace sees them,
+	// unless --uid/--gid say otherwise: a joined namespace, or one whose
+	// maps the caller writes (bubblewrap never switches then).
+	keepIDs := joinUser || o.UsernsBlockFD >= 0
 	if userNS {
 		flags |= unix.CLONE_NEWUSER
-		sb.UIDMaps = []specs.LinuxIDMapping{{ContainerID: uint32(uid), HostID: uint32(h.UID), Size: 1}}
-		sb.GIDMaps = []specs.LinuxIDMapping{{ContainerID: uint32(gid), HostID: uint32(h.GID), Size: 1}}
+		if o.UsernsBlockFD < 0 {
+			sb.UIDMaps = []specs.LinuxIDMapping{{ContainerID: uint32(uid), HostID: uint32(h.UID), Size: 1}}
+			sb.GIDMaps = []specs.LinuxIDMapping{{ContainerID: uint32(gid), HostID: uint32(h.GID), Size: 1}}
+		}
+	}
+	if keepIDs {
+		// setresuid(-1) changes nothing.
+		uid, gid = unchanged, unchanged
+		if o.UID >= 0 {
+			uid = o.UID
+		}
+		if o.GID >= 0 {
+			gid = o.GID
+		}
+	}
+	if joinUser {
+		sb.Join = append(sb.Join, fmt.Sprintf("/proc/self/fd/%d", o.UsernsFD))
+	}
+	if o.PidnsFD >= 0 {
+		sb.Join = append(sb.Join, fmt.Sprintf("/proc/self/fd/%d", o.PidnsFD))
 	}
 	ns := []struct {
 		name string
@@ -150,7 +197,10 @@ func Compile(o *Options, h *Host) (*Sandbox, error) {
 	if o.AssertUsernsDisabled {
 		sb.NsOptions |= nsenter.OptAssertUsernsDisabled
 	}
-	c := &compiler{h: h, o: o, pidNS: o.UnsharePID, userNS: userNS, uid: uid}
+	if keepIDs {
+		sb.NsOptions |= nsenter.OptKeepIDs
+	}
+	c := &compiler{h: h, o: o, pidNS: o.UnsharePID || o.PidnsFD >= 0, userNS: userNS || joinUser, uid: uid}
 
 	// Setup runs with umask 0 so that --perms are exact, as bubblewrap's
 	// umask(0) until just before exec.
@@ -192,7 +242,7 @@ func Compile(o *Options, h *Host) (*Sandbox, error) {
 	// bubblewrap closes none (Flatpak passes its own this way); the rest,
 	// hako's, close at exec.
 	c.add(plan.Step{Op: plan.OpCloseFds, Flags: 3, Value: keepList(h.Inherited), FD: plan.NoFD})
-	c.cwd(userNS)
+	c.cwd(c.userNS)
 	// bubblewrap sets no_new_privs before anything else, always.
 	c.add(st(plan.OpNoNewPrivs))
 	caps, err := c.caps()
@@ -200,16 +250,17 @@ func Compile(o *Options, h *Host) (*Sandbox, error) {
 		return nil, err
 	}
 	bounding := caps
-	if !userNS {
+	if !c.userNS {
 		// Root without a user namespace keeps its bounding set whatever
 		// it drops (bubblewrap drops it only in a user namespace).
 		bounding = &specs.LinuxCapabilities{Bounding: c.callerBounding()}
 	}
 	c.add(plan.Step{Op: plan.OpBounding, Caps: bounding, FD: plan.NoFD})
 	user := plan.Step{Op: plan.OpUser, User: &specs.User{UID: uint32(uid), GID: uint32(gid)}, FD: plan.NoFD}
-	if userNS {
+	if c.userNS {
 		// setgroups is "deny" in a user namespace an unprivileged
-		// caller made (seed 002); the child may have no /proc to see it.
+		// caller made (seed 002), and bubblewrap calls setgroups in no
+		// user namespace; the child may have no /proc to see it.
 		user.Value = plan.UserNoSetgroups
 	}
 	c.add(user)

@@ -1,9 +1,11 @@
 package bwrap
 
 import (
+	"errors"
 	"os"
 	"sort"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -14,7 +16,7 @@ import (
 // unless --as-pid-1 makes the command the sandbox's only process.
 func (o *Options) consumed() map[int]bool {
 	m := map[int]bool{}
-	for _, fd := range []int{o.InfoFD, o.JSONStatusFD, o.BlockFD} {
+	for _, fd := range []int{o.InfoFD, o.JSONStatusFD, o.BlockFD, o.UsernsBlockFD} {
 		if fd >= 0 {
 			m[fd] = true
 		}
@@ -62,4 +64,31 @@ func Inherited(o *Options) []int {
 	}
 	sort.Ints(out)
 	return out
+}
+
+// JoinError words a failure to enter --userns's or --pidns's namespace as
+// bubblewrap does (its setns fails with EINVAL for a file that is not one,
+// or a user namespace that is no descendant of ours); ok is false for any
+// other error.
+func JoinError(o *Options, err error) (text string, ok bool) {
+	var errno unix.Errno
+	if !errors.As(err, &errno) {
+		return "", false
+	}
+	if errno == unix.ENOTTY {
+		// hako asks the file's namespace type first: not a namespace.
+		errno = unix.EINVAL
+	}
+	names := func(fd int) bool {
+		return fd >= 0 && strings.Contains(err.Error(), "/proc/self/fd/"+strconv.Itoa(fd)+":")
+	}
+	switch {
+	case names(o.UsernsFD) && errno == unix.EINVAL:
+		return "Joining the specified user namespace failed, it might not be a descendant of the current user namespace.", true
+	case names(o.UsernsFD):
+		return "Joining specified user namespace failed: " + strerror(errno), true
+	case names(o.PidnsFD):
+		return "Setting pidns failed: " + strerror(errno), true
+	}
+	return "", false
 }

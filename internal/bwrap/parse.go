@@ -66,17 +66,21 @@ type Options struct {
 	UnshareUser, UnshareUserTry, UnshareIPC, UnsharePID, UnshareNet bool
 	UnshareUTS, UnshareCgroup, UnshareCgroupTry                     bool
 
-	UID, GID      int // -1: the caller's
-	Hostname      string
-	Chdir         string
-	Env           []string // the environment after --setenv, --unsetenv, --clearenv
-	InfoFD        int
-	JSONStatusFD  int
-	BlockFD       int
-	SyncFD        int
-	SeccompFDs    []int // --seccomp's one, or every --add-seccomp-fd
-	NewSession    bool
-	DieWithParent bool
+	UID, GID     int // -1: the caller's
+	Hostname     string
+	Chdir        string
+	Env          []string // the environment after --setenv, --unsetenv, --clearenv
+	InfoFD       int
+	JSONStatusFD int
+	BlockFD      int
+	SyncFD       int
+	// UsernsFD, PidnsFD: namespaces to join (--userns, --pidns), -1 for
+	// none. UsernsBlockFD: the caller writes the new user namespace's
+	// maps and then this fd (--userns-block-fd).
+	UsernsFD, PidnsFD, UsernsBlockFD int
+	SeccompFDs                       []int // --seccomp's one, or every --add-seccomp-fd
+	NewSession                       bool
+	DieWithParent                    bool
 	// DisableUserns: the sandbox cannot make user namespaces (a nested
 	// one under a limit of 1); AssertUsernsDisabled checks that it cannot.
 	DisableUserns, AssertUsernsDisabled bool
@@ -129,7 +133,7 @@ type ReadFD func(fd int) ([]byte, error)
 // Parse parses argv (without the program name) with env as the starting
 // environment. readFD reads --args data.
 func Parse(argv []string, env []string, readFD ReadFD) (*Options, error) {
-	o := &Options{UID: -1, GID: -1, InfoFD: -1, JSONStatusFD: -1, BlockFD: -1, SyncFD: -1}
+	o := &Options{UID: -1, GID: -1, InfoFD: -1, JSONStatusFD: -1, BlockFD: -1, SyncFD: -1, UsernsFD: -1, PidnsFD: -1, UsernsBlockFD: -1}
 	o.Env = append([]string(nil), env...)
 	p := &parser{o: o, readFD: readFD, nextPerms: -1, total: len(argv)}
 	rest, err := p.parse(argv, false)
@@ -283,7 +287,13 @@ func (p *parser) parse(argv []string, inFile bool) ([]string, error) {
 				return nil, die("labeling not supported on this system")
 			}
 			return nil, unsupported(arg)
-		case "--userns", "--userns2", "--pidns", "--userns-block-fd":
+		case "--userns":
+			fdArg(&o.UsernsFD)
+		case "--pidns":
+			fdArg(&o.PidnsFD)
+		case "--userns-block-fd":
+			fdArg(&o.UsernsBlockFD)
+		case "--userns2":
 			if !one("an argument") {
 				break
 			}

@@ -21,7 +21,9 @@ import (
 type OneShot struct {
 	Plan    *plan.Plan
 	Unshare uintptr
-	// NsOptions are nsenter.Opt* bits (bwrap's user namespace options).
+	// Join: namespaces to enter, by path; NsOptions: nsenter.Opt* bits
+	// (bwrap's user namespace options).
+	Join             []string
 	NsOptions        uint32
 	UIDMaps, GIDMaps []specs.LinuxIDMapping
 	// Files go with the plan; its steps' FD fields index them.
@@ -46,7 +48,7 @@ type OneShot struct {
 // step up to its exec; the caller waits for it (it is our child).
 func StartOneShot(o *OneShot) (int, error) {
 	so := &spawnOpts{
-		req: nsenter.Request{Unshare: o.Unshare, Options: o.NsOptions}, plan: o.Plan, passFds: o.Files, inherit: o.Inherit,
+		req: nsenter.Request{Unshare: o.Unshare, Join: o.Join, Options: o.NsOptions}, plan: o.Plan, passFds: o.Files, inherit: o.Inherit,
 		uidMaps: o.UIDMaps, gidMaps: o.GIDMaps, stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr,
 		rootless: os.Geteuid() != 0, onPid: o.OnPid, sealDir: o.SealDir,
 	}

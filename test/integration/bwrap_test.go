@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"os"
 	"os/exec"
 	"os/user"
@@ -414,4 +415,136 @@ func TestBwrapNewerOptions(t *testing.T) {
 			}
 		})
 	}
+}
+
+// --userns and --pidns enter a running sandbox's namespaces, and
+// --userns-block-fd lets the caller write the maps: the same results from
+// Debian's bwrap and hako bwrap, as root and unprivileged.
+func TestBwrapJoinNamespaces(t *testing.T) {
+	for _, who := range []string{"root", "unprivileged"} {
+		t.Run(who, func(t *testing.T) {
+			r := newBwrapRunner(t, who == "unprivileged")
+			var join, rest [2]string
+			for i, hako := range []bool{false, true} {
+				join[i], rest[i] = r.joinScenario(t, hako)
+			}
+			// Debian's bwrap 0.8, as root, fails now and then to pass
+			// the joined PID namespace's pid over SCM_CREDENTIALS (root
+			// is not mapped in the namespace joined): "Can't send pid:
+			// Invalid argument". Where it does, hako is held to what it
+			// prints when it works.
+			want := join[0]
+			if who == "root" && strings.Contains(want, "Can't send pid") {
+				t.Logf("Debian's bwrap failed to join:\n%s", want)
+				want = "join: status 0\nuser=A pid=A\n0\nopen 3\nopen 4\n\n"
+			}
+			if want != join[1] || rest[0] != rest[1] {
+				t.Errorf("bwrap:\n%s%s\nhako:\n%s%s", join[0], rest[0], join[1], rest[1])
+			}
+			if !strings.HasPrefix(join[1], "join: status 0\nuser=A pid=A\n") {
+				t.Errorf("hako did not join the namespaces:\n%s", join[1])
+			}
+		})
+	}
+}
+
+// start runs argv in the background with files as fds 3, 4, ...
+func (r *bwrapRunner) start(t *testing.T, hako bool, argv []string, stdin *os.File, files ...*os.File) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	name, args := "bwrap", argv
+	if hako {
+		name, args = r.hako, append([]string{"bwrap"}, argv...)
+	}
+	cmd := exec.Command(name, args...)
+	cmd.Dir = "/"
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + r.home, "LANG=C"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: r.cred}
+	cmd.ExtraFiles = files
+	cmd.Stdin = stdin
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		f.Close()
+	}
+	return cmd, &out
+}
+
+var childPid = regexp.MustCompile(`"child-pid": ([0-9]+)`)
+
+func (r *bwrapRunner) joinScenario(t *testing.T, hako bool) (join, rest string) {
+	var report strings.Builder
+	// A: a sandbox with its own user and PID namespaces, kept alive by its
+	// stdin; its --info-fd names it (and reaches EOF once written).
+	hold, holdW, _ := os.Pipe()
+	infoR, infoW, _ := os.Pipe()
+	a, aOut := r.start(t, hako, []string{"--unshare-user", "--unshare-pid", "--info-fd", "3", "--ro-bind", "/", "/",
+		"sh", "-c", "readlink /proc/self/ns/user /proc/self/ns/pid; read x"}, hold, infoW)
+	hold.Close()
+	info, _ := readPipe(infoR)
+	m := childPid.FindStringSubmatch(info)
+	if m == nil {
+		holdW.Close()
+		a.Wait()
+		t.Fatalf("no child-pid in %q (%s)", info, aOut)
+	}
+	open := func(p string) *os.File {
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	// B joins them.
+	b := r.run(t, hako, []string{"--userns", "3", "--pidns", "4", "--ro-bind", "/", "/", "--proc", "/proc",
+		"sh", "-c", "readlink /proc/self/ns/user /proc/self/ns/pid; id -u; for f in 3 4; do [ -e /proc/self/fd/$f ] && echo open $f; done"},
+		func() []*os.File {
+			return []*os.File{open("/proc/" + m[1] + "/ns/user"), open("/proc/" + m[1] + "/ns/pid")}
+		})
+	holdW.Close()
+	a.Wait()
+	aLines := strings.Fields(aOut.String())
+	bOut := b.stdout
+	if len(aLines) >= 2 {
+		bOut = strings.Replace(bOut, aLines[0], "user=A", 1)
+		bOut = strings.Replace(bOut, aLines[1], "pid=A", 1)
+		bOut = strings.Replace(bOut, "\npid=A", " pid=A", 1)
+	}
+	join = fmt.Sprintf("join: status %d\n%s%s\n", b.code, bOut, b.stderr)
+	for _, bad := range []struct{ name, argv string }{
+		{"not-a-namespace", "--userns 3 --ro-bind / / true"},
+		{"pidns-not-a-namespace", "--pidns 3 --ro-bind / / true"},
+	} {
+		res := r.run(t, hako, strings.Fields(bad.argv), func() []*os.File { return []*os.File{open("/etc/hostname")} })
+		fmt.Fprintf(&report, "%s: status %d %s\n", bad.name, res.code, firstLine(res.stderr))
+	}
+
+	// C: the caller writes the maps of C's user namespace (root inside),
+	// then lets it go on.
+	infoR, infoW, _ = os.Pipe()
+	blockR, blockW, _ := os.Pipe()
+	c, cOut := r.start(t, hako, []string{"--unshare-user", "--info-fd", "3", "--userns-block-fd", "4", "--ro-bind", "/", "/",
+		"sh", "-c", "id -u; cat /proc/self/uid_map"}, nil, infoW, blockR)
+	info, _ = readPipe(infoR)
+	if m = childPid.FindStringSubmatch(info); m == nil {
+		blockW.Close()
+		c.Wait()
+		t.Fatalf("no child-pid in %q (%s)", info, cOut)
+	}
+	uid := 0
+	if r.cred != nil {
+		uid = int(r.cred.Uid)
+	}
+	os.WriteFile("/proc/"+m[1]+"/setgroups", []byte("deny"), 0)
+	if err := os.WriteFile("/proc/"+m[1]+"/uid_map", []byte(fmt.Sprintf("0 %d 1\n", uid)), 0); err != nil {
+		t.Errorf("uid_map: %v", err)
+	}
+	os.WriteFile("/proc/"+m[1]+"/gid_map", []byte(fmt.Sprintf("0 %d 1\n", uid)), 0)
+	blockW.Write([]byte{1})
+	blockW.Close()
+	c.Wait()
+	fmt.Fprintf(&report, "userns-block-fd: status %d\n%s", c.ProcessState.ExitCode(), strings.Join(strings.Fields(cOut.String()), " "))
+	return join, report.String()
 }
