@@ -548,3 +548,31 @@ func (r *bwrapRunner) joinScenario(t *testing.T, hako bool) (join, rest string) 
 	fmt.Fprintf(&report, "userns-block-fd: status %d\n%s", c.ProcessState.ExitCode(), strings.Join(strings.Fields(cOut.String()), " "))
 	return join, report.String()
 }
+
+// CVE-2019-5736 as an unprivileged caller: a hako binary the caller cannot
+// write runs unsealed (nothing the sandbox starts can write it either, and
+// the memfd copy costs more than the rest of the start); one the caller
+// owns runs from a sealed copy. Either way the sandbox cannot write it.
+func TestBwrapUnprivilegedSeal(t *testing.T) {
+	r := newBwrapRunner(t, true)
+	own := filepath.Join(filepath.Dir(r.hako), "own")
+	if err := os.Mkdir(own, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(r.hako)
+	ownBin := filepath.Join(own, "hako")
+	if err := os.WriteFile(ownBin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chown(ownBin, int(r.cred.Uid), int(r.cred.Gid))
+	for _, c := range []struct{ bin, exe string }{{r.hako, r.hako}, {ownBin, "/memfd:hako (deleted)"}} {
+		cmd := exec.Command(c.bin, "bwrap", "--ro-bind", "/", "/", "--unshare-pid", "--proc", "/proc",
+			"sh", "-c", "readlink /proc/1/exe; echo x >> /proc/1/exe && echo WROTE")
+		cmd.Dir = "/"
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: r.cred}
+		out, _ := cmd.CombinedOutput()
+		if !strings.HasPrefix(string(out), c.exe+"\n") || strings.Contains(string(out), "WROTE") {
+			t.Errorf("%s: %s", c.bin, out)
+		}
+	}
+}
