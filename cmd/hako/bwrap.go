@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -136,6 +137,14 @@ func bwrapMain(argv0 string, args []string) int {
 		// Used up, as bubblewrap closes them once read.
 		unix.Close(fd)
 	}
+	var status *os.File
+	if sb.StatusFD >= 0 {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return fail("pipe: %s", strerrorOf(err))
+		}
+		status, files = r, append(files, w)
+	}
 	if o.DieWithParent {
 		// hako bwrap itself goes with its caller, and the sandbox
 		// with hako bwrap (its own PR_SET_PDEATHSIG, in the plan).
@@ -167,9 +176,11 @@ func bwrapMain(argv0 string, args []string) int {
 		msg := strings.TrimPrefix(err.Error(), "container process: ")
 		return fail("%s", strings.TrimPrefix(msg, "container process setup: "))
 	}
-	code, err := container.WaitStatus(pid)
-	if err != nil {
-		return fail("%v", err)
+	code, ok := readStatus(status)
+	if !ok {
+		if code, err = container.WaitStatus(pid); err != nil {
+			return fail("%v", err)
+		}
 	}
 	if o.JSONStatusFD >= 0 {
 		fmt.Fprintf(fdWriter(o.JSONStatusFD), "{ \"exit-code\": %d }\n", code)
@@ -188,6 +199,20 @@ func writeInfo(o *bwrap.Options, sb *bwrap.Sandbox, pid int) {
 	if o.JSONStatusFD >= 0 {
 		io.WriteString(fdWriter(o.JSONStatusFD), bwrap.StatusJSON(pid, ids))
 	}
+}
+
+// readStatus reads the status the sandbox's init reports when the command
+// ends; ok is false if it died first (or there is no init).
+func readStatus(f *os.File) (code int, ok bool) {
+	if f == nil {
+		return 0, false
+	}
+	defer f.Close()
+	var b [4]byte
+	if _, err := io.ReadFull(f, b[:]); err != nil {
+		return 0, false
+	}
+	return int(binary.LittleEndian.Uint32(b[:])), true
 }
 
 type fdWriter int

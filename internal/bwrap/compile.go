@@ -50,6 +50,10 @@ type Sandbox struct {
 	FDs []int
 	// NsOptions are nsenter.Opt* bits for the namespace helper.
 	NsOptions uint32
+	// StatusFD, if not -1, is the index after FDs where the plan expects
+	// the write end of a pipe on which the init reports the command's
+	// exit status.
+	StatusFD int
 	// Join are namespaces to enter, by path (--userns, --pidns).
 	Join []string
 	// Namespaces are those listed in --info-fd/--json-status-fd, in
@@ -231,6 +235,21 @@ func Compile(o *Options, h *Host) (*Sandbox, error) {
 	if o.Hostname != "" {
 		c.add(plan.Step{Op: plan.OpHostname, Value: o.Hostname, FD: plan.NoFD})
 	}
+	// An init stays to reap a PID namespace, and to hold the locks and the
+	// --sync-fd while the sandbox runs. Its fds are taken before the root
+	// change closes the rest.
+	reaper := !o.AsPid1 && (o.UnsharePID || len(o.LockFiles) > 0 || o.SyncFD >= 0)
+	sb.StatusFD = -1
+	if reaper {
+		if o.SyncFD >= 0 {
+			c.add(plan.Step{Op: plan.OpHoldFD, FD: c.fd(o.SyncFD)})
+		}
+		// The status comes back as soon as the command ends, as
+		// bubblewrap's monitor exits then; the init stays while
+		// anything else in the sandbox lives, holding the locks.
+		sb.StatusFD = len(c.fds)
+		c.add(plan.Step{Op: plan.OpHoldFD, Value: "status", FD: sb.StatusFD})
+	}
 	c.add(plan.Step{Op: plan.OpPivotRoot, Path: NewRoot, FD: plan.NoFD})
 	if o.NewSession {
 		c.add(st(plan.OpSetsid))
@@ -272,9 +291,6 @@ func Compile(o *Options, h *Host) (*Sandbox, error) {
 		c.add(plan.Step{Op: plan.OpLockFile, Path: l, FD: plan.NoFD})
 	}
 	c.add(plan.Step{Op: plan.OpUmask, Mode: uint32(h.Umask), FD: plan.NoFD})
-	// An init stays to reap a PID namespace, and to hold the locks and the
-	// --sync-fd while the sandbox runs.
-	reaper := !o.AsPid1 && (o.UnsharePID || len(o.LockFiles) > 0 || o.SyncFD >= 0)
 	c.add(plan.Step{Op: plan.OpLookup, Exec: &plan.Exec{Args: o.Args, Argv0: o.Argv0, Env: o.Env, UID: uint32(uid), Exact: true, Reaper: reaper}, FD: plan.NoFD})
 	for _, fd := range o.SeccompFDs {
 		f, err := c.seccomp(fd)

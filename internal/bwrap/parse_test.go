@@ -2,6 +2,7 @@ package bwrap
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"syscall"
@@ -106,6 +107,43 @@ func TestArgsFD(t *testing.T) {
 // One plan step per setup operation, in the order given, between the new
 // root and the final pivot; a missing source fails with bwrap's words
 // unless it is a -try.
+// A --lock-file and --sync-fd make an init even without a PID namespace;
+// it holds the sync fd, the command gets it only with --as-pid-1.
+func TestCompileInit(t *testing.T) {
+	h := &Host{UID: 0, GID: 0, Cwd: "/", Stat: func(string) error { return nil }}
+	for argv, want := range map[string]string{
+		"--sync-fd 5 true":                          "hold-fd:5 hold-fd:status reaper",
+		"--lock-file /l true":                       "hold-fd:status lock-file reaper",
+		"--unshare-pid --as-pid-1 --sync-fd 5 true": "",
+		"true": "",
+	} {
+		o, err := Parse(strings.Fields(argv), nil, noFD)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sb, err := Compile(o, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, s := range sb.Plan.Steps {
+			switch {
+			case s.Op == plan.OpHoldFD && s.Value == "status":
+				got = append(got, "hold-fd:status")
+			case s.Op == plan.OpHoldFD:
+				got = append(got, fmt.Sprintf("hold-fd:%d", sb.FDs[s.FD]))
+			case s.Op == plan.OpLockFile:
+				got = append(got, "lock-file")
+			case s.Op == plan.OpLookup && s.Exec.Reaper:
+				got = append(got, "reaper")
+			}
+		}
+		if strings.Join(got, " ") != want {
+			t.Errorf("%s: %q, want %q", argv, strings.Join(got, " "), want)
+		}
+	}
+}
+
 func TestCompile(t *testing.T) {
 	o, err := Parse(strings.Fields("--ro-bind /usr /usr --bind-try /missing /m --symlink usr/lib /lib --tmpfs /tmp --dir /tmp/x --chmod 0700 /tmp/x --unshare-all true"), nil, noFD)
 	if err != nil {
@@ -135,8 +173,10 @@ func TestCompile(t *testing.T) {
 			got = append(got, string(s.Op))
 		}
 	}
-	want := "mount symlink mount dir chmod loopback-up"
-	if strings.Join(got, " ") != want {
+	// --unshare-all's PID namespace has an init, which reports the
+	// status on the fd it holds.
+	want := "mount symlink mount dir chmod loopback-up hold-fd"
+	if strings.Join(got, " ") != want || sb.StatusFD != 0 {
 		t.Errorf("steps %q, want %q", strings.Join(got, " "), want)
 	}
 	if sb.UIDMaps[0].HostID != 1000 || sb.UIDMaps[0].ContainerID != 1000 {

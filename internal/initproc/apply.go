@@ -75,6 +75,9 @@ type applier struct {
 	taskCg taskCgroup
 	// kept are the caller's fds that reach the program (OpCloseFds).
 	kept []int
+	// status is where a reaper reports the program's status (OpHoldFD),
+	// or -1.
+	status int
 }
 
 type cgroupValue struct {
@@ -197,6 +200,15 @@ func init() {
 	handlers[plan.OpParentDeathSignal] = parentDeathStep
 	handlers[plan.OpLockFile] = lockFileStep
 	handlers[plan.OpSameFile] = sameFileStep
+	// The fd came close-on-exec with the plan; taking it keeps it from
+	// closeHostFds.
+	handlers[plan.OpHoldFD] = func(a *applier, s *plan.Step) error {
+		fd := a.takeFD(s)
+		if s.Value == "status" {
+			a.status = fd
+		}
+		return nil
+	}
 	handlers[plan.OpDumpable] = func(a *applier, s *plan.Step) error { return unix.Prctl(unix.PR_SET_DUMPABLE, 1, 0, 0, 0) }
 	addLinux13Handlers(handlers)
 }
@@ -405,7 +417,7 @@ func lookupStep(a *applier, s *plan.Step) error {
 	if e.Argv0 != "" {
 		args = append([]string{e.Argv0}, e.Args[1:]...)
 	}
-	a.exec = prepared{path: path, args: args, env: env, reaper: e.Reaper, forward: e.ForwardSignals, kept: a.kept}
+	a.exec = prepared{path: path, args: args, env: env, reaper: e.Reaper, forward: e.ForwardSignals, kept: a.kept, status: a.status}
 	return nil
 }
 

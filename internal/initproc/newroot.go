@@ -1,6 +1,7 @@
 package initproc
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -79,6 +80,21 @@ func reopenNewRoot(a *applier) error {
 	}
 	a.root = r
 	return nil
+}
+
+// reapAll waits for every process left in the sandbox (they are all ours
+// to reap, in a PID namespace) and returns when none is.
+func reapAll() {
+	for {
+		var ws unix.WaitStatus
+		_, err := unix.Wait4(-1, &ws, 0, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 // lockFileStep is bubblewrap's do_init taking a --lock-file: a read lock
@@ -233,6 +249,15 @@ func runReaped(pr *prepared) error {
 		if got != pid {
 			continue
 		}
-		os.Exit(signals.ExitCode(ws))
+		code := signals.ExitCode(ws)
+		if pr.status < 0 {
+			os.Exit(code)
+		}
+		var b [4]byte
+		binary.LittleEndian.PutUint32(b[:], uint32(code))
+		unix.Write(pr.status, b[:])
+		unix.Close(pr.status)
+		reapAll()
+		os.Exit(code)
 	}
 }

@@ -28,6 +28,10 @@ type prepared struct {
 	// kept: the caller's fds the program gets; a reaper lets go of them
 	// once the program has them.
 	kept []int
+	// status, if not -1: the reaper writes the program's exit status
+	// there (4 bytes) when it ends, and goes on reaping until the last
+	// process is gone, as bubblewrap's pid 1 reports to its monitor.
+	status int
 }
 
 // loadSeccomp loads the filter and, when it has notify rules, hands the

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // bwrapRunner runs one command line under Debian's bwrap and under hako
@@ -574,5 +576,58 @@ func TestBwrapUnprivilegedSeal(t *testing.T) {
 		if !strings.HasPrefix(string(out), c.exe+"\n") || strings.Contains(string(out), "WROTE") {
 			t.Errorf("%s: %s", c.bin, out)
 		}
+	}
+}
+
+// With an init (--unshare-pid), bwrap returns the command's status as soon
+// as it ends, while what it left running keeps the sandbox, its locks and
+// the --sync-fd alive: the same under Debian's bwrap and hako bwrap.
+func TestBwrapSyncFDOutlivesCommand(t *testing.T) {
+	for _, who := range []string{"root", "unprivileged"} {
+		t.Run(who, func(t *testing.T) {
+			r := newBwrapRunner(t, who == "unprivileged")
+			for _, hako := range []bool{false, true} {
+				dir, err := os.MkdirTemp("", "hako-bwrap-sync-")
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer os.RemoveAll(dir)
+				fifo := filepath.Join(dir, "release")
+				if err := syscall.Mkfifo(fifo, 0o666); err != nil {
+					t.Fatal(err)
+				}
+				os.Chmod(dir, 0o777)
+				os.Chmod(fifo, 0o666)
+				syncR, syncW, _ := os.Pipe()
+				cmd, out := r.start(t, hako, []string{"--ro-bind", "/", "/", "--dev", "/dev", "--bind", dir, dir, "--unshare-pid", "--sync-fd", "3",
+					"sh", "-c", "(read x < " + fifo + ") & exit 7"}, nil, syncW)
+				// Not cmd.Wait: it would wait for the background
+				// process to let go of the output pipe.
+				st, err := cmd.Process.Wait()
+				if err != nil {
+					t.Fatal(err)
+				}
+				code := st.ExitCode()
+				// The background reader still runs: no EOF yet.
+				fds := []unix.PollFd{{Fd: int32(syncR.Fd()), Events: unix.POLLIN}}
+				n, _ := unix.Poll(fds, 200)
+				early := n > 0
+				f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				f.WriteString("go\n")
+				f.Close()
+				n, _ = unix.Poll(fds, 10000)
+				syncR.Close()
+				if code != 7 || early || n != 1 {
+					t.Errorf("hako=%v: status %d (want 7), sync-fd closed with the command: %v, closed once the sandbox ended: %v", hako, code, early, n == 1)
+				}
+				cmd.Wait()
+				if code != 7 {
+					t.Logf("output: %s", out)
+				}
+			}
+		})
 	}
 }
