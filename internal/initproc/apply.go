@@ -253,10 +253,16 @@ func devStep(a *applier, s *plan.Step) error {
 // mkdirStep: before the root change inside the rootfs, resolved from its
 // fd; after it, "/" is the container's own.
 func mkdirStep(a *applier, s *plan.Step) error {
-	if a.root != nil {
-		return a.root.Mkdir(s.Path, os.FileMode(s.Mode))
+	// The plan's mode is raw bits (bwrap --perms 01777); mkdir(2) keeps
+	// only the sticky one of the three above 0777, as an os.FileMode.
+	mode := os.FileMode(s.Mode & 0o777)
+	if s.Mode&unix.S_ISVTX != 0 {
+		mode |= os.ModeSticky
 	}
-	if err := os.MkdirAll(s.Path, os.FileMode(s.Mode)); err != nil {
+	if a.root != nil {
+		return a.root.Mkdir(s.Path, mode)
+	}
+	if err := os.MkdirAll(s.Path, mode); err != nil {
 		return fmt.Errorf("create %s: %w", s.Path, err)
 	}
 	return nil
@@ -450,7 +456,7 @@ func fileStep(a *applier, s *plan.Step) error {
 
 func bindDataStep(a *applier, s *plan.Step) error {
 	fd := a.takeFD(s)
-	return withRoot(a, func(r *rootfs.Root) error { return r.BindData(s.Path, s.Data, fd, s.ReadOnly) })
+	return withRoot(a, func(r *rootfs.Root) error { return r.BindData(s.Path, s.Mode, s.Data, fd, s.ReadOnly) })
 }
 
 func symlinkStep(a *applier, s *plan.Step) error {

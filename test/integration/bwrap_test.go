@@ -217,6 +217,13 @@ func bwrapCases() []bwrapCase {
 		{name: "err-exec-label", argv: []string{"--ro-bind", "/", "/", "--exec-label", "system_u:system_r:container_t:s0", "true"}},
 		{name: "err-file-label", argv: []string{"--file-label", "x", "--bind", "/"}},
 		{name: "err-label-arg", argv: []string{"--exec-label"}},
+		// --bind-data's default 0600 and --perms with setuid, setgid
+		// and sticky bits, on --bind-data, --ro-bind-data and --file.
+		{name: "data-file-modes", argv: sh([]string{"--ro-bind", "/", "/", "--tmpfs", "/tmp", "--bind-data", "3", "/tmp/f", "--perms", "0640", "--ro-bind-data", "4", "/tmp/g",
+			"--perms", "4755", "--bind-data", "5", "/tmp/h", "--perms", "2711", "--file", "6", "/tmp/i", "--perms", "1777", "--dir", "/tmp/j"}, `stat -c "%a %n" /tmp/f /tmp/g /tmp/h /tmp/i /tmp/j`),
+			files: func(t *testing.T) []*os.File {
+				return []*os.File{dataFile(t, "f"), dataFile(t, "g"), dataFile(t, "h"), dataFile(t, "i")}
+			}},
 		{name: "err-missing-source", argv: []string{"--ro-bind", "/nonexistent-hako", "/x", "true"}},
 		{name: "err-takes-two", argv: []string{"--bind", "/"}},
 		{name: "err-unknown", argv: []string{"--frobnicate", "true"}},

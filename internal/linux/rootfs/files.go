@@ -66,11 +66,15 @@ func (r *Root) WriteFile(p string, mode os.FileMode, data []byte, src int) error
 	}
 	f := os.NewFile(uintptr(fd), p)
 	defer f.Close()
+	// The plan's mode is raw permission bits (bwrap's --perms 04755):
+	// os.FileMode's Perm would drop setuid, setgid and sticky. Set before
+	// the write, as bwrap's creat(2) does: a writer without CAP_FSETID
+	// over the file (an unprivileged caller) loses setuid and setgid.
+	if err := unix.Fchmod(fd, uint32(mode)&0o7777); err != nil {
+		return fmt.Errorf("chmod %s: %w", p, err)
+	}
 	if _, err := f.Write(data); err != nil {
 		return fmt.Errorf("write %s: %w", p, err)
-	}
-	if err := unix.Fchmod(fd, uint32(mode.Perm())); err != nil {
-		return fmt.Errorf("chmod %s: %w", p, err)
 	}
 	return nil
 }
@@ -112,8 +116,9 @@ func (r *Root) Chmod(p string, mode os.FileMode) error {
 
 // BindData binds a file holding data (or src's contents) onto p (bwrap
 // --bind-data, --ro-bind-data). The file lives on a detached tmpfs of its
-// own, so it appears nowhere else.
-func (r *Root) BindData(p string, data []byte, src int, readOnly bool) error {
+// own, so it appears nowhere else. mode is the file's permission bits,
+// setuid and sticky included (0644 if 0).
+func (r *Root) BindData(p string, mode uint32, data []byte, src int, readOnly bool) error {
 	if src >= 0 {
 		f := os.NewFile(uintptr(src), "data-source")
 		var err error
@@ -131,6 +136,15 @@ func (r *Root) BindData(p string, data []byte, src int, readOnly bool) error {
 	fd, err := unix.Openat(mnt, "data", unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
 	if err != nil {
 		return fmt.Errorf("create data file for %s: %w", p, err)
+	}
+	if mode == 0 {
+		mode = 0o644
+	}
+	// fchmod, not the create mode: exact whatever the umask (bwrap's
+	// --perms, 0600 by default).
+	if err := unix.Fchmod(fd, mode&0o7777); err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("chmod data file for %s: %w", p, err)
 	}
 	_, werr := unix.Write(fd, data)
 	unix.Close(fd)
