@@ -101,11 +101,11 @@ func bwrapMain(argv0 string, args []string) int {
 		return 1
 	}
 	o, err := bwrap.Parse(args, os.Environ(), readFD)
+	if o != nil && o.LevelPrefix {
+		prefix = "<3>"
+	}
 	if err != nil {
 		return fail("%v", err)
-	}
-	if o.LevelPrefix {
-		prefix = "<3>"
 	}
 	switch {
 	case o.Help:

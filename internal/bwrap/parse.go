@@ -131,14 +131,17 @@ const maxTmpfsBytes = uint64(1<<63 - 1)
 type ReadFD func(fd int) ([]byte, error)
 
 // Parse parses argv (without the program name) with env as the starting
-// environment. readFD reads --args data.
+// environment. readFD reads --args data. On error the options parsed so
+// far come back too.
 func Parse(argv []string, env []string, readFD ReadFD) (*Options, error) {
 	o := &Options{UID: -1, GID: -1, InfoFD: -1, JSONStatusFD: -1, BlockFD: -1, SyncFD: -1, UsernsFD: -1, PidnsFD: -1, UsernsBlockFD: -1}
 	o.Env = append([]string(nil), env...)
 	p := &parser{o: o, readFD: readFD, nextPerms: -1, total: len(argv)}
 	rest, err := p.parse(argv, false)
 	if err != nil {
-		return nil, err
+		// What was parsed before the error goes with it: a
+		// --level-prefix already seen prefixes the message.
+		return o, err
 	}
 	if o.Help || o.Version {
 		return o, nil

@@ -402,6 +402,10 @@ func TestBwrapNewerOptions(t *testing.T) {
 				{"err-no-src", []string{"--tmp-overlay", "/x", "true"}, "bwrap: --tmp-overlay requires at least one --overlay-src\n", 1},
 				{"err-ro-one-src", []string{"--overlay-src", lo1, "--ro-overlay", "/x", "true"}, "bwrap: --ro-overlay requires at least two --overlay-src\n", 1},
 				{"err-missing-src", []string{"--ro-bind", "/", "/", "--overlay-src", "/nonexistent-hako", "--tmp-overlay", "/x", "true"}, "bwrap: Can't find source path /nonexistent-hako: No such file or directory\n", 1},
+				// bubblewrap 0.9's --level-prefix: from where it is given on.
+				{"level-prefix", []string{"--level-prefix", "--bind", "/"}, "<3>bwrap: --bind takes two arguments\n", 1},
+				{"level-prefix-late", []string{"--frobnicate", "--level-prefix", "true"}, "bwrap: Unknown option --frobnicate\n", 1},
+				{"level-prefix-run", []string{"--level-prefix", "--ro-bind", "/nonexistent-hako", "/x", "true"}, "<3>bwrap: Can't find source path /nonexistent-hako: No such file or directory\n", 1},
 				{"err-argv0-twice", []string{"--argv0", "a", "--argv0", "b", "true"}, "bwrap: --argv0 used multiple times\n", 1},
 			} {
 				t.Run(c.name, func(t *testing.T) {
