@@ -162,10 +162,6 @@ func bwrapMain(argv0 string, args []string) int {
 				_, _ = unix.Read(o.UsernsBlockFD, b[:])
 				unix.Close(o.UsernsBlockFD)
 			}
-			if o.BlockFD >= 0 {
-				var b [1]byte
-				_, _ = unix.Read(o.BlockFD, b[:])
-			}
 			return nil
 		},
 	})

@@ -239,6 +239,9 @@ func Compile(o *Options, h *Host) (*Sandbox, error) {
 	// --sync-fd while the sandbox runs. Its fds are taken before the root
 	// change closes the rest.
 	reaper := !o.AsPid1 && (o.UnsharePID || len(o.LockFiles) > 0 || o.SyncFD >= 0)
+	if o.BlockFD >= 0 {
+		c.add(plan.Step{Op: plan.OpHoldFD, Value: "block", FD: c.fd(o.BlockFD)})
+	}
 	sb.StatusFD = -1
 	if reaper {
 		if o.SyncFD >= 0 {
@@ -284,6 +287,11 @@ func Compile(o *Options, h *Host) (*Sandbox, error) {
 	}
 	c.add(user)
 	c.add(plan.Step{Op: plan.OpCaps, Caps: caps, FD: plan.NoFD})
+	if o.BlockFD >= 0 {
+		// bubblewrap waits here, the sandbox set up and its privileges
+		// dropped, before the seccomp filters and the exec.
+		c.add(st(plan.OpBlock))
+	}
 	// The sandbox's init holds the locks (bubblewrap's do_init), opened as
 	// the user from the working directory just entered; close-on-exec, so
 	// the command does not hold them too.

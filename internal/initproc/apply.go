@@ -78,6 +78,8 @@ type applier struct {
 	// status is where a reaper reports the program's status (OpHoldFD),
 	// or -1.
 	status int
+	// block is bwrap's --block-fd until OpBlock has read it, or -1.
+	block int
 }
 
 type cgroupValue struct {
@@ -204,9 +206,26 @@ func init() {
 	// closeHostFds.
 	handlers[plan.OpHoldFD] = func(a *applier, s *plan.Step) error {
 		fd := a.takeFD(s)
-		if s.Value == "status" {
+		switch s.Value {
+		case "status":
 			a.status = fd
+		case "block":
+			a.block = fd
 		}
+		return nil
+	}
+	handlers[plan.OpBlock] = func(a *applier, s *plan.Step) error {
+		if a.block < 0 {
+			return errors.New("block step without its fd")
+		}
+		var b [1]byte
+		for {
+			if _, err := unix.Read(a.block, b[:]); !errors.Is(err, unix.EINTR) {
+				break
+			}
+		}
+		unix.Close(a.block)
+		a.block = -1
 		return nil
 	}
 	handlers[plan.OpDumpable] = func(a *applier, s *plan.Step) error { return unix.Prctl(unix.PR_SET_DUMPABLE, 1, 0, 0, 0) }

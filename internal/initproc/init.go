@@ -30,7 +30,7 @@ func Main() {
 		os.Exit(1)
 	}
 	os.Unsetenv(nsenter.EnvSync)
-	a := &applier{conn: frame.NewConn(fd), sys: realSys{}, status: -1}
+	a := &applier{conn: frame.NewConn(fd), sys: realSys{}, status: -1, block: -1}
 	p, err := a.receive()
 	if err != nil {
 		a.fail(err)

@@ -106,7 +106,8 @@ const (
 	OpDumpable          Op = "dumpable"  // let the (unprivileged) parent read /proc/<pid>/ns for bwrap --info-fd
 	OpLockFile          Op = "lock-file" // Path: open it and hold a read lock while the process lives, close-on-exec (bwrap --lock-file)
 	OpSameFile          Op = "same-file" // Path, FD: the mount at Path must be the fd's file (bwrap --bind-fd's race check)
-	OpHoldFD            Op = "hold-fd"   // FD: keep it past the root change, close-on-exec, while the process lives (bwrap --sync-fd, held by the sandbox's init); Value "status": a reaper reports the program's exit status on it
+	OpHoldFD            Op = "hold-fd"   // FD: keep it past the root change, close-on-exec, while the process lives (bwrap --sync-fd, held by the sandbox's init); Value "status": a reaper reports the program's exit status on it; "block": OpBlock reads it
+	OpBlock             Op = "block"     // wait until the fd held as "block" has data (or EOF), then close it (bwrap --block-fd)
 
 	// Steps of `hako sandbox` (internal/sandbox), whose root is the host's.
 	OpHoldSources   Op = "hold-bind-sources" // open every later bind mount's source (and overlay layer) that came without an fd, before OpStageHostRoot covers its path

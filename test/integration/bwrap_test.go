@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -637,6 +638,45 @@ func TestBwrapSyncFDOutlivesCommand(t *testing.T) {
 				cmd.Wait()
 				if code != 7 {
 					t.Logf("output: %s", out)
+				}
+			}
+		})
+	}
+}
+
+// --block-fd holds the command back once the sandbox is set up: its root
+// is there to look at (through /proc/<child-pid>/root) while the caller
+// has not written yet. The same under Debian's bwrap and hako bwrap.
+func TestBwrapBlockFDAfterSetup(t *testing.T) {
+	for _, who := range []string{"root", "unprivileged"} {
+		t.Run(who, func(t *testing.T) {
+			r := newBwrapRunner(t, who == "unprivileged")
+			for _, hako := range []bool{false, true} {
+				infoR, infoW, _ := os.Pipe()
+				blockR, blockW, _ := os.Pipe()
+				cmd, out := r.start(t, hako, []string{"--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib",
+					"--symlink", "usr/lib64", "/lib64", "--dir", "/hako-block-marker", "--info-fd", "3", "--block-fd", "4", "--unshare-pid", "echo", "ran"}, nil, infoW, blockR)
+				info, _ := readPipe(infoR)
+				m := childPid.FindStringSubmatch(info)
+				if m == nil {
+					blockW.Close()
+					cmd.Wait()
+					t.Fatalf("hako=%v: no child-pid in %q (%s)", hako, info, out)
+				}
+				seen := false
+				for i := 0; i < 100 && !seen; i++ {
+					_, err := os.Stat("/proc/" + m[1] + "/root/hako-block-marker")
+					seen = err == nil
+					if !seen {
+						time.Sleep(50 * time.Millisecond)
+					}
+				}
+				early := out.Len() > 0
+				blockW.Write([]byte{1})
+				blockW.Close()
+				cmd.Wait()
+				if !seen || early || out.String() != "ran\n" {
+					t.Errorf("hako=%v: root set up while blocked: %v, ran before the write: %v, output %q", hako, seen, early, out)
 				}
 			}
 		})
