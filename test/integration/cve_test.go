@@ -477,7 +477,9 @@ func TestRuncPR1962_NoPivotHostProcfsHidden(t *testing.T) {
 // which never execs) runs from the sealed binary too, so a sandbox that
 // reopens its /proc/<pid>/exe cannot rewrite hako.
 func TestCVE2019_5736_BwrapReaperSealed(t *testing.T) {
-	cmd := exec.Command(hakoBin, "bwrap", "--ro-bind", "/", "/", "--unshare-pid", "--proc", "/proc", "--dev", "/dev", "sleep", "30")
+	// --die-with-parent: the sandbox, whose init outlives a killed hako
+	// bwrap as bwrap's does, goes with it rather than sleep on.
+	cmd := exec.Command(hakoBin, "bwrap", "--ro-bind", "/", "/", "--unshare-pid", "--proc", "/proc", "--dev", "/dev", "--die-with-parent", "sleep", "30")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
