@@ -129,11 +129,6 @@ func Compile(o *Options, h *Host) (*Sandbox, error) {
 	if !o.UnshareUTS && o.Hostname != "" {
 		return nil, die("Specifying --hostname requires --unshare-uts")
 	}
-	if o.PidnsFD >= 0 && o.UnsharePID {
-		// bubblewrap forks into the joined namespace to unshare a new
-		// one below it; hako's namespace helper does not (yet).
-		return nil, &Error{Text: fmt.Sprintf("--pidns with --unshare-pid: %v", ErrUnsupported)}
-	}
 	if o.AsPid1 && !o.UnsharePID {
 		return nil, die("Specifying --as-pid-1 requires --unshare-pid")
 	}

@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -163,6 +164,33 @@ func (r *Request) Frames() ([]*frame.Frame, []*os.File, error) {
 	return frames, files, nil
 }
 
+// ownChildByNSpid finds the child of ours (by any thread: CLONE_PARENT
+// made it ours) whose pid in the namespace just above its own is nspid:
+// the process the constructor started in a PID namespace below a joined
+// one, which reports its number as seen from there.
+func ownChildByNSpid(nspid int) (int, error) {
+	paths, _ := filepath.Glob("/proc/self/task/*/children")
+	for _, p := range paths {
+		data, _ := os.ReadFile(p)
+		for _, c := range strings.Fields(string(data)) {
+			st, err := os.ReadFile("/proc/" + c + "/status")
+			if err != nil {
+				continue
+			}
+			for _, l := range strings.Split(string(st), "\n") {
+				f := strings.Fields(strings.TrimPrefix(l, "NSpid:"))
+				if !strings.HasPrefix(l, "NSpid:") || len(f) < 3 {
+					continue
+				}
+				if f[len(f)-2] == strconv.Itoa(nspid) {
+					return strconv.Atoi(f[0])
+				}
+			}
+		}
+	}
+	return 0, fmt.Errorf("%w: no child of ours is pid %d in the joined PID namespace", ErrChild, nspid)
+}
+
 func checkPath(p string) error {
 	if p == "" || strings.IndexByte(p, 0) >= 0 || len(p) > maxPayload {
 		return fmt.Errorf("path %q: cannot be passed to the namespace helper", p)
@@ -206,12 +234,16 @@ func Wait(next func() (*frame.Frame, error), send func(*frame.Frame) error, writ
 				return 0, err
 			}
 		case frame.TypeNsPid:
-			if len(f.Payload) != 4 {
+			if len(f.Payload) != 4 && len(f.Payload) != 8 {
 				return 0, fmt.Errorf("%w: bad pid report of %d bytes", ErrChild, len(f.Payload))
 			}
 			pid := int(int32(binary.LittleEndian.Uint32(f.Payload)))
 			if pid <= 0 {
 				return 0, fmt.Errorf("%w: bad pid report %d", ErrChild, pid)
+			}
+			if len(f.Payload) == 8 {
+				// The joined PID namespace's number for it.
+				return ownChildByNSpid(pid)
 			}
 			return pid, nil
 		case frame.TypeNsError:

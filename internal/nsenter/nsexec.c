@@ -277,6 +277,7 @@ __attribute__((constructor)) static void hako_nsexec(void)
 	unsigned long flags = 0;
 	char timens[512] = "";
 	uint32_t opts = 0;
+	int joined_pidns = 0;
 
 	// Nothing from the container may ptrace or open /proc/<pid>/ of a
 	// process that is still the hako binary. With a new user namespace the
@@ -369,6 +370,8 @@ __attribute__((constructor)) static void hako_nsexec(void)
 				continue;
 			if (setns(join_fds[i], type) < 0)
 				bail("setns", join_paths[i]);
+			if (type == CLONE_NEWPID)
+				joined_pidns = 1;
 			close(join_fds[i]);
 			join_fds[i] = -1;
 			if (type == CLONE_NEWUSER && !(opts & HAKO_NS_KEEPIDS)) {
@@ -406,6 +409,12 @@ __attribute__((constructor)) static void hako_nsexec(void)
 	}
 
 	unsigned long rest = flags & ~(unsigned long)CLONE_NEWUSER;
+	// A new PID namespace below a joined one (bwrap --pidns with
+	// --unshare-pid) is made by a child already in the joined one: unshare
+	// refuses CLONE_NEWPID while ours for children differs from our own.
+	int nested_pidns = joined_pidns && (rest & CLONE_NEWPID);
+	if (nested_pidns)
+		rest &= ~(unsigned long)CLONE_NEWPID;
 	if (rest && unshare((int)rest) < 0) {
 		char what[64];
 		snprintf(what, sizeof(what), "flags 0x%lx", rest);
@@ -419,13 +428,26 @@ __attribute__((constructor)) static void hako_nsexec(void)
 		bail("assert-userns-disabled", "");
 	}
 
+	if (nested_pidns) {
+		pid_t mid = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
+		if (mid < 0)
+			bail("clone", "into the joined PID namespace");
+		if (mid > 0)
+			_exit(0); // the child reports
+		if (unshare(CLONE_NEWPID) < 0)
+			bail("unshare", "PID namespace below the joined one");
+	}
 	pid_t pid = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
 	if (pid < 0)
 		bail("clone", "container process");
 	if (pid > 0) {
-		unsigned char p[4];
+		// From inside the joined PID namespace the pid is that
+		// namespace's: the second word says so, and the parent finds
+		// the process by it (NSpid).
+		unsigned char p[8];
 		put_le32(p, (uint32_t)pid);
-		send_frame(HAKO_FRAME_NS_PID, p, sizeof(p));
+		put_le32(p + 4, (uint32_t)nested_pidns);
+		send_frame(HAKO_FRAME_NS_PID, p, nested_pidns ? 8 : 4);
 		_exit(0);
 	}
 	// The child goes on into the Go runtime with the same sync fd.

@@ -450,7 +450,7 @@ func TestBwrapJoinNamespaces(t *testing.T) {
 			want := join[0]
 			if who == "root" && strings.Contains(want, "Can't send pid") {
 				t.Logf("Debian's bwrap failed to join:\n%s", want)
-				want = "join: status 0\nuser=A pid=A\n0\nopen 3\nopen 4\n\n"
+				want = "join: status 0\nuser=A pid=A\n0\nopen 3\nopen 4\n\nnested: status 0, a new namespace: true\n"
 			}
 			if want != join[1] || rest[0] != rest[1] {
 				t.Errorf("bwrap:\n%s%s\nhako:\n%s%s", join[0], rest[0], join[1], rest[1])
@@ -517,9 +517,15 @@ func (r *bwrapRunner) joinScenario(t *testing.T, hako bool) (join, rest string) 
 		func() []*os.File {
 			return []*os.File{open("/proc/" + m[1] + "/ns/user"), open("/proc/" + m[1] + "/ns/pid")}
 		})
-	holdW.Close()
-	a.Wait()
-	aLines := strings.Fields(aOut.String())
+	// A's namespaces, as its init (the child-pid) has them.
+	var aLines []string
+	for _, ns := range []string{"user", "pid"} {
+		l, err := os.Readlink("/proc/" + m[1] + "/ns/" + ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		aLines = append(aLines, l)
+	}
 	bOut := b.stdout
 	if len(aLines) >= 2 {
 		bOut = strings.Replace(bOut, aLines[0], "user=A", 1)
@@ -527,6 +533,18 @@ func (r *bwrapRunner) joinScenario(t *testing.T, hako bool) (join, rest string) 
 		bOut = strings.Replace(bOut, "\npid=A", " pid=A", 1)
 	}
 	join = fmt.Sprintf("join: status %d\n%s%s\n", b.code, bOut, b.stderr)
+	// And a new PID namespace below the joined one.
+	n := r.run(t, hako, []string{"--userns", "3", "--pidns", "4", "--unshare-pid", "--ro-bind", "/", "/", "--proc", "/proc",
+		"readlink", "/proc/self/ns/pid"},
+		func() []*os.File {
+			return []*os.File{open("/proc/" + m[1] + "/ns/user"), open("/proc/" + m[1] + "/ns/pid")}
+		})
+	join += fmt.Sprintf("nested: status %d, a new namespace: %v%s\n", n.code, len(aLines) >= 2 && strings.HasPrefix(n.stdout, "pid:[") && !strings.Contains(n.stdout, aLines[1]), n.stderr)
+	holdW.Close()
+	a.Wait()
+	if got := strings.Fields(aOut.String()); len(got) != 2 || got[0] != aLines[0] || got[1] != aLines[1] {
+		t.Errorf("A's own view of its namespaces %q, its init's %q", got, aLines)
+	}
 	for _, bad := range []struct{ name, argv string }{
 		{"not-a-namespace", "--userns 3 --ro-bind / / true"},
 		{"pidns-not-a-namespace", "--pidns 3 --ro-bind / / true"},
