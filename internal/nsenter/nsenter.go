@@ -42,10 +42,14 @@ var cFrames = struct {
 	Magic, Header, OOMScoreAdj              int
 	Cgroup, Join, Unshare, TimeOffsets, End int
 	Maps, MapsDone, Pid, Error              int
+	Options                                 int
+	KeepIDs, DisableUserns, AssertDisabled  int
 }{
 	C.HAKO_FRAME_MAGIC, C.HAKO_FRAME_HEADER, C.HAKO_FRAME_NS_OOM_SCORE_ADJ,
 	C.HAKO_FRAME_NS_CGROUP, C.HAKO_FRAME_NS_JOIN, C.HAKO_FRAME_NS_UNSHARE, C.HAKO_FRAME_NS_TIME_OFFSETS, C.HAKO_FRAME_NS_END,
 	C.HAKO_FRAME_NS_MAPS, C.HAKO_FRAME_NS_MAPS_DONE, C.HAKO_FRAME_NS_PID, C.HAKO_FRAME_NS_ERROR,
+	C.HAKO_FRAME_NS_OPTIONS,
+	C.HAKO_NS_KEEPIDS, C.HAKO_NS_DISABLE_USERNS, C.HAKO_NS_ASSERT_USERNS_DISABLED,
 }
 
 // maxPayload is nsexec.c's MAX_PAYLOAD: a longer request frame is refused

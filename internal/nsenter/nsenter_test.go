@@ -49,6 +49,10 @@ func TestCFramesMatchGo(t *testing.T) {
 		{"ns-maps-done", cFrames.MapsDone, int(frame.TypeNsMapsDone)},
 		{"ns-pid", cFrames.Pid, int(frame.TypeNsPid)},
 		{"ns-error", cFrames.Error, int(frame.TypeNsError)},
+		{"ns-options", cFrames.Options, int(frame.TypeNsOptions)},
+		{"OptKeepIDs", cFrames.KeepIDs, int(OptKeepIDs)},
+		{"OptDisableUserns", cFrames.DisableUserns, int(OptDisableUserns)},
+		{"OptAssertUsernsDisabled", cFrames.AssertDisabled, int(OptAssertUsernsDisabled)},
 	}
 	for _, w := range want {
 		if w.c != w.g {
