@@ -139,7 +139,7 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 		return nil, err
 	}
 	p, err := k.startProcess(&spawnOpts{
-		req: req, cgroup2Dir: cgroup2, plan: pl, preserved: preserved,
+		req: req, cgroup2Dir: cgroup2, place: k.cm.Placer(), plan: pl, preserved: preserved,
 		fifoDir: fifoDir, console: consoleSock,
 	}, pidfdSock)
 	if err != nil {

@@ -73,6 +73,7 @@ func (c *Container) Exec(o *ExecOpts) (int, error) {
 		req.OOMScoreAdj = cfg.Process.OOMScoreAdj
 	}
 	cgroup2 := ""
+	var place func(pid int) error
 	var stuck func() error
 	if len(c.State.CgroupPaths) > 0 {
 		cm, err := c.cgroupManager()
@@ -83,6 +84,7 @@ func (c *Container) Exec(o *ExecOpts) (int, error) {
 			return 0, err
 		}
 		req.CgroupTasks, cgroup2 = joinCgroups(cm, c.State.Rootless)
+		place = cm.Placer()
 		// Paused by someone meanwhile: the new process stops in it.
 		// The container is not ours to thaw. With --ignore-paused that
 		// is what was asked for: like runc, wait for the resume (up to
@@ -123,7 +125,7 @@ func (c *Container) Exec(o *ExecOpts) (int, error) {
 	}
 	c.rt.debugPlan("exec "+c.State.ID, pl)
 	so := &spawnOpts{
-		req: req, cgroup2Dir: cgroup2, plan: pl, preserved: preserved, console: console,
+		req: req, cgroup2Dir: cgroup2, place: place, plan: pl, preserved: preserved, console: console,
 		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr, sealDir: c.rt.sealDir(), rootless: c.rt.Rootless, warn: c.rt.Warn,
 		stuck: stuck,
 		// Before the plan is sent: the process cannot exec (or exit and

@@ -28,8 +28,15 @@ import (
 type spawnOpts struct {
 	req        nsenter.Request
 	cgroup2Dir string // joined at birth with clone3(CLONE_INTO_CGROUP)
-	plan       *plan.Plan
-	preserved  []*os.File // become fds 3, 4, ... in the container
+	// place, if set, moves a process into cgroup2Dir through the
+	// cgroup's owner (systemd) when the kernel refuses to clone it there:
+	// cgroup v2 lets a process move another only where it may write the
+	// cgroup.procs of their common ancestor, which a rootless hako in a
+	// login session (session-N.scope, in root's user-UID.slice) may not
+	// for a unit of the user's systemd.
+	place     func(pid int) error
+	plan      *plan.Plan
+	preserved []*os.File // become fds 3, 4, ... in the container
 	// inherit are fds of ours that the container gets at the same
 	// numbers (hako bwrap's caller's); not with preserved. They are
 	// closed here once the process has them.
@@ -155,24 +162,27 @@ func spawn(o *spawnOpts) (*proc, error) {
 			return nil, err
 		}
 	}
-	cmd := &exec.Cmd{
-		Path: exePath,
-		Args: []string{self, "init"},
-		// The child lives for milliseconds (or waits idle for start) on
-		// one thread: with one P and no GC, its Go runtime starts fewer
-		// threads, and each fault on a fresh page needs no TLB shootdown
-		// across CPUs (measured here: run 20% faster). The user's process
-		// gets its own environment from the config, not these.
-		Env:        []string{nsenter.EnvSync + "=" + strconv.Itoa(syncFd), "GOGC=off", "GOMAXPROCS=1"},
-		Stdin:      o.stdin,
-		Stdout:     o.stdout,
-		Stderr:     o.stderr,
-		ExtraFiles: extra,
-		SysProcAttr: &syscall.SysProcAttr{
-			// If we die before it has reported, it must not linger.
-			Pdeathsig: syscall.SIGKILL,
-		},
+	newCmd := func() *exec.Cmd {
+		return &exec.Cmd{
+			Path: exePath,
+			Args: []string{self, "init"},
+			// The child lives for milliseconds (or waits idle for start) on
+			// one thread: with one P and no GC, its Go runtime starts fewer
+			// threads, and each fault on a fresh page needs no TLB shootdown
+			// across CPUs (measured here: run 20% faster). The user's process
+			// gets its own environment from the config, not these.
+			Env:        []string{nsenter.EnvSync + "=" + strconv.Itoa(syncFd), "GOGC=off", "GOMAXPROCS=1"},
+			Stdin:      o.stdin,
+			Stdout:     o.stdout,
+			Stderr:     o.stderr,
+			ExtraFiles: extra,
+			SysProcAttr: &syscall.SysProcAttr{
+				// If we die before it has reported, it must not linger.
+				Pdeathsig: syscall.SIGKILL,
+			},
+		}
 	}
+	cmd := newCmd()
 	if o.cgroup2Dir != "" {
 		cg, err := os.OpenFile(o.cgroup2Dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {
@@ -193,7 +203,23 @@ func spawn(o *spawnOpts) (*proc, error) {
 			f.Close()
 		}
 	}()
-	if err := startWithAffinity(cmd, o.initialCPUs); err != nil {
+	err = startWithAffinity(cmd, o.initialCPUs)
+	var place func() error
+	if err != nil && cmd.SysProcAttr.UseCgroupFD && o.place != nil && (errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM)) {
+		// Tried first because it is free where it works (root, or a
+		// rootless hako already in a cgroup of the user's systemd, as
+		// under podman); runc's exec falls back the same way. The
+		// process is then born in our cgroup and, told so by an
+		// ns-place frame before ns-end, waits before any namespace step
+		// until place has moved it (a fresh Cmd: one that failed to
+		// start cannot be started again).
+		end := reqFrames[len(reqFrames)-1]
+		reqFrames = append(reqFrames[:len(reqFrames)-1], &frame.Frame{Type: frame.TypeNsPlace}, end)
+		cmd = newCmd()
+		err = startWithAffinity(cmd, o.initialCPUs)
+		place = func() error { return o.place(cmd.Process.Pid) }
+	}
+	if err != nil {
 		parent.Close()
 		return nil, fmt.Errorf("start container process: %w", err)
 	}
@@ -221,7 +247,7 @@ func spawn(o *spawnOpts) (*proc, error) {
 	}
 	p.r = frame.NewReader(bufio.NewReader(parent), &parent.fds)
 	wait := func() (int, error) {
-		return nsenter.Wait(p.r.Next, parent.send, func() error {
+		return nsenter.Wait(p.r.Next, parent.send, place, func() error {
 			if len(o.uidMaps) == 0 && len(o.gidMaps) == 0 {
 				// The caller writes them (bwrap --userns-block-fd).
 				return nil

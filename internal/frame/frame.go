@@ -60,6 +60,8 @@ const (
 	TypeNsError       // child: a step failed; errno (4 bytes little endian), then "what\0arg\0message"
 	TypeNsOOMScoreAdj // parent: the value for /proc/self/oom_score_adj, in decimal
 	TypeNsOptions     // parent: nsenter.Opt* bits, 4 bytes little endian (bwrap's user namespace options)
+	TypeNsPlace       // parent: stop after the request until placed in the cgroup; child: stopped, place me now
+	TypeNsPlaceDone   // parent: placed, go on
 )
 
 var typeNames = map[Type]string{
@@ -70,6 +72,7 @@ var typeNames = map[Type]string{
 	TypeNsTimeOffsets: "ns-time-offsets", TypeNsEnd: "ns-end", TypeNsMaps: "ns-maps",
 	TypeNsMapsDone: "ns-maps-done", TypeNsPid: "ns-pid", TypeNsError: "ns-error",
 	TypeNsOOMScoreAdj: "ns-oom-score-adj", TypeNsOptions: "ns-options",
+	TypeNsPlace: "ns-place", TypeNsPlaceDone: "ns-place-done",
 }
 
 func (t Type) String() string {

@@ -44,12 +44,14 @@ var cFrames = struct {
 	Maps, MapsDone, Pid, Error              int
 	Options                                 int
 	KeepIDs, DisableUserns, AssertDisabled  int
+	Place, PlaceDone                        int
 }{
 	C.HAKO_FRAME_MAGIC, C.HAKO_FRAME_HEADER, C.HAKO_FRAME_NS_OOM_SCORE_ADJ,
 	C.HAKO_FRAME_NS_CGROUP, C.HAKO_FRAME_NS_JOIN, C.HAKO_FRAME_NS_UNSHARE, C.HAKO_FRAME_NS_TIME_OFFSETS, C.HAKO_FRAME_NS_END,
 	C.HAKO_FRAME_NS_MAPS, C.HAKO_FRAME_NS_MAPS_DONE, C.HAKO_FRAME_NS_PID, C.HAKO_FRAME_NS_ERROR,
 	C.HAKO_FRAME_NS_OPTIONS,
 	C.HAKO_NS_KEEPIDS, C.HAKO_NS_DISABLE_USERNS, C.HAKO_NS_ASSERT_USERNS_DISABLED,
+	C.HAKO_FRAME_NS_PLACE, C.HAKO_FRAME_NS_PLACE_DONE,
 }
 
 // maxPayload is nsexec.c's MAX_PAYLOAD: a longer request frame is refused
@@ -83,6 +85,10 @@ type Request struct {
 	OOMScoreAdj *int
 	// Options are Opt* bits: bubblewrap's user namespace options.
 	Options uint32
+	// Place makes the process stop, before any namespace step, until the
+	// parent has had it moved into its cgroup (Wait's place): for when the
+	// kernel refused to clone it there.
+	Place bool
 }
 
 // Request options (frame ns-options).
@@ -164,6 +170,9 @@ func (r *Request) Frames() ([]*frame.Frame, []*os.File, error) {
 		}
 		frames = append(frames, &frame.Frame{Type: frame.TypeNsTimeOffsets, Payload: []byte(b.String())})
 	}
+	if r.Place {
+		frames = append(frames, &frame.Frame{Type: frame.TypeNsPlace})
+	}
 	frames = append(frames, &frame.Frame{Type: frame.TypeNsEnd})
 	return frames, files, nil
 }
@@ -210,9 +219,10 @@ var ErrChild = errors.New("container process setup")
 var ErrGone = errors.New("the process exited before reporting its pid")
 
 // Wait reads the constructor's answers until it reports the pid of the
-// process that goes on into Go. writeMaps is called when the process has
-// unshared its user namespace; send answers it.
-func Wait(next func() (*frame.Frame, error), send func(*frame.Frame) error, writeMaps func() error) (int, error) {
+// process that goes on into Go. place is called when the process waits to
+// be moved into its cgroup (Request.Place; nil when not asked for),
+// writeMaps when it has unshared its user namespace; send answers them.
+func Wait(next func() (*frame.Frame, error), send func(*frame.Frame) error, place, writeMaps func() error) (int, error) {
 	for {
 		f, err := next()
 		if err != nil {
@@ -230,6 +240,16 @@ func Wait(next func() (*frame.Frame, error), send func(*frame.Frame) error, writ
 			return 0, fmt.Errorf("%w: %s frame with unexpected fds", ErrChild, f.Type)
 		}
 		switch f.Type {
+		case frame.TypeNsPlace:
+			if place == nil {
+				return 0, fmt.Errorf("%w: asks to be placed in its cgroup, which was not requested", ErrChild)
+			}
+			if err := place(); err != nil {
+				return 0, err
+			}
+			if err := send(&frame.Frame{Type: frame.TypeNsPlaceDone}); err != nil {
+				return 0, err
+			}
 		case frame.TypeNsMaps:
 			if err := writeMaps(); err != nil {
 				return 0, err

@@ -53,6 +53,8 @@ func TestCFramesMatchGo(t *testing.T) {
 		{"OptKeepIDs", cFrames.KeepIDs, int(OptKeepIDs)},
 		{"OptDisableUserns", cFrames.DisableUserns, int(OptDisableUserns)},
 		{"OptAssertUsernsDisabled", cFrames.AssertDisabled, int(OptAssertUsernsDisabled)},
+		{"ns-place", cFrames.Place, int(frame.TypeNsPlace)},
+		{"ns-place-done", cFrames.PlaceDone, int(frame.TypeNsPlaceDone)},
 	}
 	for _, w := range want {
 		if w.c != w.g {
@@ -165,13 +167,13 @@ func TestWait(t *testing.T) {
 	maps := 0
 	writeMaps := func() error { maps++; return nil }
 
-	pid, err := Wait(fakeChild(&frame.Frame{Type: frame.TypeNsMaps}, &frame.Frame{Type: frame.TypeNsPid, Payload: pid4}), send, writeMaps)
+	pid, err := Wait(fakeChild(&frame.Frame{Type: frame.TypeNsMaps}, &frame.Frame{Type: frame.TypeNsPid, Payload: pid4}), send, nil, writeMaps)
 	if err != nil || pid != 4242 || maps != 1 || len(sent) != 1 || sent[0] != frame.TypeNsMapsDone {
 		t.Fatalf("maps then pid: pid %d err %v maps %d sent %v", pid, err, maps, sent)
 	}
 
 	mapsErr := errors.New("newuidmap: no range")
-	if _, err := Wait(fakeChild(&frame.Frame{Type: frame.TypeNsMaps}), send, func() error { return mapsErr }); !errors.Is(err, mapsErr) {
+	if _, err := Wait(fakeChild(&frame.Frame{Type: frame.TypeNsMaps}), send, nil, func() error { return mapsErr }); !errors.Is(err, mapsErr) {
 		t.Errorf("failed maps: %v", err)
 	}
 
@@ -186,18 +188,41 @@ func TestWait(t *testing.T) {
 		"zero pid":    {&frame.Frame{Type: frame.TypeNsPid, Payload: make([]byte, 4)}, "bad pid report 0"},
 		"plan frame":  {&frame.Frame{Type: frame.TypeReady}, "unexpected ready frame"},
 	} {
-		_, err := Wait(fakeChild(tc.f), send, writeMaps)
+		_, err := Wait(fakeChild(tc.f), send, nil, writeMaps)
 		if !errors.Is(err, ErrChild) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want ErrChild containing %q", name, err, tc.want)
 		}
 	}
-	if _, err := Wait(fakeChild(), send, writeMaps); !errors.Is(err, ErrChild) || !strings.Contains(err.Error(), "exited before reporting its pid") {
+	if _, err := Wait(fakeChild(), send, nil, writeMaps); !errors.Is(err, ErrChild) || !strings.Contains(err.Error(), "exited before reporting its pid") {
 		t.Errorf("EOF: %v", err)
 	}
 	// The refusals with known causes are explained, with the errno kept.
-	_, err = Wait(fakeChild(&frame.Frame{Type: frame.TypeNsError, Payload: errPayload(unix.ENOSPC, "unshare", "user namespace", "No space left on device")}), send, writeMaps)
+	_, err = Wait(fakeChild(&frame.Frame{Type: frame.TypeNsError, Payload: errPayload(unix.ENOSPC, "unshare", "user namespace", "No space left on device")}), send, nil, writeMaps)
 	if !errors.Is(err, unix.ENOSPC) || !strings.Contains(err.Error(), "max_user_namespaces") {
 		t.Errorf("unshare user ENOSPC: %v", err)
+	}
+}
+
+// A process born outside its cgroup (Request.Place) asks to be placed and
+// waits for the answer; the parent places it once, and a failure to place
+// it is the error.
+func TestWaitPlace(t *testing.T) {
+	pid4 := binary.LittleEndian.AppendUint32(nil, 7)
+	var sent []frame.Type
+	send := func(f *frame.Frame) error { sent = append(sent, f.Type); return nil }
+	placed := 0
+	place := func() error { placed++; return nil }
+	pid, err := Wait(fakeChild(&frame.Frame{Type: frame.TypeNsPlace}, &frame.Frame{Type: frame.TypeNsPid, Payload: pid4}), send, place, nil)
+	if err != nil || pid != 7 || placed != 1 || len(sent) != 1 || sent[0] != frame.TypeNsPlaceDone {
+		t.Fatalf("place then pid: pid %d err %v placed %d sent %v", pid, err, placed, sent)
+	}
+	boom := errors.New("systemd: move process 7 into unit hako-c1.scope: access denied")
+	if _, err := Wait(fakeChild(&frame.Frame{Type: frame.TypeNsPlace}), send, func() error { return boom }, nil); !errors.Is(err, boom) {
+		t.Errorf("failed place: %v", err)
+	}
+	// Asked without having been told to wait: an error, not a crash.
+	if _, err := Wait(fakeChild(&frame.Frame{Type: frame.TypeNsPlace}), send, nil, nil); !errors.Is(err, ErrChild) || !strings.Contains(err.Error(), "not requested") {
+		t.Errorf("unrequested place: %v", err)
 	}
 }
 
@@ -215,7 +240,7 @@ func FuzzChildError(f *testing.F) {
 // constructor re-executes this test binary with the constructor armed and
 // sends it frames; it returns what the constructor answered (through
 // Wait) and, when it handed over to Go, what that process reported.
-func constructor(t *testing.T, frames []*frame.Frame, writeMaps func(pid int) error) (string, error) {
+func constructor(t *testing.T, frames []*frame.Frame, place func() error, writeMaps func(pid int) error) (string, error) {
 	t.Helper()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -239,7 +264,7 @@ func constructor(t *testing.T, frames []*frame.Frame, writeMaps func(pid int) er
 			t.Fatalf("send %s: %v", f.Type, err)
 		}
 	}
-	pid, err := Wait(parent.Next, parent.Send, func() error { return writeMaps(cmd.Process.Pid) })
+	pid, err := Wait(parent.Next, parent.Send, place, func() error { return writeMaps(cmd.Process.Pid) })
 	if err != nil {
 		return "", err
 	}
@@ -264,7 +289,7 @@ func TestConstructor(t *testing.T) {
 	}
 	t.Cleanup(func() { closeFiles(files) })
 	maps := 0
-	got, err := constructor(t, frames, func(pid int) error {
+	got, err := constructor(t, frames, nil, func(pid int) error {
 		maps++
 		for _, f := range []string{"uid_map", "gid_map"} {
 			if err := os.WriteFile(fmt.Sprintf("/proc/%d/%s", pid, f), []byte("0 0 1\n"), 0); err != nil {
@@ -279,6 +304,28 @@ func TestConstructor(t *testing.T) {
 	uts, rest, _ := strings.Cut(got, " ")
 	if maps != 1 || uts == self || !strings.HasPrefix(uts, "uts:[") || rest != "uid=0 oom=321" {
 		t.Fatalf("maps written %d times; the process reports %q (the test's uts is %s)", maps, got, self)
+	}
+}
+
+// The constructor told to wait (Request.Place) asks once, after the whole
+// request and before any namespace step, and goes on when answered.
+func TestConstructorPlace(t *testing.T) {
+	self, _ := os.Readlink("/proc/self/ns/uts")
+	frames, files, err := (&Request{Place: true}).Frames()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closeFiles(files) })
+	if n := len(frames); n != 2 || frames[0].Type != frame.TypeNsPlace || frames[1].Type != frame.TypeNsEnd {
+		t.Fatalf("frames: %v", frames)
+	}
+	placed := 0
+	got, err := constructor(t, frames, func() error { placed++; return nil }, func(int) error { return errors.New("no maps expected") })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uts, _, _ := strings.Cut(got, " "); placed != 1 || uts != self {
+		t.Fatalf("placed %d times; the process reports %q", placed, got)
 	}
 }
 
@@ -300,8 +347,10 @@ func TestConstructorRefusals(t *testing.T) {
 			"malformed request ns-unshare: protocol error"},
 		"wrong frame": {[]*frame.Frame{{Type: frame.TypeReady}, {Type: frame.TypeNsEnd}},
 			"unexpected request frame type 5: protocol error"},
+		"place with payload": {[]*frame.Frame{{Type: frame.TypeNsPlace, Payload: []byte{1}}, {Type: frame.TypeNsEnd}},
+			"malformed request ns-place: protocol error"},
 	} {
-		_, err := constructor(t, tc.frames, func(int) error { return errors.New("no maps expected") })
+		_, err := constructor(t, tc.frames, nil, func(int) error { return errors.New("no maps expected") })
 		if !errors.Is(err, ErrChild) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want %q", name, err, tc.want)
 		}

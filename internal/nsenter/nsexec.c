@@ -13,7 +13,9 @@
 //  1. join the container's v1 cgroups by writing "0" to their tasks files
 //     (a thread moving itself skips the synchronize_rcu wait that writing a
 //     pid into cgroup.procs costs, ~5 ms on a cold start; cgroup2 is joined
-//     at birth with clone3(CLONE_INTO_CGROUP) by the parent instead);
+//     at birth with clone3(CLONE_INTO_CGROUP) by the parent instead, or,
+//     where the kernel refuses the parent that, the parent has the
+//     cgroup's owner (systemd) move us while we wait: ns-place);
 //  2. setns into namespaces, the user namespace first so that the others,
 //     owned by it, are joinable;
 //  3. unshare(CLONE_NEWUSER) alone, then ask the parent to write uid_map and
@@ -35,8 +37,9 @@
 // (nsframe.h): the parent sends ns-oom-score-adj, then ns-cgroup and
 // ns-join frames, each with the file it opened (so no path is resolved
 // here, where a setns would change what it means), ns-unshare,
-// ns-time-offsets, then ns-end. We answer
-// ns-maps (and wait for ns-maps-done), then ns-pid; or ns-error and exit.
+// ns-time-offsets, maybe ns-place, then ns-end. We answer ns-place (and
+// wait for ns-place-done) if asked, ns-maps (and wait for ns-maps-done),
+// then ns-pid; or ns-error and exit.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -278,6 +281,7 @@ __attribute__((constructor)) static void hako_nsexec(void)
 	char timens[512] = "";
 	uint32_t opts = 0;
 	int joined_pidns = 0;
+	int place = 0;
 
 	// Nothing from the container may ptrace or open /proc/<pid>/ of a
 	// process that is still the hako binary. With a new user namespace the
@@ -332,6 +336,13 @@ __attribute__((constructor)) static void hako_nsexec(void)
 			opts = (uint32_t)(unsigned char)f.payload[0] | (uint32_t)(unsigned char)f.payload[1] << 8 |
 			       (uint32_t)(unsigned char)f.payload[2] << 16 | (uint32_t)(unsigned char)f.payload[3] << 24;
 			break;
+		case HAKO_FRAME_NS_PLACE:
+			if (f.len != 0 || f.nfds != 0) {
+				errno = EPROTO;
+				bail("malformed request", "ns-place");
+			}
+			place = 1;
+			break;
 		case HAKO_FRAME_NS_TIME_OFFSETS:
 			if (f.len + 1 > sizeof(timens) || strlen(f.payload) != f.len || f.nfds != 0) {
 				errno = E2BIG;
@@ -348,6 +359,19 @@ __attribute__((constructor)) static void hako_nsexec(void)
 				snprintf(what, sizeof(what), "frame type %d", f.type);
 				bail("unexpected request", what);
 			}
+		}
+	}
+
+	// Before every namespace step: the cgroup namespace unshared below
+	// is rooted at the cgroup we are in then, and the process we fork
+	// inherits our cgroup.
+	if (place) {
+		send_frame(HAKO_FRAME_NS_PLACE, NULL, 0);
+		if (recv_frame(&f) < 0)
+			bail("wait to be placed in the cgroup", "sync socket");
+		if (f.type != HAKO_FRAME_NS_PLACE_DONE) {
+			errno = EPROTO;
+			bail("wait to be placed in the cgroup", "sync socket");
 		}
 	}
 

@@ -18,6 +18,8 @@
 #define HAKO_FRAME_NS_ERROR 16
 #define HAKO_FRAME_NS_OOM_SCORE_ADJ 17
 #define HAKO_FRAME_NS_OPTIONS 18
+#define HAKO_FRAME_NS_PLACE 19
+#define HAKO_FRAME_NS_PLACE_DONE 20
 
 // ns-options bits (nsenter.Opt*).
 #define HAKO_NS_KEEPIDS 1

@@ -40,12 +40,28 @@ func TestSystemdDriverInVM(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building hako: %v\n%s", err, out)
 	}
-	checks, err := os.ReadFile("testdata/systemd-checks.sh")
-	if err != nil {
+	// The rootless checks run as a user of the VM, who must reach hako,
+	// the scripts and the bundles: t.TempDir is 0700.
+	if err := os.Chmod(share, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(share, "checks.sh"), checks, 0o755); err != nil {
-		t.Fatal(err)
+	for src, dst := range map[string]string{"systemd-checks.sh": "checks.sh", "systemd-rootless.sh": "rootless.sh"} {
+		data, err := os.ReadFile(filepath.Join("testdata", src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(share, dst), data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// runc 1.5 for the side-by-side checks, where this machine has it
+	// (root's ~/go/bin is not the VM user's to read).
+	if home, err := os.UserHomeDir(); err == nil {
+		if data, err := os.ReadFile(filepath.Join(home, "go", "bin", "runc-1.5")); err == nil {
+			if err := os.WriteFile(filepath.Join(share, "runc-1.5"), data, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	if err := systemdBundles(share, hako, busybox); err != nil {
 		t.Fatalf("bundles: %v", err)
@@ -58,6 +74,9 @@ func TestSystemdDriverInVM(t *testing.T) {
 	for _, mode := range []struct{ name, cmdline string }{
 		{"v2", "systemd.unified_cgroup_hierarchy=1"},
 		{"hybrid", "systemd.unified_cgroup_hierarchy=0 systemd.legacy_systemd_cgroup_controller=0"},
+		// Pure v1: no cgroup2 mount at all, systemd's own hierarchy is
+		// the named v1 one (name=systemd).
+		{"v1", "systemd.unified_cgroup_hierarchy=0 systemd.legacy_systemd_cgroup_controller=1"},
 	} {
 		t.Run(mode.name, func(t *testing.T) {
 			out := bootSystemdVM(t, qemu, kernel, initrd, share,
@@ -157,6 +176,10 @@ func stage1Initramfs(path, busybox, release string) error {
 	return a.writeTo(f)
 }
 
+// vmUserID is the uid and gid of the unprivileged user systemd-checks.sh
+// makes in the VM for the rootless checks.
+const vmUserID = 1500
+
 // systemdBundles writes the bundles the checks use, from `hako spec`'s
 // default, sharing one busybox rootfs.
 func systemdBundles(share, hako, busybox string) error {
@@ -194,6 +217,16 @@ func systemdBundles(share, hako, busybox string) error {
 	if err != nil {
 		return err
 	}
+	if err := os.Remove(filepath.Join(tmp, "config.json")); err != nil {
+		return err
+	}
+	if out, err := exec.Command(hako, "spec", "--rootless", "--bundle", tmp).CombinedOutput(); err != nil {
+		return fmt.Errorf("hako spec --rootless: %v: %s", err, out)
+	}
+	rootlessBase, err := os.ReadFile(filepath.Join(tmp, "config.json"))
+	if err != nil {
+		return err
+	}
 	i64 := func(v int64) *int64 { return &v }
 	u64 := func(v uint64) *uint64 { return &v }
 	limits := func(s *specs.Spec) {
@@ -217,9 +250,37 @@ func systemdBundles(share, hako, busybox string) error {
 			s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/sleep", Args: []string{"sleep", "30"}}}}
 		},
 	}
+	// The rootless user of systemd-checks.sh (uid and gid 1500) as root
+	// of the container, with a cgroup namespace as on any v2 host (this
+	// machine's `hako spec` leaves it out: it is hybrid).
+	rootless := func(s *specs.Spec) {
+		s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: vmUserID, Size: 1}}
+		s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: vmUserID, Size: 1}}
+		s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.CgroupNamespace})
+		limits(s)
+	}
+	rootlessBundles := map[string]func(*specs.Spec){
+		"rootless": func(s *specs.Spec) { rootless(s); s.Process.Args = []string{"sleep", "1000"} },
+		"rootless-once": func(s *specs.Spec) {
+			rootless(s)
+			s.Process.Args = []string{"cat", "/sys/fs/cgroup/memory.max"}
+		},
+		"rootless-slowhook": func(s *specs.Spec) {
+			rootless(s)
+			s.Process.Args = []string{"sleep", "1000"}
+			s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/sleep", Args: []string{"sleep", "30"}}}}
+		},
+	}
+	for name, edit := range rootlessBundles {
+		bundles[name] = edit
+	}
 	for name, edit := range bundles {
 		var s specs.Spec
-		if err := json.Unmarshal(base, &s); err != nil {
+		from := base
+		if _, ok := rootlessBundles[name]; ok {
+			from = rootlessBase
+		}
+		if err := json.Unmarshal(from, &s); err != nil {
 			return err
 		}
 		s.Root = &specs.Root{Path: "/hakotest/bundles/rootfs", Readonly: true}

@@ -68,6 +68,9 @@ type Manager struct {
 
 	// unit is the systemd driver's unit; nil under cgroupfs.
 	unit *sdUnit
+	// unitSub is the sub-cgroup of the unit this manager is for (WithSub),
+	// as systemd takes it in AttachProcessesToUnit: "" for the unit's own.
+	unitSub string
 }
 
 // MountSource describes one filesystem a "cgroup" mount inside the

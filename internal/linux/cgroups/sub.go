@@ -53,7 +53,10 @@ func (m *Manager) WithSub(s *Sub) (*Manager, error) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	n := &Manager{v2: m.v2, rootless: m.rootless, res: m.res, fs: m.fs, v1: map[string]string{}, unified: m.unified}
+	n := &Manager{v2: m.v2, rootless: m.rootless, res: m.res, fs: m.fs, v1: map[string]string{}, unified: m.unified, unit: m.unit}
+	if s.All != "" {
+		n.unitSub = path.Join("/", s.All)
+	}
 	join := func(base, sub string) (string, error) {
 		p := path.Join(base, sub)
 		if p != base && !strings.HasPrefix(p, base+"/") {

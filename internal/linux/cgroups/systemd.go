@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"github.com/hako-runtime/hako/internal/linux/cgroups/systemd"
 )
@@ -257,6 +258,70 @@ func (m *Manager) Joined() {
 		m.unit.close()
 	}
 }
+
+// Placer returns how to move a process into the container's cgroup v2
+// directory (the sub-cgroup of WithSub included) when the kernel refuses to
+// clone it there, or nil where nothing can do better than the kernel: the
+// cgroupfs driver, whose directories are hako's own.
+//
+// The refusal is cgroup v2's migration rule: the mover must be able to
+// write cgroup.procs of the common ancestor of the process's cgroup and the
+// target. A rootless hako started from a login shell is in session-N.scope
+// below user-UID.slice, which is root's; its unit is below user@UID.service,
+// the user's. systemd can: the user's manager asks the system manager to
+// move a process of the user's into its delegated subtree, which is how
+// runc's init gets into its unit (it starts the scope with the init's pid)
+// and runc 1.5's exec into an existing one (AttachProcessesToUnit).
+func (m *Manager) Placer() func(pid int) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.unit == nil || m.unified == "" {
+		return nil
+	}
+	u, dir, sub := m.unit, m.unified, m.unitSub
+	return func(pid int) error {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if u.bus == nil {
+			// exec: the one call this command makes to systemd.
+			if _, err := u.connect(); err != nil {
+				return err
+			}
+			defer u.close()
+		}
+		if err := u.unit.Attach(sub, pid); err != nil {
+			return err
+		}
+		return waitPlaced(dir, pid)
+	}
+}
+
+// waitPlaced waits until pid is listed in dir's cgroup.procs. systemd's
+// answer does not mean the process has moved: when the user's manager
+// cannot move it itself it sends the system manager the request without
+// waiting for its answer (unit_attach_pid_to_cgroup_via_bus), and the
+// process must not go on (into its cgroup namespace) before it is there.
+func waitPlaced(dir string, pid int) error {
+	deadline := time.Now().Add(placeTimeout)
+	for {
+		pids, err := readProcs(dir)
+		if err != nil {
+			return wrapErr("", err)
+		}
+		if slices.Contains(pids, pid) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("cgroup: systemd did not move process %d into %s within %s (see journalctl --user and journalctl -b for its reason)", pid, dir, placeTimeout)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// placeTimeout bounds waitPlaced as the systemd jobs are bounded: systemd
+// moves a process in milliseconds unless the move failed, which it reports
+// only to its journal.
+const placeTimeout = 10 * time.Second
 
 // Unit is the container's systemd unit, "" under the cgroupfs driver; the
 // state store keeps it so that later commands use the same driver.

@@ -152,6 +152,24 @@ else
 	echo "podman not installed: no podman checks"
 fi
 
+# --- rootless: an unprivileged user with its own systemd (pure v2 only:
+# a user's systemd can delegate only there). The user exists only in the
+# VM's tmpfs overlay.
+if [ $MODE = v2 ]; then
+	RU=hakovm
+	useradd -m -u 1500 -s /bin/sh $RU 2>$ERR
+	# subuid/subgid for rootless podman's user namespace, where useradd
+	# did not allocate them (it does when /etc/subuid exists).
+	grep -q "^$RU:" /etc/subuid 2>/dev/null || echo "$RU:300000:65536" >>/etc/subuid
+	grep -q "^$RU:" /etc/subgid 2>/dev/null || echo "$RU:300000:65536" >>/etc/subgid
+	loginctl enable-linger $RU 2>>$ERR
+	i=0
+	while [ "$(systemctl is-active user@1500.service)" != active ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
+	expect user-manager active "$(systemctl is-active user@1500.service)"
+	runuser -l $RU -c "sh $T/rootless.sh" 2>&1
+	loginctl disable-linger $RU 2>/dev/null
+fi
+
 echo HAKO-VM-DONE
 sync
 echo o >/proc/sysrq-trigger

@@ -294,12 +294,13 @@ func mustStart(t *testing.T, p Path, v2 bool) []sd.Property {
 
 // fakeBus records calls and answers as scripted.
 type fakeBus struct {
-	calls    []string
-	startErr []error  // per start call
-	results  []string // job results per start/stop
-	stopErr  error
-	resetErr error
-	mgr      map[string]string
+	calls     []string
+	startErr  []error  // per start call
+	results   []string // job results per start/stop
+	stopErr   error
+	resetErr  error
+	attachErr error
+	mgr       map[string]string
 }
 
 func (f *fakeBus) job(ch chan<- string) {
@@ -344,6 +345,11 @@ func (f *fakeBus) SetUnitPropertiesContext(_ context.Context, name string, runti
 	}
 	f.calls = append(f.calls, fmt.Sprintf("set %s %v %s", name, runtime, strings.Join(names, ",")))
 	return nil
+}
+
+func (f *fakeBus) AttachProcessesToUnit(_ context.Context, unit, sub string, pids []uint32) error {
+	f.calls = append(f.calls, fmt.Sprintf("attach %s %q %v", unit, sub, pids))
+	return f.attachErr
 }
 
 func (f *fakeBus) GetManagerProperty(name string) (string, error) {
@@ -403,6 +409,16 @@ func TestUnitLifecycle(t *testing.T) {
 	u.Set([]sd.Property{prop("MemoryMax", uint64(1))})
 	if f.calls[0] != "set u.scope true MemoryMax" {
 		t.Errorf("set: %v", f.calls)
+	}
+	// Attach names the unit, the sub-cgroup and the pid; a refusal
+	// names them too.
+	f = &fakeBus{}
+	if err := NewUnit(f, "u.scope").Attach("/sub", 42); err != nil || strings.Join(f.calls, "; ") != `attach u.scope "/sub" [42]` {
+		t.Errorf("attach: %v %v", err, f.calls)
+	}
+	f = &fakeBus{attachErr: dbusErr("org.freedesktop.DBus.Error.AccessDenied")}
+	if err := NewUnit(f, "u.scope").Attach("", 42); err == nil || !strings.Contains(err.Error(), "process 42 into unit u.scope") {
+		t.Errorf("attach denied: %v", err)
 	}
 }
 

@@ -20,6 +20,7 @@ type Bus interface {
 	StopUnitContext(ctx context.Context, name, mode string, ch chan<- string) (int, error)
 	ResetFailedUnitContext(ctx context.Context, name string) error
 	SetUnitPropertiesContext(ctx context.Context, name string, runtime bool, props ...sd.Property) error
+	AttachProcessesToUnit(ctx context.Context, unit, subcgroup string, pids []uint32) error
 	GetManagerProperty(name string) (string, error)
 	Close()
 }
@@ -153,6 +154,16 @@ func (u *Unit) Set(props []sd.Property) error {
 	}
 	if err := u.bus.SetUnitPropertiesContext(context.Background(), u.Name, true, props...); err != nil {
 		return fmt.Errorf("systemd: set properties of %s: %w", u.Name, err)
+	}
+	return nil
+}
+
+// Attach asks systemd to move pid into the unit's cgroup, or into sub (a
+// path below it, "/a/b") when not empty. systemd refuses it for a unit
+// without Delegate=yes, and for a process of another user.
+func (u *Unit) Attach(sub string, pid int) error {
+	if err := u.bus.AttachProcessesToUnit(context.Background(), u.Name, sub, []uint32{uint32(pid)}); err != nil {
+		return fmt.Errorf("systemd: move process %d into unit %s: %w", pid, u.Name, err)
 	}
 	return nil
 }
