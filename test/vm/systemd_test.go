@@ -19,10 +19,13 @@ import (
 // TestSystemdDriverInVM proves the systemd cgroup driver against a real
 // systemd: a VM whose PID 1 is Debian's systemd 252, booted on this
 // machine's own userland (shared read-only over virtio 9p, with a tmpfs
-// overlay on top; testdata/systemd-stage1.sh), once on pure cgroup v2 and
-// once on the hybrid layout. testdata/systemd-checks.sh runs hako (built
-// here) by hand with --systemd-cgroup, and runc on the same bundles where
-// it is installed, and prints one verdict per check.
+// overlay on top; testdata/systemd-stage1.sh), once each on pure cgroup
+// v2, the hybrid layout and pure v1. testdata/systemd-checks.sh runs hako
+// (built here) by hand with --systemd-cgroup, and runc on the same bundles
+// where it is installed, and prints one verdict per check; on v2 it also
+// makes an unprivileged user with its own systemd, as whom
+// testdata/systemd-rootless.sh runs the rootless checks from a login
+// session.
 func TestSystemdDriverInVM(t *testing.T) {
 	qemu, kernel := vmTools(t, "qemu exports / over 9p as the file owners, and hako in the VM runs as root")
 	if _, err := os.Stat("/lib/systemd/systemd"); err != nil {
