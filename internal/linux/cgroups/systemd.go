@@ -321,7 +321,7 @@ func waitPlaced(dir string, pid int) error {
 // placeTimeout bounds waitPlaced as the systemd jobs are bounded: systemd
 // moves a process in milliseconds unless the move failed, which it reports
 // only to its journal.
-const placeTimeout = 10 * time.Second
+var placeTimeout = 10 * time.Second
 
 // Unit is the container's systemd unit, "" under the cgroupfs driver; the
 // state store keeps it so that later commands use the same driver.
