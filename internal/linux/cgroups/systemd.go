@@ -24,7 +24,9 @@ import (
 //     which the scope's cgroup exists in every hierarchy systemd manages;
 //  3. the cgroupfs Create runs on the scope's directories;
 //  4. the container's process is born into them (CLONE_INTO_CGROUP or the
-//     v1 tasks files, exactly as with cgroupfs);
+//     v1 tasks files, exactly as with cgroupfs), or, where the kernel
+//     refuses that (rootless from a login shell: see Placer), is born in
+//     hako's cgroup and moved by systemd before its first namespace step;
 //  5. Joined releases the placeholder, leaving the container's processes
 //     alone in the unit.
 //
