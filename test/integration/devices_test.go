@@ -60,6 +60,30 @@ func TestDevicesListMatchesRunc(t *testing.T) {
 		t.Errorf("hako devices.list (sorted) = %q\nwant %q", got, want)
 	}
 
+	compareDevicesListWithRunc(t, e, got, "c-devlist-runc")
+}
+
+// With the default rules only (`hako spec`'s deny-all list), the defaults
+// runtimes add are what is left: runc's, /dev/net/tun's 10:200 included.
+func TestDefaultDevicesListMatchesRunc(t *testing.T) {
+	e := newEnv(t)
+	e.spec.Root.Path = filepath.Join(e.bundle, "rootfs")
+	got := sortedDevicesList(t, e.background("c-devdefault"))
+	want := []string{
+		"b *:* m", "c *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm",
+		"c 1:9 rwm", "c 10:200 rwm", "c 136:* rwm", "c 5:0 rwm", "c 5:2 rwm",
+	}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("hako devices.list (sorted) = %q\nwant %q", got, want)
+	}
+	compareDevicesListWithRunc(t, e, got, "c-devdefault-runc")
+}
+
+// compareDevicesListWithRunc runs e's bundle under runc, where installed,
+// and compares its devices.list (sorted) with got.
+func compareDevicesListWithRunc(t *testing.T, e *env, got []string, id string) {
+	t.Helper()
 	runc, err := runcPath()
 	if err != nil {
 		t.Log("runc not installed: compared with runc 1.1.5's list recorded above")
@@ -68,13 +92,13 @@ func TestDevicesListMatchesRunc(t *testing.T) {
 	runcRoot := t.TempDir()
 	// Files, not pipes: the detached container keeps its stdio open.
 	errf := tempOut(t)
-	cmd := exec.Command(runc, "--root", runcRoot, "run", "-d", "--bundle", e.bundle, "c-devlist-runc")
+	cmd := exec.Command(runc, "--root", runcRoot, "run", "-d", "--bundle", e.bundle, id)
 	cmd.Stdout, cmd.Stderr = errf, errf
 	if err := cmd.Run(); err != nil {
 		t.Skipf("runc cannot run here: %v %s", err, readAll(errf))
 	}
-	defer exec.Command(runc, "--root", runcRoot, "delete", "--force", "c-devlist-runc").Run()
-	out, err := exec.Command(runc, "--root", runcRoot, "state", "c-devlist-runc").Output()
+	defer exec.Command(runc, "--root", runcRoot, "delete", "--force", id).Run()
+	out, err := exec.Command(runc, "--root", runcRoot, "state", id).Output()
 	if err != nil {
 		t.Fatalf("runc state: %v", err)
 	}

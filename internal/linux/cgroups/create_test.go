@@ -81,7 +81,7 @@ func TestDefaultDeviceList(t *testing.T) {
 	}
 	defer func() { _ = m.Destroy() }()
 	got := strings.Split(readFile(t, m.Paths()["devices"], "devices.list"), "\n")
-	want := []string{"c *:* m", "b *:* m", "c 1:3 rwm", "c 1:8 rwm", "c 1:7 rwm", "c 5:0 rwm", "c 1:5 rwm", "c 1:9 rwm", "c 136:* rwm", "c 5:2 rwm"}
+	want := []string{"c *:* m", "b *:* m", "c 1:3 rwm", "c 1:8 rwm", "c 1:7 rwm", "c 5:0 rwm", "c 1:5 rwm", "c 1:9 rwm", "c 136:* rwm", "c 5:2 rwm", "c 10:200 rwm"}
 	slices.Sort(got)
 	slices.Sort(want)
 	if !slices.Equal(got, want) {

@@ -100,6 +100,10 @@ var allowedDevices = []struct {
 	{"/dev/urandom", devRule{charDevice, 1, 9, "rwm", true}},
 	{"", devRule{charDevice, 136, wildcard, "rwm", true}}, // /dev/pts/*
 	{"", devRule{charDevice, 5, 2, "rwm", true}},          // /dev/ptmx
+	// /dev/net/tun, with no path (a spec's own entry does not drop it):
+	// runc 1.2.0 dropped it and 1.2.1 put it back because engines had come
+	// to rely on it (opencontainers/runc#3468, #4555); 1.1.5 and 1.5 have it.
+	{"", devRule{charDevice, 10, 200, "rwm", true}},
 }
 
 // defaultDeviceRules returns the default rules, dropping those whose device

@@ -82,7 +82,7 @@ func TestDeviceFilterProgram(t *testing.T) {
 			append([]devRule{rule(false, wildcardDevice, -1, -1, "rwm")}, defaults...),
 			[]check{
 				{chr, accRW, 1, 3, true}, {chr, accR, 1, 5, true}, {chr, accRW, 136, 7, true},
-				{chr, accR, 10, 200, false}, {chr, accM, 10, 200, true}, {blk, accM, 8, 0, true},
+				{chr, accR, 10, 229, false}, {chr, accM, 10, 229, true}, {chr, accRW, 10, 200, true}, {blk, accM, 8, 0, true},
 				{blk, accR, 8, 0, false}, {chr, accRWM, 5, 2, true},
 			},
 		},

@@ -15,7 +15,7 @@ func ptr[T any](v T) *T { return &v }
 var wantDefaults = []string{
 	"c *:* m", "b *:* m",
 	"c 1:3 rwm", "c 1:8 rwm", "c 1:7 rwm", "c 5:0 rwm", "c 1:5 rwm", "c 1:9 rwm",
-	"c 136:* rwm", "c 5:2 rwm",
+	"c 136:* rwm", "c 5:2 rwm", "c 10:200 rwm",
 }
 
 func ruleStrings(rules []devRule) []string {

@@ -126,14 +126,35 @@ at runc
 # pause and stats, and the same cleanup. runc 1.1.5 (Debian's) and 1.5.
 # cgfile PID CONTROLLER FILE: FILE in the cgroup PID is in (v1: in that
 # controller's hierarchy; v2: CONTROLLER is "u", the one hierarchy).
+# Shell builtins only where it can (every fork and exec costs under TCG).
 cgfile() {
-	if [ $MODE = v2 ]; then
-		d=$(sed -n 's/^0:://p' /proc/$1/cgroup)
-		cat /sys/fs/cgroup$d/$3 2>&1 | tr '\n' ' '
-	else
-		d=$(awk -F: -v c=$2 '{n=split($2,a,","); for(i=1;i<=n;i++) if(a[i]==c) print $3}' /proc/$1/cgroup)
-		cat /sys/fs/cgroup/$2$d/$3 2>&1 | tr '\n' ' '
-	fi
+	f=
+	while IFS=: read -r id c d; do
+		if [ $MODE = v2 ]; then
+			[ "$id" = 0 ] && f=/sys/fs/cgroup$d/$3 && break
+		else
+			case ",$c," in *,$2,*) f=/sys/fs/cgroup/$2$d/$3 && break ;; esac
+		fi
+	done </proc/$1/cgroup
+	[ -r "$f" ] || { echo "no $2 $3"; return; }
+	# devices.list is in each runtime's write order: sorted.
+	[ $3 = devices.list ] && { sort "$f" | tr '\n' ' '; return; }
+	v=
+	while read -r l || [ -n "$l" ]; do v="$v$l "; done <"$f"
+	echo "$v"
+}
+# props UNIT NAME...: the unit's NAME=value lines, in one systemctl call.
+props() {
+	u=$1
+	shift
+	for p; do set -- "$@" -p $p; shift; done
+	systemctl show "$@" $u 2>/dev/null
+}
+# propof LINES NAME: NAME's value from props' lines.
+propof() {
+	echo "$1" | while IFS= read -r l; do
+		case "$l" in "$2="*) echo "${l#*=}" ;; esac
+	done
 }
 if [ $MODE = v2 ]; then
 	FILES="u memory.max u memory.low u memory.swap.max u pids.max u cpu.max u cpu.weight u cpuset.cpus u cgroup.subtree_control u cgroup.type"
@@ -171,8 +192,10 @@ for R in runc runc-1.5; do
 			echo "$n: cpu weight not compared: runc 1.1.5 $(prop runc-r1.scope CPUWeight), hako $(prop hako-h1.scope CPUWeight)"
 		fi
 	fi
+	rs=$(props runc-r1.scope $props)
+	hs=$(props hako-h1.scope $props)
 	for p in $props; do
-		expect $n-same-$p "$(prop runc-r1.scope $p)" "$(prop hako-h1.scope $p)"
+		expect $n-same-$p "$(propof "$rs" $p)" "$(propof "$hs" $p)"
 	done
 	# Started: runc pauses a created container too, hako does not.
 	$RC start r1 2>>$ERR
@@ -180,13 +203,27 @@ for R in runc runc-1.5; do
 	rp=$($RC state r1 | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
 	hp=$($HAKO state h1 | sed -n 's/.*"pid": *\([0-9]*\).*/\1/p')
 	# The cgroup of each init in every hierarchy, its unit's name aside.
-	expect $n-same-cgroups "$(sed 's/runc-r1/X/' /proc/$rp/cgroup | sort | tr '\n' ' ')" "$(sed 's/hako-h1/X/' /proc/$hp/cgroup | sort | tr '\n' ' ')"
+	# runc 1.1.5 predates the misc controller (5.13) and leaves it at /.
+	nomisc=cat
+	[ $R = runc ] && nomisc="grep -v :misc:"
+	expect $n-same-cgroups "$(sed 's/runc-r1/X/' /proc/$rp/cgroup | $nomisc | sort | tr '\n' ' ')" "$(sed 's/hako-h1/X/' /proc/$hp/cgroup | $nomisc | sort | tr '\n' ' ')"
 	name=created; same "$files"
 	$RC update --memory 134217728 --pids-limit 60 --cpu-quota 30000 r1 2>>$ERR
 	$HAKO update --memory 134217728 --pids-limit 60 --cpu-quota 30000 h1 2>>$ERR
-	name=updated; same "$files"
-	for p in TasksMax CPUQuotaPerSecUSec MemoryMax MemoryLimit; do
-		expect $n-updated-$p "$(prop runc-r1.scope $p)" "$(prop hako-h1.scope $p)"
+	ufiles=$files
+	if [ $R = runc ] && [ $MODE != v2 ]; then
+		# runc 1.1.5's update of a systemd unit on v1 drops the
+		# /dev/net/tun rule (10:200) it created the cgroup with; 1.5
+		# and hako keep it.
+		ufiles=$(echo "$files" | sed 's/devices devices.list //')
+		echo "$n: devices.list after update not compared: $(cgfile $rp devices devices.list)"
+	fi
+	name=updated; same "$ufiles"
+	up="TasksMax CPUQuotaPerSecUSec MemoryMax MemoryLimit"
+	rs=$(props runc-r1.scope $up)
+	hs=$(props hako-h1.scope $up)
+	for p in $up; do
+		expect $n-updated-$p "$(propof "$rs" $p)" "$(propof "$hs" $p)"
 	done
 	$RC pause r1 2>>$ERR
 	$HAKO pause h1 2>>$ERR
