@@ -7,6 +7,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -46,7 +49,11 @@ type ExecOpts struct {
 // a child of the caller.
 func (c *Container) Exec(o *ExecOpts) (int, error) {
 	switch s := c.Status(); s {
-	case Running, Created:
+	case Running:
+		if c.rt.Rootless {
+			waitExeced(c.State.InitPid)
+		}
+	case Created:
 	case Paused:
 		if !o.IgnorePaused {
 			return 0, fmt.Errorf("%w: cannot exec in a paused container (use --ignore-paused to override)", ErrWrongState)
@@ -199,3 +206,22 @@ func (c *Container) seccomp(sc *specs.LinuxSeccomp) (*security.Seccomp, error) {
 	}
 	return &f, nil
 }
+
+// waitExeced waits, up to a second, until a started init has exec'd the
+// container's program. Until then it is still hako's non-dumpable init
+// (nsexec.c), and an unprivileged caller may not open its /proc/<pid>/ns/*
+// (EACCES, ptrace rules): `start` returns once the init has been let go,
+// before its execve, so an exec right after it would fail now and then (2 in
+// 30 here, rootless). Root is not held to those rules and does not wait.
+func waitExeced(pid int) {
+	comm := "/proc/" + strconv.Itoa(pid) + "/comm"
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		name, err := os.ReadFile(comm)
+		if err != nil || strings.TrimSpace(string(name)) != initComm {
+			return
+		}
+	}
+}
+
+// initComm is the name nsexec.c gives the init until it execs.
+const initComm = "hako:[init]"
