@@ -91,10 +91,11 @@ func TestSystemdDriverInVM(t *testing.T) {
 }
 
 func bootSystemdVM(t *testing.T, qemu, kernel, initrd, share, cmdline string) string {
-	// A hang guard, well above a boot's time here (about 2 minutes for
-	// v2 with the rootless checks, under TCG on 2 shared cores; see the
-	// HAKO-VM-AT timings the test logs), so that three boots and the other
-	// VM tests stay inside go test's -timeout of hack/test.sh.
+	// A hang guard, well above a boot's time (measured under TCG on 2
+	// shared cores: v2 with the rootless checks 2m15s, hybrid 1m18s, v1
+	// 1m12s; up to twice that with two other VMs running; the test logs
+	// each section's HAKO-VM-AT time), and low enough that a hung boot
+	// leaves the other VM tests inside hack/test.sh's -timeout.
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, qemu,
