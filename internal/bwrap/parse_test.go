@@ -27,7 +27,7 @@ func TestParseErrors(t *testing.T) {
 		"--uid -1":                         "Invalid uid: -1",
 		"--cap-add nope":                   "unknown cap: nope",
 		"--seccomp 3 --add-seccomp-fd 4":   "--add-seccomp-fd cannot be combined with --seccomp",
-		"--userns2 3":                      "--userns2: not supported by hako bwrap",
+		"--userns2 x":                      "Invalid fd: x",
 		"--userns x":                       "Invalid fd: x",
 		"--overlay-src /a":                 "--overlay-src must be followed by another --overlay-src or one of --overlay, --tmp-overlay, or --ro-overlay",
 		"--overlay-src /a --dir /x":        "--overlay-src must be followed by another --overlay-src or one of --overlay, --tmp-overlay, or --ro-overlay",
