@@ -124,6 +124,10 @@ func enterUserNSStep(a *applier, s *plan.Step) error {
 		EnvResume + "=" + strconv.Itoa(mfd),
 		nsenter.EnvSetnsUser + "=" + strconv.Itoa(ns),
 		"GOGC=off", "GOMAXPROCS=1",
+		// The runtime would otherwise read the sandbox's
+		// /sys/fs/cgroup and /proc/self/mountinfo for its CPU limit,
+		// files the sandbox's mounts decide.
+		"GODEBUG=containermaxprocs=0,updatemaxprocs=0",
 	}
 	err = execveat(a.exe, os.Args, env)
 	for _, fd := range pass {
