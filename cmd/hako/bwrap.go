@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -134,8 +135,11 @@ func bwrapMain(argv0 string, args []string) int {
 		files = append(files, os.NewFile(uintptr(dup), "bwrap-fd"))
 	}
 	for _, fd := range sb.FDs {
-		// Used up, as bubblewrap closes them once read.
-		unix.Close(fd)
+		// Used up, as bubblewrap closes them once read; --userns2's
+		// reaches the command as under bubblewrap.
+		if !slices.Contains(h.Inherited, fd) {
+			unix.Close(fd)
+		}
 	}
 	var status *os.File
 	if sb.StatusFD >= 0 {

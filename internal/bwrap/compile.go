@@ -230,6 +230,14 @@ func Compile(o *Options, h *Host) (*Sandbox, error) {
 	if o.Hostname != "" {
 		c.add(plan.Step{Op: plan.OpHostname, Value: o.Hostname, FD: plan.NoFD})
 	}
+	if o.Userns2FD > 0 {
+		// Both held past the root change, the binary opened while the
+		// host's /proc is in reach (fd 0 is no --userns2 to bubblewrap,
+		// which tests fd > 0). Before the status
+		// pipe, which the caller adds as the last fd.
+		c.add(plan.Step{Op: plan.OpHoldFD, Value: "userns", FD: c.fd(o.Userns2FD)})
+		c.add(plan.Step{Op: plan.OpHoldFD, Value: "exe", FD: plan.NoFD})
+	}
 	// An init stays to reap a PID namespace, and to hold the locks and the
 	// --sync-fd while the sandbox runs. Its fds are taken before the root
 	// change closes the rest.
@@ -249,6 +257,11 @@ func Compile(o *Options, h *Host) (*Sandbox, error) {
 		c.add(plan.Step{Op: plan.OpHoldFD, Value: "status", FD: sb.StatusFD})
 	}
 	c.add(plan.Step{Op: plan.OpPivotRoot, Path: NewRoot, FD: plan.NoFD})
+	if o.Userns2FD > 0 {
+		// bubblewrap enters it right after the root change, before it
+		// drops its privileges.
+		c.add(st(plan.OpEnterUserNS))
+	}
 	if o.NewSession {
 		c.add(st(plan.OpSetsid))
 	}

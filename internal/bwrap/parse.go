@@ -78,9 +78,12 @@ type Options struct {
 	// none. UsernsBlockFD: the caller writes the new user namespace's
 	// maps and then this fd (--userns-block-fd).
 	UsernsFD, PidnsFD, UsernsBlockFD int
-	SeccompFDs                       []int // --seccomp's one, or every --add-seccomp-fd
-	NewSession                       bool
-	DieWithParent                    bool
+	// Userns2FD: the user namespace the sandbox moves into once set up
+	// (--userns2), -1 for none.
+	Userns2FD     int
+	SeccompFDs    []int // --seccomp's one, or every --add-seccomp-fd
+	NewSession    bool
+	DieWithParent bool
 	// DisableUserns: the sandbox cannot make user namespaces (a nested
 	// one under a limit of 1); AssertUsernsDisabled checks that it cannot.
 	DisableUserns, AssertUsernsDisabled bool
@@ -134,7 +137,7 @@ type ReadFD func(fd int) ([]byte, error)
 // environment. readFD reads --args data. On error the options parsed so
 // far come back too.
 func Parse(argv []string, env []string, readFD ReadFD) (*Options, error) {
-	o := &Options{UID: -1, GID: -1, InfoFD: -1, JSONStatusFD: -1, BlockFD: -1, SyncFD: -1, UsernsFD: -1, PidnsFD: -1, UsernsBlockFD: -1}
+	o := &Options{UID: -1, GID: -1, InfoFD: -1, JSONStatusFD: -1, BlockFD: -1, SyncFD: -1, UsernsFD: -1, PidnsFD: -1, UsernsBlockFD: -1, Userns2FD: -1}
 	o.Env = append([]string(nil), env...)
 	p := &parser{o: o, readFD: readFD, nextPerms: -1, total: len(argv)}
 	rest, err := p.parse(argv, false)
@@ -297,10 +300,7 @@ func (p *parser) parse(argv []string, inFile bool) ([]string, error) {
 		case "--userns-block-fd":
 			fdArg(&o.UsernsBlockFD)
 		case "--userns2":
-			if !one("an argument") {
-				break
-			}
-			return nil, unsupported(arg)
+			fdArg(&o.Userns2FD)
 		case "--bind-fd", "--ro-bind-fd":
 			if len(argv) < 3 {
 				// bubblewrap names --bind-fd for both.

@@ -27,7 +27,7 @@ func TestParseErrors(t *testing.T) {
 		"--uid -1":                         "Invalid uid: -1",
 		"--cap-add nope":                   "unknown cap: nope",
 		"--seccomp 3 --add-seccomp-fd 4":   "--add-seccomp-fd cannot be combined with --seccomp",
-		"--userns2 3":                      "--userns2: not supported by hako bwrap",
+		"--userns2 x":                      "Invalid fd: x",
 		"--userns x":                       "Invalid fd: x",
 		"--overlay-src /a":                 "--overlay-src must be followed by another --overlay-src or one of --overlay, --tmp-overlay, or --ro-overlay",
 		"--overlay-src /a --dir /x":        "--overlay-src must be followed by another --overlay-src or one of --overlay, --tmp-overlay, or --ro-overlay",
@@ -218,4 +218,53 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// --userns2: its fd and the binary are held before the root change (the
+// fd before the status pipe, which the caller adds last), and the
+// namespace is entered right after it, as bubblewrap does; fd 0 is no
+// --userns2 to bubblewrap.
+func TestCompileUserns2(t *testing.T) {
+	h := &Host{UID: 1000, GID: 1000, Umask: 0o022, Cwd: "/", Stat: func(string) error { return nil }}
+	o, err := Parse(strings.Fields("--userns 3 --userns2 4 --unshare-pid --ro-bind / / true"), nil, noFD)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := Compile(o, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for i, s := range sb.Plan.Steps {
+		switch {
+		case s.Op == plan.OpHoldFD:
+			fd := -1
+			if s.FD >= 0 && s.FD < len(sb.FDs) {
+				fd = sb.FDs[s.FD]
+			}
+			got = append(got, fmt.Sprintf("hold %s %d", s.Value, fd))
+		case s.Op == plan.OpPivotRoot:
+			got = append(got, "pivot")
+			if next := sb.Plan.Steps[i+1].Op; next != plan.OpEnterUserNS {
+				t.Errorf("after the pivot: %s, want %s", next, plan.OpEnterUserNS)
+			}
+		case s.Op == plan.OpEnterUserNS:
+			got = append(got, "enter")
+		}
+	}
+	// The status fd is the caller's pipe, appended after sb.FDs.
+	want := "hold userns 4 | hold exe -1 | hold status -1 | pivot | enter"
+	if strings.Join(got, " | ") != want || sb.StatusFD != len(sb.FDs) {
+		t.Errorf("steps %q (status fd #%d of %d), want %q", strings.Join(got, " | "), sb.StatusFD, len(sb.FDs), want)
+	}
+	o, _ = Parse(strings.Fields("--userns2 0 --ro-bind / / true"), nil, noFD)
+	sb, err = Compile(o, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range sb.Plan.Steps {
+		if s.Op == plan.OpEnterUserNS || s.Value == "exe" {
+			t.Errorf("--userns2 0: step %s %s", s.Op, s.Value)
+		}
+	}
 }

@@ -80,6 +80,14 @@ type applier struct {
 	status int
 	// block is bwrap's --block-fd until OpBlock has read it, or -1.
 	block int
+	// held are the other fds OpHoldFD keeps for the process's life.
+	held []int
+	// number is added to a step's index to name it in errors: the
+	// compiled plan's numbers, in a process that resumed one (resume).
+	number int
+	// exe is the binary OpEnterUserNS re-executes (OpHoldFD "exe"), and
+	// userns the namespace it enters ("userns"); 0 when not held.
+	exe, userns int
 }
 
 type cgroupValue struct {
@@ -96,7 +104,7 @@ func apply(a *applier, steps []plan.Step, hs map[plan.Op]handler) error {
 		s := &steps[i]
 		h, ok := hs[s.Op]
 		if !ok {
-			return fmt.Errorf("step %d %s: unknown step kind", i+1, s.Op)
+			return fmt.Errorf("step %d %s: unknown step kind", a.number+i+1, s.Op)
 		}
 		err := h(a, s)
 		// The masks of consecutive OpMask steps share one tmpfs; its fd
@@ -110,7 +118,7 @@ func apply(a *applier, steps []plan.Step, hs map[plan.Op]handler) error {
 			return be
 		}
 		if err != nil {
-			return fmt.Errorf("step %d %s: %w", i+1, s.Op, err)
+			return fmt.Errorf("step %d %s: %w", a.number+i+1, s.Op, err)
 		}
 	}
 	return nil
@@ -205,15 +213,23 @@ func init() {
 	// The fd came close-on-exec with the plan; taking it keeps it from
 	// closeHostFds.
 	handlers[plan.OpHoldFD] = func(a *applier, s *plan.Step) error {
+		if s.Value == "exe" {
+			return holdExe(a)
+		}
 		fd := a.takeFD(s)
 		switch s.Value {
 		case "status":
 			a.status = fd
 		case "block":
 			a.block = fd
+		case "userns":
+			a.userns = fd
+		default:
+			a.held = append(a.held, fd)
 		}
 		return nil
 	}
+	handlers[plan.OpEnterUserNS] = enterUserNSStep
 	handlers[plan.OpBlock] = func(a *applier, s *plan.Step) error {
 		if a.block < 0 {
 			return errors.New("block step without its fd")

@@ -17,14 +17,17 @@ import (
 )
 
 // IsChild reports whether this process was started by hako as a container
-// process (nsexec.c has run).
-func IsChild() bool { return os.Getenv(nsenter.EnvSync) != "" }
+// process (nsexec.c has run), or is one that re-executed itself.
+func IsChild() bool { return os.Getenv(nsenter.EnvSync) != "" || os.Getenv(EnvResume) != "" }
 
 // Main runs the child side and never returns.
 func Main() {
 	// Capabilities, seccomp and no_new_privs are per thread: everything
 	// happens on this one, which is the one that calls execve.
 	runtime.LockOSThread()
+	if os.Getenv(EnvResume) != "" {
+		resumeMain()
+	}
 	fd, err := strconv.Atoi(os.Getenv(nsenter.EnvSync))
 	if err != nil {
 		os.Exit(1)

@@ -65,6 +65,21 @@ const EnvSync = "_HAKO_SYNC"
 // EOF on stdin and exits, never starting Go (see hold_cgroup in nsexec.c).
 const EnvCgroupHold = "_HAKO_CGROUP_HOLD"
 
+// EnvSetnsUser names, in an init that re-executes itself once its sandbox
+// is set up (bwrap --userns2), the fd of the user namespace the
+// constructor enters before Go starts: the kernel refuses
+// setns(CLONE_NEWUSER) to a multithreaded process, as the init is by then.
+const EnvSetnsUser = "_HAKO_SETNS_USER"
+
+// SetnsUserErr is the errno of the constructor's setns into
+// EnvSetnsUser's namespace; nil if it entered it, or was not asked to.
+func SetnsUserErr() error {
+	if n := C.hako_setns_user_errno; n != 0 {
+		return unix.Errno(n)
+	}
+	return nil
+}
+
 // TimeOffset is one line of /proc/self/timens_offsets.
 type TimeOffset struct {
 	Clock string // "monotonic" or "boottime"

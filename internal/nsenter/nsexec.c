@@ -33,6 +33,10 @@
 //     CLONE_PARENT so the hako parent can wait for it; this process reports
 //     the child's pid and exits. The child returns into Go.
 //
+// An init that re-executes itself to enter a user namespace after its setup
+// (bwrap --userns2, _HAKO_SETNS_USER) gets that one setns and nothing else
+// (setns_user).
+//
 // It speaks internal/frame's framing on the socket named by _HAKO_SYNC
 // (nsframe.h): the parent sends ns-oom-score-adj, then ns-cgroup and
 // ns-join frames, each with the file it opened (so no path is resolved
@@ -260,11 +264,35 @@ static void nest_userns(void)
 	write_file("/proc/self/gid_map", map);
 }
 
+int hako_setns_user_errno;
+
+// setns_user is the whole of the constructor's work in an init that has
+// re-executed itself, its sandbox set up, to enter another user namespace
+// (bwrap --userns2): the Go side goes on with the rest of its plan in this
+// same process. A refusal is left in hako_setns_user_errno for Go, which
+// holds the socket to the parent, to report in bubblewrap's words.
+static void setns_user(const char *fdstr)
+{
+	int fd = atoi(fdstr);
+	prctl(PR_SET_NAME, "hako:[init]", 0, 0, 0);
+	// The exec made us dumpable again; nothing of the sandbox may ptrace
+	// a process that is still the hako binary (as in hako_nsexec).
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	if (setns(fd, CLONE_NEWUSER) < 0)
+		hako_setns_user_errno = errno;
+	close(fd);
+}
+
 __attribute__((constructor)) static void hako_nsexec(void)
 {
 	const char *hold = getenv("_HAKO_CGROUP_HOLD");
 	if (hold != NULL && *hold != '\0')
 		hold_cgroup();
+	const char *userns = getenv("_HAKO_SETNS_USER");
+	if (userns != NULL && *userns != '\0') {
+		setns_user(userns);
+		return;
+	}
 	const char *env = getenv("_HAKO_SYNC");
 	if (env == NULL || *env == '\0')
 		return;

@@ -26,4 +26,8 @@
 #define HAKO_NS_DISABLE_USERNS 2
 #define HAKO_NS_ASSERT_USERNS_DISABLED 4
 
+// The constructor's setns into _HAKO_SETNS_USER's namespace: its errno,
+// 0 if it succeeded or was not asked for (nsenter.SetnsUserErr).
+extern int hako_setns_user_errno;
+
 #endif

@@ -101,13 +101,14 @@ const (
 	OpExec          Op = "exec"         // execve what OpLookup found
 
 	// For bwrap's argv (internal/bwrap).
-	OpNewRoot           Op = "new-root"  // Path: a tmpfs there, pivoted into; the old root at /oldroot, the mounts go below /newroot; Flags: how many --tmp-overlay directory pairs it holds
-	OpParentDeathSignal Op = "pdeathsig" // Flags: the signal the process gets when its parent dies (bwrap --die-with-parent, every sandbox); after the last uid change, which clears it
-	OpDumpable          Op = "dumpable"  // let the (unprivileged) parent read /proc/<pid>/ns for bwrap --info-fd
-	OpLockFile          Op = "lock-file" // Path: open it and hold a read lock while the process lives, close-on-exec (bwrap --lock-file)
-	OpSameFile          Op = "same-file" // Path, FD: the mount at Path must be the fd's file (bwrap --bind-fd's race check)
-	OpHoldFD            Op = "hold-fd"   // FD: keep it past the root change, close-on-exec, while the process lives (bwrap --sync-fd, held by the sandbox's init); Value "status": a reaper reports the program's exit status on it; "block": OpBlock reads it
-	OpBlock             Op = "block"     // wait until the fd held as "block" has data (or EOF), then close it (bwrap --block-fd)
+	OpNewRoot           Op = "new-root"     // Path: a tmpfs there, pivoted into; the old root at /oldroot, the mounts go below /newroot; Flags: how many --tmp-overlay directory pairs it holds
+	OpParentDeathSignal Op = "pdeathsig"    // Flags: the signal the process gets when its parent dies (bwrap --die-with-parent, every sandbox); after the last uid change, which clears it
+	OpDumpable          Op = "dumpable"     // let the (unprivileged) parent read /proc/<pid>/ns for bwrap --info-fd
+	OpLockFile          Op = "lock-file"    // Path: open it and hold a read lock while the process lives, close-on-exec (bwrap --lock-file)
+	OpSameFile          Op = "same-file"    // Path, FD: the mount at Path must be the fd's file (bwrap --bind-fd's race check)
+	OpHoldFD            Op = "hold-fd"      // FD: keep it past the root change, close-on-exec, while the process lives (bwrap --sync-fd, held by the sandbox's init); Value "status": a reaper reports the program's exit status on it; "block": OpBlock reads it; "userns": OpEnterUserNS enters it; "exe", no FD: open the binary this process runs (/proc/self/exe, while the host's /proc is in reach) for OpEnterUserNS
+	OpEnterUserNS       Op = "enter-userns" // re-execute the held "exe" with nsexec.c armed to setns into the user namespace held as "userns", and go on with the steps after this one there (bwrap --userns2: the kernel refuses that setns to a multithreaded process)
+	OpBlock             Op = "block"        // wait until the fd held as "block" has data (or EOF), then close it (bwrap --block-fd)
 
 	// Steps of `hako sandbox` (internal/sandbox), whose root is the host's.
 	OpHoldSources   Op = "hold-bind-sources" // open every later bind mount's source (and overlay layer) that came without an fd, before OpStageHostRoot covers its path

@@ -701,3 +701,159 @@ func TestBwrapBlockFDAfterSetup(t *testing.T) {
 		})
 	}
 }
+
+// --userns2: once the sandbox is set up in the user namespace A (--userns),
+// the command runs in B, a child of A, both held by processes the caller
+// made with unshare(1). The same ids, maps, namespace, fds, statuses and
+// errors (B not below A, A itself, a file that is no namespace, a new user
+// namespace instead of A) from Debian's bwrap and hako bwrap, as root and
+// unprivileged.
+func TestBwrapUserns2(t *testing.T) {
+	for _, who := range []string{"root", "unprivileged"} {
+		t.Run(who, func(t *testing.T) {
+			r := newBwrapRunner(t, who == "unprivileged")
+			a, b := r.userNSPair(t)
+			names := map[string]string{}
+			for name, p := range map[string]string{"A": a, "B": b, "H": "/proc/self/ns/user"} {
+				l, err := os.Readlink(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				names[l] = name
+			}
+			probe := `id -u; id -g; cat /proc/self/uid_map; readlink /proc/self/ns/user; ls /proc/self/fd | tr '\n' ' '; echo`
+			cases := []struct {
+				name  string
+				argv  string
+				files []string
+			}{
+				{"enter", "--userns 3 --userns2 4 --ro-bind / / --proc /proc sh -c", []string{a, b}},
+				{"enter-pid-reaper", "--userns 3 --userns2 4 --unshare-pid --die-with-parent --ro-bind / / --proc /proc sh -c", []string{a, b}},
+				{"enter-caps", "--userns 3 --userns2 4 --cap-add ALL --ro-bind / / --proc /proc sh -c", []string{a, b}},
+				{"without-userns", "--userns2 3 --ro-bind / / --proc /proc sh -c", []string{a}},
+				{"err-not-below", "--userns 3 --userns2 4 --ro-bind / / --proc /proc sh -c", []string{a, "/proc/self/ns/user"}},
+				{"err-same", "--userns 3 --userns2 3 --ro-bind / / --proc /proc sh -c", []string{a}},
+				{"err-not-a-namespace", "--userns 3 --userns2 4 --ro-bind / / --proc /proc sh -c", []string{a, "/etc/hostname"}},
+				{"err-unshare-user", "--unshare-user --userns2 3 --ro-bind / / --proc /proc sh -c", []string{b}},
+			}
+			for _, c := range cases {
+				script := probe
+				if c.name == "enter-pid-reaper" {
+					script += "; exit 3"
+				}
+				if c.name == "enter-caps" {
+					script = `grep -E '^(Cap|NoNewPrivs)' /proc/self/status`
+				}
+				argv := append(strings.Fields(c.argv), script)
+				var res [2]bwrapResult
+				for i, hako := range []bool{false, true} {
+					res[i] = r.runGroup(t, hako, argv, c.files)
+					for l, name := range names {
+						res[i].stdout = strings.ReplaceAll(res[i].stdout, l, "user="+name)
+					}
+				}
+				t.Logf("%s: status %d, %q %q", c.name, res[1].code, res[1].stdout, res[1].stderr)
+				if res[0] != res[1] {
+					t.Errorf("%s: %s\nbwrap: status %d\n%s%s\nhako: status %d\n%s%s", c.name, strings.Join(argv, " "),
+						res[0].code, res[0].stdout, res[0].stderr, res[1].code, res[1].stdout, res[1].stderr)
+				}
+				// Not two equal failures: the command ran in B.
+				if strings.HasPrefix(c.name, "enter") && c.name != "enter-caps" && !strings.Contains(res[1].stdout, "user=B") {
+					t.Errorf("%s: hako's command is not in B:\n%s%s", c.name, res[1].stdout, res[1].stderr)
+				}
+			}
+		})
+	}
+}
+
+// userNSPair starts, as the runner's user, a process in a new user
+// namespace A (the user is root in it) holding another in B, a child of A
+// where A's root is uid and gid 1000, and returns both namespaces' files;
+// they end with the test.
+func (r *bwrapRunner) userNSPair(t *testing.T) (a, b string) {
+	t.Helper()
+	cmd := exec.Command("unshare", "-U", "--map-root-user", "sh", "-c",
+		"unshare -U --map-user=1000 --map-group=1000 sleep 600 & exec sleep 600")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: r.cred, Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+	})
+	outer := strconv.Itoa(cmd.Process.Pid)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		children, _ := os.ReadFile("/proc/" + outer + "/task/" + outer + "/children")
+		inner := strings.Fields(string(children))
+		if len(inner) != 1 {
+			continue
+		}
+		a, b = "/proc/"+outer+"/ns/user", "/proc/"+inner[0]+"/ns/user"
+		la, _ := os.Readlink(a)
+		lb, _ := os.Readlink(b)
+		comm, _ := os.ReadFile("/proc/" + inner[0] + "/comm")
+		if la != "" && lb != "" && la != lb && strings.TrimSpace(string(comm)) == "sleep" {
+			return a, b
+		}
+	}
+	t.Fatal("the user namespaces A and B did not come up")
+	return "", ""
+}
+
+// runGroup is run with the files opened from paths, stdout and stderr in
+// files, in a process group of its own that is killed afterwards: where
+// its monitor fails to enter --userns2's namespace, Debian's bwrap leaves
+// its sandbox's process waiting forever for the monitor's go-ahead.
+func (r *bwrapRunner) runGroup(t *testing.T, hako bool, argv []string, paths []string) bwrapResult {
+	t.Helper()
+	name, args := "bwrap", argv
+	if hako {
+		name, args = r.hako, append([]string{"bwrap"}, argv...)
+	}
+	cmd := exec.Command(name, args...)
+	cmd.Dir = "/"
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + r.home, "LANG=C"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: r.cred, Setpgid: true}
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		cmd.ExtraFiles = append(cmd.ExtraFiles, f)
+	}
+	dir := t.TempDir()
+	out, err := os.Create(filepath.Join(dir, "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	errf, err := os.Create(filepath.Join(dir, "err"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer errf.Close()
+	cmd.Stdout, cmd.Stderr = out, errf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err = <-done:
+	case <-time.After(30 * time.Second):
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		t.Fatalf("%s %s: still running after 30s", name, strings.Join(args, " "))
+	}
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	o, _ := os.ReadFile(out.Name())
+	e, _ := os.ReadFile(errf.Name())
+	return bwrapResult{string(o), string(e), code}
+}

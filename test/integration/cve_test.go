@@ -477,9 +477,56 @@ func TestRuncPR1962_NoPivotHostProcfsHidden(t *testing.T) {
 // which never execs) runs from the sealed binary too, so a sandbox that
 // reopens its /proc/<pid>/exe cannot rewrite hako.
 func TestCVE2019_5736_BwrapReaperSealed(t *testing.T) {
+	bwrapReaperSealed(t, nil)
+}
+
+// With --userns2 the init re-executes itself to enter the namespace
+// (here A, a child of the host's): what it re-executes is the sealed
+// binary it was started from, and the parent-death signal survives.
+func TestCVE2019_5736_BwrapUserns2Sealed(t *testing.T) {
+	hold := exec.Command("unshare", "-U", "--map-root-user", "sleep", "600")
+	if err := hold.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { hold.Process.Kill(); hold.Wait() }()
+	p := fmt.Sprintf("/proc/%d/ns/user", hold.Process.Pid)
+	var a string
+	for i := 0; i < 500; i++ {
+		a, _ = os.Readlink(p)
+		if self, _ := os.Readlink("/proc/self/ns/user"); a != "" && a != self {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	reaper := bwrapReaperSealed(t, []string{"--userns2", "3"}, f)
+	if reaper.ns != a || reaper.comm != "hako:[init]" {
+		t.Errorf("the sandbox's init is %q in %s, want hako:[init] in A (%s)", reaper.comm, reaper.ns, a)
+	}
+	for i := 0; i < 500; i++ {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", reaper.pid)); errors.Is(err, os.ErrNotExist) {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Error("the sandbox's init outlived the killed hako bwrap (--die-with-parent)")
+}
+
+type sandboxInit struct {
+	pid      int
+	ns, comm string
+}
+
+func bwrapReaperSealed(t *testing.T, extra []string, files ...*os.File) sandboxInit {
 	// --die-with-parent: the sandbox, whose init outlives a killed hako
 	// bwrap as bwrap's does, goes with it rather than sleep on.
-	cmd := exec.Command(hakoBin, "bwrap", "--ro-bind", "/", "/", "--unshare-pid", "--proc", "/proc", "--dev", "/dev", "--die-with-parent", "sleep", "30")
+	args := append([]string{"bwrap"}, extra...)
+	cmd := exec.Command(hakoBin, append(args, "--ro-bind", "/", "/", "--unshare-pid", "--proc", "/proc", "--dev", "/dev", "--die-with-parent", "sleep", "30")...)
+	cmd.ExtraFiles = files
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -506,6 +553,21 @@ func TestCVE2019_5736_BwrapReaperSealed(t *testing.T) {
 	if reaper == 0 {
 		t.Fatal("no sandbox process appeared")
 	}
+	// The init re-executes itself for --userns2: wait until it runs Go
+	// (named by nsexec.c, and by it again after the re-exec) and has
+	// started the command.
+	var si sandboxInit
+	for i := 0; i < 500; i++ {
+		si.ns, _ = os.Readlink(fmt.Sprintf("/proc/%d/ns/user", reaper))
+		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", reaper))
+		children, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", reaper, reaper))
+		si.comm = strings.TrimSpace(string(comm))
+		if len(strings.Fields(string(children))) > 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	si.pid = reaper
 	fd, err := unix.Open(fmt.Sprintf("/proc/%d/exe", reaper), unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -521,4 +583,5 @@ func TestCVE2019_5736_BwrapReaperSealed(t *testing.T) {
 	if !errors.Is(err, unix.EROFS) {
 		t.Fatalf("reopen failed with %v, want EROFS from the sealed overlay", err)
 	}
+	return si
 }
