@@ -397,7 +397,7 @@ func (k *creation) startProcess(so *spawnOpts, pidfdSock *os.File) (*proc, error
 		return nil, err
 	}
 	k.cleanups = append(k.cleanups, p.kill)
-	r.debug("create %s: container process %d started (unshare %#x, join %v)", o.ID, p.pid, so.req.Unshare, so.req.Join)
+	r.debug("create %s: container process %d started; before Go, its constructor did: %s", o.ID, p.pid, &so.req)
 	return p, nil
 }
 

@@ -101,7 +101,7 @@ func (c *Container) Exec(o *ExecOpts) (int, error) {
 		}
 		c.rt.debug("exec %s: cgroups %v", c.State.ID, cm.Paths())
 	}
-	c.rt.debug("exec %s: joining namespaces %v of init %d", c.State.ID, req.Join, c.State.InitPid)
+	c.rt.debug("exec %s: into init %d; before Go, the constructor will do: %s", c.State.ID, c.State.InitPid, &req)
 	console := o.ConsoleFile
 	if o.ConsoleSocket != "" {
 		if console, err = dialConsole(o.ConsoleSocket); err != nil {

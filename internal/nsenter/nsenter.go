@@ -34,6 +34,7 @@ import (
 
 	"github.com/hako-runtime/hako/internal/explain"
 	"github.com/hako-runtime/hako/internal/frame"
+	"github.com/hako-runtime/hako/internal/linux/ns"
 )
 
 // cFrames is nsframe.h's view of the frame layout, for the test that holds
@@ -123,6 +124,34 @@ const (
 // ErrUsernsNotDisabled: a user namespace could still be made, against
 // OptAssertUsernsDisabled. The text is bubblewrap's.
 var ErrUsernsNotDisabled = errors.New("creation of new user namespaces was not disabled as requested")
+
+// String is the request as `hako --debug` logs it, in the order the
+// constructor applies it.
+func (r *Request) String() string {
+	var parts []string
+	if r.OOMScoreAdj != nil {
+		parts = append(parts, fmt.Sprintf("oom_score_adj=%d", *r.OOMScoreAdj))
+	}
+	for _, p := range r.CgroupTasks {
+		parts = append(parts, "cgroup "+p)
+	}
+	for _, p := range r.Join {
+		parts = append(parts, "join "+p)
+	}
+	if r.Unshare != 0 {
+		parts = append(parts, "unshare "+ns.FlagNames(r.Unshare))
+	}
+	for _, o := range r.TimeOffsets {
+		parts = append(parts, fmt.Sprintf("time offset %s %d.%09ds", o.Clock, o.Secs, o.Nanos))
+	}
+	if r.Options != 0 {
+		parts = append(parts, fmt.Sprintf("options %#x", r.Options))
+	}
+	if len(parts) == 0 {
+		return "nothing"
+	}
+	return strings.Join(parts, "; ")
+}
 
 // Frames renders the request as the frames nsexec.c reads, opening here,
 // in the parent, every file it names. The caller sends them in order and

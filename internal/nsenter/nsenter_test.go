@@ -362,3 +362,16 @@ func closeFiles(files []*os.File) {
 		f.Close()
 	}
 }
+
+func TestRequestString(t *testing.T) {
+	oom := -5
+	r := Request{OOMScoreAdj: &oom, Join: []string{"/proc/7/ns/net"}, Unshare: unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID,
+		TimeOffsets: []TimeOffset{{"boottime", 3, 5}}}
+	want := "oom_score_adj=-5; join /proc/7/ns/net; unshare user,pid,mnt; time offset boottime 3.000000005s"
+	if got := r.String(); got != want {
+		t.Fatalf("got  %q\nwant %q", got, want)
+	}
+	if got := (&Request{}).String(); got != "nothing" {
+		t.Fatalf("empty request: %q", got)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -32,6 +33,22 @@ var Kinds = []Kind{
 	{specs.CgroupNamespace, unix.CLONE_NEWCGROUP, "cgroup"},
 	{specs.TimeNamespace, unix.CLONE_NEWTIME, "time"},
 	{specs.MountNamespace, unix.CLONE_NEWNS, "mnt"},
+}
+
+// FlagNames names the CLONE_NEW* bits of flags, in Kinds' order ("user,mnt"),
+// for logs; bits that are not namespaces show as hex.
+func FlagNames(flags uintptr) string {
+	var names []string
+	for _, k := range Kinds {
+		if flags&k.Flag != 0 {
+			names = append(names, k.Proc)
+			flags &^= k.Flag
+		}
+	}
+	if flags != 0 {
+		names = append(names, fmt.Sprintf("%#x", flags))
+	}
+	return strings.Join(names, ",")
 }
 
 // Lookup returns the kind of a spec namespace type.
