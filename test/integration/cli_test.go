@@ -235,7 +235,7 @@ func TestDebugLogsCreateAndExec(t *testing.T) {
 		t.Errorf("--debug --log exec: exit %d, stderr %q (want everything in the log)", code, se)
 	}
 	data := readFile(t, log)
-	for _, want := range []string{`"level":"debug"`, `exec dbg1: joining namespaces`, `exec dbg1: process `} {
+	for _, want := range []string{`"level":"debug"`, `exec dbg1: into init `, `exec dbg1: process `} {
 		if !strings.Contains(data, want) {
 			t.Errorf("log lacks %q:\n%s", want, data)
 		}
