@@ -304,11 +304,13 @@ func protectHome(b *builder, v string) error {
 	dirs := []string{"/home", "/root", "/run/user"}
 	switch v {
 	case "read-only":
+		b.protectHome = true
 		for _, d := range dirs {
 			b.tree("ProtectHome", d, true, true)
 		}
 		return nil
 	case "tmpfs":
+		b.protectHome = true
 		for _, d := range dirs {
 			b.tmpfs("ProtectHome", d, []string{"ro", "nosuid", "nodev", "mode=0755"}, true)
 		}
@@ -319,6 +321,7 @@ func protectHome(b *builder, v string) error {
 		return fmt.Errorf("%q: must be a boolean, read-only or tmpfs", v)
 	}
 	if yes {
+		b.protectHome = true
 		b.inaccessible("ProtectHome", dirs...)
 	}
 	return nil
