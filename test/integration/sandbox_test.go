@@ -214,6 +214,22 @@ func TestSandboxStrictLeavesHomeToProtectHome(t *testing.T) {
 	})
 }
 
+// PrivateDevices=yes also loads systemd's implied ~@raw-io filter (EPERM),
+// as systemd 252 does (Seccomp: 2 under systemd-run in the systemd VM).
+// On x86-64 every @raw-io call also needs the CAP_SYS_RAWIO the property
+// drops, so the filter is seen in /proc/self/status, not in an errno.
+func TestSandboxPrivateDevicesRawIOFilter(t *testing.T) {
+	forEachSandboxer(t, func(t *testing.T, s sandboxer) {
+		out := s.mustRun(t, "-p", "PrivateDevices=yes", "--", "grep", "-E", "^(Seccomp|NoNewPrivs):", "/proc/self/status")
+		if !strings.Contains(out, "Seccomp:\t2") {
+			t.Errorf("no seccomp filter under PrivateDevices: %q", out)
+		}
+		if s.cred != nil && !strings.Contains(out, "NoNewPrivs:\t1") {
+			t.Errorf("unprivileged, the filter needs no_new_privs, as systemd's: %q", out)
+		}
+	})
+}
+
 // A read-only tmpfs with mounts below it (TemporaryFileSystem=P:ro and
 // BindPaths into it, the pattern of systemd.exec(5)'s examples): the
 // mount points are made before the tmpfs becomes read-only, and a
@@ -224,12 +240,17 @@ func TestSandboxReadOnlyTmpfsWithBindsBelow(t *testing.T) {
 		os.Mkdir(w, 0o777)
 		os.Chmod(w, 0o777)
 		out, errs, code := s.run(t, "-p", "TemporaryFileSystem=/srv:ro", "-p", "BindReadOnlyPaths=/etc:/srv/etc", "-p", "BindPaths="+w+":/srv/w", "--", "sh", "-c",
-			"ls /srv | tr '\\n' ' '; echo; cat /srv/etc/hostname >/dev/null && echo etc-ok; touch /srv/x 2>&1; touch /srv/etc/x 2>&1; touch /srv/w/y && echo w-ok")
+			"ls /srv | tr '\\n' ' '; echo; cat /srv/etc/hostname >/dev/null && echo etc-ok; touch /srv/x 2>&1; touch /srv/etc/x 2>&1; touch /srv/w/y && echo w-ok; awk '$5==\"/srv\"{o=$6} END{print \"srv-opts=\" o}' /proc/self/mountinfo")
 		if code != 0 {
 			t.Fatalf("status %d: %s %s", code, out, errs)
 		}
 		if !strings.HasPrefix(out, "etc w \n") || strings.Count(out, "Read-only file system") != 2 || !strings.Contains(out, "etc-ok") || !strings.Contains(out, "w-ok") {
 			t.Errorf("inside: %q", out)
+		}
+		// systemd.exec(5)'s defaults, nodev,strictatime, as systemd 252
+		// mounts it (no nosuid).
+		if !strings.Contains(out, "srv-opts=ro,nodev\n") {
+			t.Errorf("the tmpfs's options, want ro,nodev: %q", out)
 		}
 		if _, err := os.Stat(filepath.Join(w, "y")); err != nil {
 			t.Errorf("the writable bind's write is not on the host: %v", err)

@@ -80,14 +80,23 @@ echo s >/var/lib/sbx/secret/key
 #   and not /run/credentials or /run/systemd/incoming, which systemd
 #   mounts for every service with a mount namespace (its credentials
 #   and the directory `systemctl bind` passes mounts through), whatever
-#   the properties.
+#   the properties; and under no_new_privs (NoNewPrivs: 1, which the
+#   probe prints before the mounts) without nosuid, which systemd adds to
+#   its own mounts then, and which changes nothing where execve cannot
+#   gain privileges anyway.
+# - st: Seccomp_filters only as none or some: systemd loads a filter per
+#   architecture it allows (x86-64, x32, i386), hako the native one only
+#   (README).
 COMPARE='
 FNR == 1 { side++ }
 {
 	sec = $1; sub(/^[^ ]* /, "")
 	if (sec == "ls") { gsub(/ systemd-private-[^ ]*/, "") }
+	if (sec == "st" && $0 ~ /^NoNewPrivs:[ \t]*1$/) nnp[side] = 1
+	if (sec == "st" && $0 ~ /^Seccomp_filters:[ \t]*[1-9]/) $0 = "Seccomp_filters: some"
 	if (sec == "mnt") {
 		if ($1 ~ /^\/run\/credentials(\/|$)/ || $1 == "/run/systemd/incoming") next
+		if (nnp[side]) { o = "," $2 ","; gsub(/,nosuid,/, ",", o); $2 = substr(o, 2, length(o) - 2) }
 		top[side, $1] = $0; tgt[$1] = 1; next
 	}
 	n[side, sec]++; v[side, sec, n[side, sec]] = $0; secs[sec] = 1
@@ -157,9 +166,16 @@ compare() {
 	echo "sbx $set_: $(awk -v s=$start '{print $1 - s}' /proc/uptime)s for both"
 }
 
+# The known differences, each in README's sandbox section ("Side by side
+# with systemd-run").
 compare tmp-net-caps-homero PrivateTmp=yes PrivateNetwork=yes ProtectHome=read-only NoNewPrivileges=yes "CapabilityBoundingSet=CAP_NET_BIND_SERVICE CAP_CHOWN" -- \
-	"mnt systemd-run only: /tmp rw,relatime tmpfs|/var/tmp rw,relatime overlay|  hako only: /tmp rw,nosuid,nodev,relatime tmpfs|/var/tmp rw,nosuid,nodev,relatime tmpfs|"
+	"mnt systemd-run only: /tmp rw,relatime tmpfs|/var/tmp rw,relatime overlay| hako only: /tmp rw,nodev,relatime tmpfs|/var/tmp rw,nodev,relatime tmpfs|"
 compare strict ProtectSystem=strict ReadWritePaths=/var/lib/sbx/rw
-compare home-yes ProtectHome=yes InaccessiblePaths=/var/lib/sbx/secret
-compare home-tmpfs ProtectHome=tmpfs "TemporaryFileSystem=/srv:ro" "BindReadOnlyPaths=/etc:/srv/etc"
-compare dev PrivateDevices=yes
+compare home-yes ProtectHome=yes InaccessiblePaths=/var/lib/sbx/secret -- \
+	"mnt systemd-run only: /home ro,noexec,relatime tmpfs|/root ro,noexec,relatime tmpfs|/run/user ro,noexec,relatime tmpfs|/var/lib/sbx/secret ro,noexec,relatime tmpfs| hako only: /home ro,relatime tmpfs|/root ro,relatime tmpfs|/run/user ro,relatime tmpfs|/var/lib/sbx/secret ro,relatime tmpfs|"
+compare home-tmpfs ProtectHome=tmpfs "TemporaryFileSystem=/srv:ro" "BindReadOnlyPaths=/etc:/srv/etc" -- \
+	"w systemd-run only: /home: yes|/root: yes| hako only: /home: Read-only file system|/root: Read-only file system|" \
+	"mnt systemd-run only: /home rw,relatime tmpfs|/root rw,relatime tmpfs|/run/user rw,relatime tmpfs| hako only: /home ro,nosuid,nodev,relatime tmpfs|/root ro,nosuid,nodev,relatime tmpfs|/run/user ro,nosuid,nodev,relatime tmpfs|"
+compare dev PrivateDevices=yes -- \
+	"ls systemd-run only: /dev: char core fd full hugepages log mqueue null ptmx pts random shm stderr stdin stdout tty urandom zero| hako only: /dev: core fd full null ptmx pts random shm stderr stdin stdout tty urandom zero|" \
+	"mnt systemd-run only: /dev ro,nosuid,noexec tmpfs|/dev/shm rw,nosuid,nodev tmpfs| hako only: /dev rw,nosuid tmpfs|/dev/shm rw,nosuid,nodev,noexec,relatime tmpfs|"
