@@ -49,7 +49,7 @@ type seccompState struct {
 	mdwe       bool
 	realtime   bool
 	suidSGID   bool
-	rawIO      bool // PrivateDevices: systemd's implied ~@raw-io
+	rawIO      bool     // PrivateDevices: systemd's implied ~@raw-io
 	properties []string // which properties load a filter, in order
 }
 
