@@ -461,8 +461,11 @@ func (b *builder) finishFS() {
 	}
 	if b.privateDevices {
 		s := b.spec
+		// noexec as systemd 252's private /dev (seen beside
+		// systemd-run in the VM); systemd's is also read-only, this
+		// one stays writable (README).
 		s.Mounts = append(s.Mounts,
-			specs.Mount{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+			specs.Mount{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "noexec", "strictatime", "mode=755", "size=65536k"}},
 			specs.Mount{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"}},
 			specs.Mount{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
 		)

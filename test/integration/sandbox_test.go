@@ -214,13 +214,18 @@ func TestSandboxStrictLeavesHomeToProtectHome(t *testing.T) {
 	})
 }
 
-// PrivateDevices=yes also loads systemd's implied ~@raw-io filter (EPERM),
-// as systemd 252 does (Seccomp: 2 under systemd-run in the systemd VM).
-// On x86-64 every @raw-io call also needs the CAP_SYS_RAWIO the property
-// drops, so the filter is seen in /proc/self/status, not in an errno.
-func TestSandboxPrivateDevicesRawIOFilter(t *testing.T) {
+// PrivateDevices=yes also loads systemd's implied ~@raw-io filter (EPERM)
+// and mounts /dev noexec, as systemd 252 does (Seccomp: 2 under
+// systemd-run in the systemd VM). On x86-64 every @raw-io call also needs
+// the CAP_SYS_RAWIO the property drops, so the filter is seen in
+// /proc/self/status, not in an errno.
+func TestSandboxPrivateDevicesAsSystemd(t *testing.T) {
 	forEachSandboxer(t, func(t *testing.T, s sandboxer) {
-		out := s.mustRun(t, "-p", "PrivateDevices=yes", "--", "grep", "-E", "^(Seccomp|NoNewPrivs):", "/proc/self/status")
+		out := s.mustRun(t, "-p", "PrivateDevices=yes", "--", "sh", "-c",
+			"grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status; awk '$5==\"/dev\"{o=$6} END{print \"dev-opts=\" o}' /proc/self/mountinfo")
+		if !strings.Contains(out, "dev-opts=rw,nosuid,noexec\n") {
+			t.Errorf("/dev's options, want rw,nosuid,noexec: %q", out)
+		}
 		if !strings.Contains(out, "Seccomp:\t2") {
 			t.Errorf("no seccomp filter under PrivateDevices: %q", out)
 		}

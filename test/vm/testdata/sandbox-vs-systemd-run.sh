@@ -178,4 +178,4 @@ compare home-tmpfs ProtectHome=tmpfs "TemporaryFileSystem=/srv:ro" "BindReadOnly
 	"mnt systemd-run only: /home rw,relatime tmpfs|/root rw,relatime tmpfs|/run/user rw,relatime tmpfs| hako only: /home ro,nosuid,nodev,relatime tmpfs|/root ro,nosuid,nodev,relatime tmpfs|/run/user ro,nosuid,nodev,relatime tmpfs|"
 compare dev PrivateDevices=yes -- \
 	"ls systemd-run only: /dev: char core fd full hugepages log mqueue null ptmx pts random shm stderr stdin stdout tty urandom zero| hako only: /dev: core fd full null ptmx pts random shm stderr stdin stdout tty urandom zero|" \
-	"mnt systemd-run only: /dev ro,nosuid,noexec tmpfs|/dev/shm rw,nosuid,nodev tmpfs| hako only: /dev rw,nosuid tmpfs|/dev/shm rw,nosuid,nodev,noexec,relatime tmpfs|"
+	"mnt systemd-run only: /dev ro,nosuid,noexec tmpfs|/dev/shm rw,nosuid,nodev tmpfs| hako only: /dev rw,nosuid,noexec tmpfs|/dev/shm rw,nosuid,nodev,noexec,relatime tmpfs|"
