@@ -51,7 +51,7 @@ func TestOverlayPlan(t *testing.T) {
 			}
 		}
 	}
-	if got, want := strings.Join(ops, "; "), "bind-root "+Stage+"; overlay /srv/a; overlay /srv/b/u,/w; mount ; mount ; rw /dev; rw /proc; rw /sys; rw /srv/a/x; rw /srv/a; rw /srv/b"; got != want {
+	if got, want := strings.Join(ops, "; "), "bind-root "+Stage+"; overlay /srv/a; overlay /srv/b/u,/w; mount ; mount ; rw /dev; rw /proc; rw /sys; rw /home; rw /root; rw /run/user; rw /srv/a/x; rw /srv/a; rw /srv/b"; got != want {
 		t.Errorf("\n got %s\nwant %s", got, want)
 	}
 	n := 0

@@ -32,9 +32,11 @@ var Table = []Row{
 			b.tmpfs("PrivateTmp", d, []string{"nosuid", "nodev", "mode=1777"}, false)
 		}
 	})},
-	{Name: "PrivateDevices", Help: "yes: a minimal /dev (null zero full random urandom tty, pts, shm); no CAP_MKNOD, CAP_SYS_RAWIO", Apply: boolProp(func(b *builder) {
+	{Name: "PrivateDevices", Help: "yes: a minimal /dev (null zero full random urandom tty, pts, shm); no CAP_MKNOD, CAP_SYS_RAWIO; @raw-io denied", Apply: boolProp(func(b *builder) {
 		b.privateDevices = true
 		b.dropCaps("PrivateDevices", "CAP_MKNOD", "CAP_SYS_RAWIO")
+		b.sec.rawIO = true
+		b.sec.uses("PrivateDevices")
 	})},
 	{Name: "PrivateNetwork", Help: "yes: a new network namespace with only lo, up", Apply: boolProp(func(b *builder) { b.newNS("PrivateNetwork", specs.NetworkNamespace, "net") })},
 	{Name: "PrivateIPC", Help: "yes: a new IPC namespace (SysV IPC, POSIX message queues)", Apply: boolProp(func(b *builder) { b.newNS("PrivateIPC", specs.IPCNamespace, "ipc") })},
@@ -304,11 +306,13 @@ func protectHome(b *builder, v string) error {
 	dirs := []string{"/home", "/root", "/run/user"}
 	switch v {
 	case "read-only":
+		b.protectHome = true
 		for _, d := range dirs {
 			b.tree("ProtectHome", d, true, true)
 		}
 		return nil
 	case "tmpfs":
+		b.protectHome = true
 		for _, d := range dirs {
 			b.tmpfs("ProtectHome", d, []string{"ro", "nosuid", "nodev", "mode=0755"}, true)
 		}
@@ -319,6 +323,7 @@ func protectHome(b *builder, v string) error {
 		return fmt.Errorf("%q: must be a boolean, read-only or tmpfs", v)
 	}
 	if yes {
+		b.protectHome = true
 		b.inaccessible("ProtectHome", dirs...)
 	}
 	return nil
@@ -377,7 +382,9 @@ func temporaryFS(b *builder, v string) error {
 		if err != nil {
 			return err
 		}
-		opts := []string{"nosuid", "nodev", "mode=0755"}
+		// systemd.exec(5)'s defaults (and systemd 252's mount, seen in
+		// the VM comparison): no nosuid.
+		opts := []string{"nodev", "strictatime", "mode=0755"}
 		ro := false
 		if o != "" {
 			for _, x := range strings.Split(o, ",") {
@@ -385,9 +392,9 @@ func temporaryFS(b *builder, v string) error {
 				case x == "ro":
 					ro = true
 				case x == "rw", strings.HasPrefix(x, "mode="), strings.HasPrefix(x, "size="), strings.HasPrefix(x, "nr_inodes="),
-					x == "nosuid", x == "nodev", x == "noexec", x == "exec", x == "suid", x == "dev":
+					x == "nosuid", x == "nodev", x == "noexec", x == "exec", x == "suid", x == "dev", x == "strictatime", x == "nostrictatime":
 				default:
-					return fmt.Errorf("%q: mount option %q not supported (ro, rw, mode=, size=, nr_inodes=, [no]exec, [no]suid, [no]dev)", w, x)
+					return fmt.Errorf("%q: mount option %q not supported (ro, rw, mode=, size=, nr_inodes=, [no]exec, [no]suid, [no]dev, [no]strictatime)", w, x)
 				}
 				if x != "ro" && x != "rw" {
 					opts = append(opts, x)

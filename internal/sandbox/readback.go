@@ -500,10 +500,11 @@ func (l *Live) residue(c *claims) map[string][]string {
 		case m.FSType != "tmpfs":
 			// Another filesystem of its own (proc, mqueue, devpts):
 			// no property of the table makes one.
-		case masked && !hasOpt(m.Options, "nosuid"):
+		case masked && !hasOpt(m.Options, "nodev"):
 			// An empty read-only tmpfs is both a mask and a read-only
-			// TemporaryFileSystem; the sandbox mounts the latter
-			// nosuid,nodev, as systemd does, and its masks bare.
+			// TemporaryFileSystem; systemd 252 and the sandbox mount
+			// the latter nodev (ProtectHome=tmpfs too), their masks
+			// without it (systemd: ro,noexec; the sandbox: ro).
 			out["InaccessiblePaths"] = append(out["InaccessiblePaths"], p)
 		case m.ReadOnly:
 			out["TemporaryFileSystem"] = append(out["TemporaryFileSystem"], p+":ro")

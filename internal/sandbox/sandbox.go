@@ -17,6 +17,7 @@ package sandbox
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -236,6 +237,7 @@ type builder struct {
 	writable             []string // mounts that stay writable under strict
 	strict               bool
 	privateDevices       bool
+	protectHome          bool // ProtectHome= other than no
 	privateUsers         bool
 	cwdHome, cwdOptional bool
 	userSet, groupSet    bool
@@ -459,8 +461,11 @@ func (b *builder) finishFS() {
 	}
 	if b.privateDevices {
 		s := b.spec
+		// noexec as systemd 252's private /dev (seen beside
+		// systemd-run in the VM); systemd's is also read-only, this
+		// one stays writable (README).
 		s.Mounts = append(s.Mounts,
-			specs.Mount{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+			specs.Mount{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "noexec", "strictatime", "mode=755", "size=65536k"}},
 			specs.Mount{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"}},
 			specs.Mount{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
 		)
@@ -468,17 +473,30 @@ func (b *builder) finishFS() {
 		b.writable = append(b.writable, "/dev")
 	}
 	var trees []Tree
+	var except []string
 	if b.strict {
 		trees = append(trees, Tree{Path: "/", ReadOnly: true})
 		for _, p := range []string{"/dev", "/proc", "/sys"} {
 			trees = append(trees, Tree{Path: p, ReadOnly: false, Optional: true})
 		}
-	}
-	trees = append(trees, b.trees...)
-	var except []string
-	if b.strict {
 		except = []string{"/dev", "/proc", "/sys"}
+		// systemd 252's strict table leaves /home, /root and /run/user
+		// as they are ("ProtectHome= is responsible for these"; seen
+		// writable under systemd-run in the VM comparison). Writable
+		// again recursively would also undo a read-only mount a
+		// property put below them, so such a directory stays read-only
+		// (stricter than systemd, never looser).
+		if !b.protectHome {
+			for _, p := range []string{"/home", "/root", "/run/user"} {
+				if !b.readOnlyBelow(p) {
+					trees = append(trees, Tree{Path: p, ReadOnly: false, Optional: true})
+					except = append(except, p)
+				}
+			}
+		}
 	}
+	trees = append(trees, b.deferReadOnlyTmpfs()...)
+	trees = append(trees, b.trees...)
 	for _, p := range b.rwPaths {
 		trees = append(trees, Tree{Path: p.path, ReadOnly: false, Optional: p.optional})
 		except = append(except, p.path)
@@ -506,6 +524,58 @@ func (b *builder) finishFS() {
 		}
 	}
 	b.trees = trees
+}
+
+// readOnlyBelow says whether a read-only mount, a masked path or a
+// read-only tree of the properties lies at or below p.
+func (b *builder) readOnlyBelow(p string) bool {
+	under := func(d string) bool { return d == p || strings.HasPrefix(d, p+"/") }
+	for _, m := range b.spec.Mounts {
+		if under(m.Destination) && slices.Contains(m.Options, "ro") {
+			return true
+		}
+	}
+	for _, m := range b.spec.Linux.MaskedPaths {
+		if under(m) {
+			return true
+		}
+	}
+	for _, t := range b.trees {
+		if under(t.Path) && t.ReadOnly {
+			return true
+		}
+	}
+	return false
+}
+
+// deferReadOnlyTmpfs mounts a read-only tmpfs (TemporaryFileSystem=P:ro,
+// ProtectHome=tmpfs) writable when another mount goes below it, and makes
+// it read-only afterwards as a tree, as systemd does: mounted read-only at
+// once, the mount point of e.g. BindReadOnlyPaths=/etc:/srv/etc could not
+// be made in it. A writable bind below is writable again after it (the
+// builder's writable list). The printed spec shows such a tmpfs without
+// ro: a config.json cannot say "read-only after the mounts below" (runc
+// too makes a read-only tmpfs so at once).
+func (b *builder) deferReadOnlyTmpfs() []Tree {
+	var trees []Tree
+	for i := range b.spec.Mounts {
+		m := &b.spec.Mounts[i]
+		if m.Type != "tmpfs" || !slices.Contains(m.Options, "ro") {
+			continue
+		}
+		below := false
+		for _, l := range b.spec.Mounts[i+1:] {
+			if strings.HasPrefix(l.Destination, strings.TrimSuffix(m.Destination, "/")+"/") {
+				below = true
+			}
+		}
+		if !below {
+			continue
+		}
+		m.Options = slices.DeleteFunc(slices.Clone(m.Options), func(o string) bool { return o == "ro" })
+		trees = append(trees, Tree{Path: m.Destination, ReadOnly: true})
+	}
+	return trees
 }
 
 // finishCaps: root in the sandbox keeps every capability it had (as a

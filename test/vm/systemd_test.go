@@ -48,7 +48,7 @@ func TestSystemdDriverInVM(t *testing.T) {
 	if err := os.Chmod(share, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for src, dst := range map[string]string{"systemd-checks.sh": "checks.sh", "systemd-rootless.sh": "rootless.sh"} {
+	for src, dst := range map[string]string{"systemd-checks.sh": "checks.sh", "systemd-rootless.sh": "rootless.sh", "sandbox-vs-systemd-run.sh": "sbx.sh"} {
 		data, err := os.ReadFile(filepath.Join("testdata", src))
 		if err != nil {
 			t.Fatal(err)
@@ -85,7 +85,11 @@ func TestSystemdDriverInVM(t *testing.T) {
 			out := bootSystemdVM(t, qemu, kernel, initrd, share,
 				"console=ttyS0 panic=-1 quiet loglevel=3 systemd.show_status=0 systemd.unit=vmcheck.target "+
 					"HAKO_VM_MODE="+mode.name+" "+mode.cmdline)
-			verdicts(t, out)
+			var want []string
+			if mode.name == "v2" {
+				want = sandboxChecks()
+			}
+			verdicts(t, out, want...)
 		})
 	}
 }
@@ -117,12 +121,27 @@ func bootSystemdVM(t *testing.T, qemu, kernel, initrd, share, cmdline string) st
 	return out
 }
 
-// verdicts fails t for every FAIL line, and if the script never finished.
-func verdicts(t *testing.T, out string) {
+// sandboxChecks are the verdicts testdata/sandbox-vs-systemd-run.sh must
+// give on the v2 boot: each property set's sections, so that a set which
+// stops being compared fails the test instead of passing unseen.
+func sandboxChecks() []string {
+	var names []string
+	for _, set := range []string{"tmp-net-caps-homero", "strict", "home-yes", "home-tmpfs", "dev"} {
+		for _, sec := range []string{"run", "ls", "w", "st", "link", "ns", "mnt"} {
+			names = append(names, "sbx-"+set+"-"+sec)
+		}
+	}
+	return names
+}
+
+// verdicts fails t for every FAIL line, for every check of want that
+// gave no verdict, and if the script never finished.
+func verdicts(t *testing.T, out string, want ...string) {
 	line := regexp.MustCompile(`HAKO-VM-CHECK (\S+) (PASS|FAIL) ?(.*)`)
 	sc := bufio.NewScanner(strings.NewReader(out))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	done, n := false, 0
+	seen := map[string]bool{}
 	for sc.Scan() {
 		if strings.Contains(sc.Text(), "HAKO-VM-DONE") {
 			done = true
@@ -135,10 +154,16 @@ func verdicts(t *testing.T, out string) {
 			continue
 		}
 		n++
+		seen[m[1]] = true
 		if m[2] == "PASS" {
 			t.Logf("PASS %s: %s", m[1], m[3])
 		} else {
 			t.Errorf("FAIL %s: %s", m[1], m[3])
+		}
+	}
+	for _, w := range want {
+		if !seen[w] {
+			t.Errorf("no verdict for %s", w)
 		}
 	}
 	if !done || n == 0 {

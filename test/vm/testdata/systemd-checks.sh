@@ -262,6 +262,11 @@ else
 	echo "podman not installed: no podman checks"
 fi
 
+at sandbox
+# --- hako sandbox beside systemd-run, property set by property set (v2
+# only: one boot is enough for what does not depend on the cgroup layout).
+[ $MODE = v2 ] && sh $T/sbx.sh 2>&1
+
 at rootless
 # --- rootless: an unprivileged user with its own systemd (pure v2 only:
 # a user's systemd can delegate only there). The user exists only in the
