@@ -455,13 +455,7 @@ func TestOverlayMount(t *testing.T) {
 func TestKillAllAndExecProcessJSON(t *testing.T) {
 	e := newEnv(t)
 	// No PID namespace: killing the init alone would leave its children.
-	var nss []specs.LinuxNamespace
-	for _, n := range e.spec.Linux.Namespaces {
-		if n.Type != specs.PIDNamespace {
-			nss = append(nss, n)
-		}
-	}
-	e.spec.Linux.Namespaces = nss
+	e.dropNS(specs.PIDNamespace)
 	e.spec.Process.Args = []string{"sh", "-c", "sleep 1000 & sleep 1000 & wait"}
 	e.write()
 	e.hakoOK("run", "-d", "ka")

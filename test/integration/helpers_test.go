@@ -209,6 +209,18 @@ func (e *env) addNS(t specs.LinuxNamespaceType) {
 	e.spec.Linux.Namespaces = append(e.spec.Linux.Namespaces, specs.LinuxNamespace{Type: t})
 }
 
+// dropNS takes namespaces of type t out of the config: the container
+// shares the host's.
+func (e *env) dropNS(t specs.LinuxNamespaceType) {
+	var nss []specs.LinuxNamespace
+	for _, n := range e.spec.Linux.Namespaces {
+		if n.Type != t {
+			nss = append(nss, n)
+		}
+	}
+	e.spec.Linux.Namespaces = nss
+}
+
 func readFile(t *testing.T, p string) string {
 	t.Helper()
 	data, err := os.ReadFile(p)

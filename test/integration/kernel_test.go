@@ -292,13 +292,8 @@ func TestExplainUnshareUserLimit(t *testing.T) {
 // namespace cannot mount /proc, and the error says why.
 func TestExplainProcNeedsOwnPIDNamespace(t *testing.T) {
 	e := newEnv(t)
-	var nss []specs.LinuxNamespace
-	for _, n := range e.spec.Linux.Namespaces {
-		if n.Type != specs.PIDNamespace {
-			nss = append(nss, n)
-		}
-	}
-	e.spec.Linux.Namespaces = append(nss, specs.LinuxNamespace{Type: specs.UserNamespace})
+	e.dropNS(specs.PIDNamespace)
+	e.addNS(specs.UserNamespace)
 	e.spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
 	e.spec.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 100000, Size: 65536}}
 	e.spec.Process.Args = []string{"true"}

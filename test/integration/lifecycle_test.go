@@ -218,13 +218,7 @@ func TestDeleteForceAfterHakoKilledMidCreate(t *testing.T) {
 // by it); --no-subreaper leaves them to the host's init, as runc does.
 func TestRunNoSubreaper(t *testing.T) {
 	e := newEnv(t)
-	var nss []specs.LinuxNamespace
-	for _, n := range e.spec.Linux.Namespaces {
-		if n.Type != specs.PIDNamespace {
-			nss = append(nss, n)
-		}
-	}
-	e.spec.Linux.Namespaces = nss
+	e.dropNS(specs.PIDNamespace)
 	shared := t.TempDir()
 	e.spec.Mounts = append(e.spec.Mounts, specs.Mount{Destination: "/shared", Type: "bind", Source: shared, Options: []string{"rbind"}})
 	// The subshell's sleep is orphaned at once, while the init lives on.

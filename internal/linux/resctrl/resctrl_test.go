@@ -196,12 +196,6 @@ func TestApplyErrorCleansUp(t *testing.T) {
 	}
 }
 
-func TestUnescapeMountinfo(t *testing.T) {
-	if s := unescapeMountinfo(`/mnt/res\040ctrl`); s != "/mnt/res ctrl" {
-		t.Errorf("%q", s)
-	}
-}
-
 func TestStats(t *testing.T) {
 	root := fakeRoot(t, "L3", "MB", "L3_MON")
 	for f, v := range map[string]string{"L3/cbm_mask": "fffff\n", "L3/min_cbm_bits": "1\n", "L3/num_closids": "16\n",
