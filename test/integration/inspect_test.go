@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -65,11 +66,14 @@ func startIn(t *testing.T, want string, argv ...string) int {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	r, w, _ := os.Pipe()
 	cmd.Stdout = w
+	// A group of its own, killed whole: a child the script leaves (the
+	// init of a PID namespace it made) must not outlive the test.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	w.Close()
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() })
 	buf := make([]byte, 16)
 	r.Read(buf) // the script says "ready" after its mounts
 	r.Close()

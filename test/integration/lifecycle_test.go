@@ -6,7 +6,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -180,7 +182,9 @@ func TestListAndPs(t *testing.T) {
 func TestDeleteForceAfterHakoKilledMidCreate(t *testing.T) {
 	e := newEnv(t)
 	mark := filepath.Join(t.TempDir(), "hook-started")
-	e.spec.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "touch " + mark + "; sleep 30"}}}}
+	// The hook is hako's child on the host, as it is runc's: killing hako
+	// orphans it, so the test ends it (it says its pid in mark).
+	e.spec.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "echo $$ > " + mark + ".tmp && mv " + mark + ".tmp " + mark + "; exec sleep 30"}}}}
 	e.write()
 	cmd := exec.Command(hakoBin, "--root", e.root, "create", "--bundle", e.bundle, "mid1")
 	if err := cmd.Start(); err != nil {
@@ -194,6 +198,9 @@ func TestDeleteForceAfterHakoKilledMidCreate(t *testing.T) {
 			t.Fatal("the hook never ran")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	if hook, err := strconv.Atoi(strings.TrimSpace(readFile(t, mark))); err == nil {
+		defer syscall.Kill(hook, syscall.SIGKILL)
 	}
 	var st struct{ Pid int }
 	json.Unmarshal([]byte(e.hakoOK("state", "mid1")), &st)
