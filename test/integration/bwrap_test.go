@@ -69,10 +69,9 @@ func newBwrapRunner(t *testing.T, unprivileged bool) *bwrapRunner {
 	return r
 }
 
-// run runs argv (bwrap's arguments) with files as fds 3, 4, ...; each
-// file's contents are made fresh for each run by mk.
-func (r *bwrapRunner) run(t *testing.T, hako bool, argv []string, mk func() []*os.File) bwrapResult {
-	t.Helper()
+// command is Debian's bwrap, or hako bwrap, with argv, as the runner's
+// user, from /, in a fixed environment.
+func (r *bwrapRunner) command(hako bool, argv []string) *exec.Cmd {
 	name, args := "bwrap", argv
 	if hako {
 		name, args = r.hako, append([]string{"bwrap"}, argv...)
@@ -81,6 +80,14 @@ func (r *bwrapRunner) run(t *testing.T, hako bool, argv []string, mk func() []*o
 	cmd.Dir = "/"
 	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + r.home, "LANG=C"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: r.cred}
+	return cmd
+}
+
+// run runs argv (bwrap's arguments) with files as fds 3, 4, ...; each
+// file's contents are made fresh for each run by mk.
+func (r *bwrapRunner) run(t *testing.T, hako bool, argv []string, mk func() []*os.File) bwrapResult {
+	t.Helper()
+	cmd := r.command(hako, argv)
 	if mk != nil {
 		cmd.ExtraFiles = mk()
 	}
@@ -94,7 +101,7 @@ func (r *bwrapRunner) run(t *testing.T, hako bool, argv []string, mk func() []*o
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	} else if err != nil {
-		t.Fatalf("%s: %v", name, err)
+		t.Fatalf("%s: %v", cmd.Path, err)
 	}
 	return bwrapResult{out.String(), errb.String(), code}
 }
@@ -466,14 +473,7 @@ func TestBwrapJoinNamespaces(t *testing.T) {
 // start runs argv in the background with files as fds 3, 4, ...
 func (r *bwrapRunner) start(t *testing.T, hako bool, argv []string, stdin *os.File, files ...*os.File) (*exec.Cmd, *bytes.Buffer) {
 	t.Helper()
-	name, args := "bwrap", argv
-	if hako {
-		name, args = r.hako, append([]string{"bwrap"}, argv...)
-	}
-	cmd := exec.Command(name, args...)
-	cmd.Dir = "/"
-	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + r.home, "LANG=C"}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: r.cred}
+	cmd := r.command(hako, argv)
 	cmd.ExtraFiles = files
 	cmd.Stdin = stdin
 	var out bytes.Buffer
@@ -807,14 +807,8 @@ func (r *bwrapRunner) userNSPair(t *testing.T) (a, b string) {
 // its sandbox's process waiting forever for the monitor's go-ahead.
 func (r *bwrapRunner) runGroup(t *testing.T, hako bool, argv []string, paths []string) bwrapResult {
 	t.Helper()
-	name, args := "bwrap", argv
-	if hako {
-		name, args = r.hako, append([]string{"bwrap"}, argv...)
-	}
-	cmd := exec.Command(name, args...)
-	cmd.Dir = "/"
-	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + r.home, "LANG=C"}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: r.cred, Setpgid: true}
+	cmd := r.command(hako, argv)
+	cmd.SysProcAttr.Setpgid = true
 	for _, p := range paths {
 		f, err := os.Open(p)
 		if err != nil {
@@ -844,14 +838,14 @@ func (r *bwrapRunner) runGroup(t *testing.T, hako bool, argv []string, paths []s
 	case err = <-done:
 	case <-time.After(30 * time.Second):
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		t.Fatalf("%s %s: still running after 30s", name, strings.Join(args, " "))
+		t.Fatalf("%s: still running after 30s", strings.Join(cmd.Args, " "))
 	}
 	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
 	} else if err != nil {
-		t.Fatalf("%s: %v", name, err)
+		t.Fatalf("%s: %v", cmd.Path, err)
 	}
 	o, _ := os.ReadFile(out.Name())
 	e, _ := os.ReadFile(errf.Name())
