@@ -37,12 +37,7 @@ import (
 	"github.com/hako-runtime/hako/test/internal/toolcache"
 )
 
-const (
-	critestVersion    = "v1.34.0"
-	containerdVersion = "v2.4.2"
-	runcVersion       = "v1.5.3" // runc for containerd 2.x (Debian's 1.1.5 has no idmapped mounts)
-	registryAddr      = "127.0.0.1:5000"
-)
+const registryAddr = "127.0.0.1:5000"
 
 func runOut(name string, args ...string) (string, error) {
 	out, err := exec.Command(name, args...).CombinedOutput()
@@ -68,17 +63,6 @@ func cached(t *testing.T, dir string, build func(tmp string) error) string {
 	return d
 }
 
-func goCmd(dir string, env []string, args ...string) error {
-	cmd := exec.Command("go", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), env...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return nil
-}
-
 type tools struct {
 	hako, helper, busybox, critest string
 	containerd2, runc15            string // the dir with containerd and its shim; runc 1.5
@@ -89,35 +73,23 @@ func buildTools(t *testing.T) tools {
 	work := t.TempDir()
 	var tl tools
 	tl.hako = filepath.Join(work, "hako")
-	if err := goCmd(repoRoot(t), nil, "build", "-o", tl.hako, "./cmd/hako"); err != nil {
+	if err := toolcache.Go(repoRoot(t), nil, "build", "-o", tl.hako, "./cmd/hako"); err != nil {
 		t.Fatal(err)
 	}
 	tl.helper = filepath.Join(work, "testimage")
-	if err := goCmd(repoRoot(t), []string{"CGO_ENABLED=0"}, "build", "-o", tl.helper, "./test/cri/testimage"); err != nil {
+	if err := toolcache.Go(repoRoot(t), []string{"CGO_ENABLED=0"}, "build", "-o", tl.helper, "./test/cri/testimage"); err != nil {
 		t.Fatal(err)
 	}
-	// critest is cri-tools' test package, built as a test binary from the
-	// module as its Makefile does.
-	d := cached(t, filepath.Join(c, "critest-"+critestVersion), func(tmp string) error {
-		out, err := runOut("go", "mod", "download", "-json", "sigs.k8s.io/cri-tools@"+critestVersion)
-		if err != nil {
-			return err
-		}
-		m := regexp.MustCompile(`"Dir": "([^"]+)"`).FindStringSubmatch(out)
-		if m == nil {
-			return fmt.Errorf("no module dir in %s", out)
-		}
-		return goCmd(m[1], nil, "test", "-c", "-o", filepath.Join(tmp, "critest"), "./cmd/critest")
-	})
-	tl.critest = filepath.Join(d, "critest")
-	tl.containerd2 = filepath.Join(cached(t, filepath.Join(c, "containerd-"+containerdVersion), func(tmp string) error {
-		m := "github.com/containerd/containerd/v2/cmd/"
-		return goCmd(os.TempDir(), []string{"GOBIN=" + filepath.Join(tmp, "bin")}, "install", "-tags", "no_btrfs",
-			m+"containerd@"+containerdVersion, m+"containerd-shim-runc-v2@"+containerdVersion)
-	}), "bin")
-	tl.runc15 = filepath.Join(cached(t, filepath.Join(c, "runc-"+runcVersion), func(tmp string) error {
-		return goCmd(os.TempDir(), []string{"GOBIN=" + tmp, "CGO_ENABLED=1"}, "install", "-tags", "seccomp", "github.com/opencontainers/runc@"+runcVersion)
-	}), "runc")
+	var err error
+	if tl.critest, err = toolcache.Critest(); err != nil {
+		t.Fatal(err)
+	}
+	if tl.containerd2, err = toolcache.Containerd(); err != nil {
+		t.Fatal(err)
+	}
+	if tl.runc15, err = toolcache.Runc(); err != nil {
+		t.Fatal(err)
+	}
 	// Debian's dynamically linked busybox (the installed busybox-static
 	// conflicts with the package, so it is only unpacked here).
 	bb := cached(t, filepath.Join(c, "busybox-deb"), func(tmp string) error {
@@ -196,7 +168,7 @@ func TestCritest(t *testing.T) {
 			`Idempotence StopPodSandbox should not return an error if not found`,
 			`Idempotence StopContainer should not return an error if not found`,
 		}},
-		{"containerd-" + containerdVersion, filepath.Join(tl.containerd2, "containerd"), tl.containerd2, tl.runc15, 98, nil},
+		{"containerd-" + toolcache.ContainerdVersion, filepath.Join(tl.containerd2, "containerd"), tl.containerd2, tl.runc15, 98, nil},
 	}
 	for _, v := range versions {
 		t.Run(v.name, func(t *testing.T) {

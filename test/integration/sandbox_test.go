@@ -541,18 +541,27 @@ func findProcess(comm, arg string) int {
 	return 0
 }
 
+// startReady starts c and returns once its command has said "ready" on
+// stdout.
+func startReady(t *testing.T, c *exec.Cmd) {
+	t.Helper()
+	pr, pw, _ := os.Pipe()
+	// Open till the test ends: a later write must not meet a closed pipe.
+	t.Cleanup(func() { pr.Close() })
+	c.Stdout = pw
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	buf := make([]byte, 6)
+	pr.Read(buf)
+}
+
 // Signals sent to hako reach COMMAND; its death by signal N is 128+N.
 func TestSandboxSignalForwarded(t *testing.T) {
 	forEachSandboxer(t, func(t *testing.T, s sandboxer) {
 		c := s.cmd("--", "sh", "-c", "trap 'exit 42' TERM; echo ready; while :; do sleep 0.05; done")
-		pr, pw, _ := os.Pipe()
-		c.Stdout = pw
-		if err := c.Start(); err != nil {
-			t.Fatal(err)
-		}
-		pw.Close()
-		buf := make([]byte, 6)
-		pr.Read(buf)
+		startReady(t, c)
 		c.Process.Signal(syscall.SIGTERM)
 		err := c.Wait()
 		var ee *exec.ExitError
@@ -567,14 +576,7 @@ func TestSandboxSignalForwarded(t *testing.T) {
 func TestSandboxSignalDefaultAction(t *testing.T) {
 	forEachSandboxer(t, func(t *testing.T, s sandboxer) {
 		c := s.cmd("--", "sh", "-c", "echo ready; exec sleep 100")
-		pr, pw, _ := os.Pipe()
-		c.Stdout = pw
-		if err := c.Start(); err != nil {
-			t.Fatal(err)
-		}
-		pw.Close()
-		buf := make([]byte, 6)
-		pr.Read(buf)
+		startReady(t, c)
 		done := make(chan error, 1)
 		go func() { done <- c.Wait() }()
 		c.Process.Signal(syscall.SIGTERM)

@@ -11,18 +11,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/hako-runtime/hako/test/internal/toolcache"
-)
-
-// Versions of the tools test/cri builds; the same cache serves both tests.
-const (
-	criToolsVersion   = "v1.34.0"
-	containerdVersion = "v2.4.2"
-	runcVersion       = "v1.5.3"
 )
 
 // TestEnginesSystemdInVM runs hako under the engines as a systemd host
@@ -112,29 +104,16 @@ type engines struct {
 func engineTools(t *testing.T, share string) engines {
 	c := toolcache.Dir()
 	var e engines
-	m := "github.com/containerd/containerd/v2/cmd/"
-	e.containerd = filepath.Join(cachedTool(t, filepath.Join(c, "containerd-"+containerdVersion), func(tmp string) error {
-		return goIn(os.TempDir(), []string{"GOBIN=" + filepath.Join(tmp, "bin")}, "install", "-tags", "no_btrfs",
-			m+"containerd@"+containerdVersion, m+"containerd-shim-runc-v2@"+containerdVersion)
-	}), "bin")
-	// Its own entry: test/cri's containerd entry has no ctr.
-	e.ctr = filepath.Join(cachedTool(t, filepath.Join(c, "ctr-"+containerdVersion), func(tmp string) error {
-		return goIn(os.TempDir(), []string{"GOBIN=" + tmp}, "install", m+"ctr@"+containerdVersion)
-	}), "ctr")
-	e.runc = filepath.Join(cachedTool(t, filepath.Join(c, "runc-"+runcVersion), func(tmp string) error {
-		return goIn(os.TempDir(), []string{"GOBIN=" + tmp, "CGO_ENABLED=1"}, "install", "-tags", "seccomp", "github.com/opencontainers/runc@"+runcVersion)
-	}), "runc")
-	e.crictl = filepath.Join(cachedTool(t, filepath.Join(c, "crictl-"+criToolsVersion), func(tmp string) error {
-		out, err := exec.Command("go", "mod", "download", "-json", "sigs.k8s.io/cri-tools@"+criToolsVersion).CombinedOutput()
+	for _, tool := range []struct {
+		path  *string
+		build func() (string, error)
+	}{{&e.containerd, toolcache.Containerd}, {&e.ctr, toolcache.Ctr}, {&e.runc, toolcache.Runc}, {&e.crictl, toolcache.Crictl}} {
+		p, err := tool.build()
 		if err != nil {
-			return fmt.Errorf("go mod download cri-tools: %v: %s", err, out)
+			t.Fatal(err)
 		}
-		m := regexp.MustCompile(`"Dir": "([^"]+)"`).FindSubmatch(out)
-		if m == nil {
-			return fmt.Errorf("no module dir in %s", out)
-		}
-		return goIn(string(m[1]), nil, "build", "-o", filepath.Join(tmp, "crictl"), "./cmd/crictl")
-	}), "crictl")
+		*tool.path = p
+	}
 	if hidden(c) {
 		dir := filepath.Join(share, "tools")
 		for _, p := range []*string{&e.ctr, &e.runc, &e.crictl} {
@@ -176,25 +155,6 @@ func copyInto(t *testing.T, dir, src string) string {
 		t.Fatal(err)
 	}
 	return dst
-}
-
-func cachedTool(t *testing.T, dir string, build func(tmp string) error) string {
-	t.Helper()
-	d, err := toolcache.Cached(dir, build)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
-
-func goIn(dir string, env []string, args ...string) error {
-	cmd := exec.Command("go", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), env...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return nil
 }
 
 // writeImageArchive writes two images in `docker save` form, which both
