@@ -205,10 +205,7 @@ func TestCreateIntoNonEmptyCgroupWarns(t *testing.T) {
 			}
 		}
 	}
-	rts := map[string][]string{"hako": {hakoBin, "--root", e.root}}
-	if ref, ok := refRuntimes(t)["runc"]; ok {
-		rts["runc"] = ref
-	}
+	rts := hakoAndRunc(e)
 	for name, rt := range rts {
 		occupy()
 		_, se, code := rtCmd(t, rt, "run", "--bundle", e.bundle, "nonempty")

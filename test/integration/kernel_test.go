@@ -24,6 +24,16 @@ func refRuntimes(t *testing.T) map[string][]string {
 	return refs
 }
 
+// hakoAndRunc is hako with the env's --root and, when installed, Debian's
+// runc with its own.
+func hakoAndRunc(e *env) map[string][]string {
+	rts := map[string][]string{"hako": {hakoBin, "--root", e.root}}
+	if ref, ok := refRuntimes(e.t)["runc"]; ok {
+		rts["runc"] = ref
+	}
+	return rts
+}
+
 // runcPath is the runc these tests compare with: Debian's package (1.1.5),
 // whose behaviour the expectations record, even where a newer runc (a
 // reference build of 1.5 in ~/go/bin, say) comes first on PATH.

@@ -231,10 +231,7 @@ func TestRunNoSubreaper(t *testing.T) {
 	// The subshell's sleep is orphaned at once, while the init lives on.
 	e.spec.Process.Args = []string{"sh", "-c", "(sleep 30 & echo $! > /shared/orphan); sleep 30"}
 	e.write()
-	rts := map[string][]string{"hako": {hakoBin, "--root", e.root}}
-	if p, err := runcPath(); err == nil {
-		rts["runc"] = []string{p, "--root", t.TempDir()}
-	}
+	rts := hakoAndRunc(e)
 	for who, rt := range rts {
 		for _, noSub := range []bool{false, true} {
 			os.Remove(filepath.Join(shared, "orphan"))

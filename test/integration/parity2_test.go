@@ -37,10 +37,7 @@ func TestParityMaskedPathsShareOneTmpfs(t *testing.T) {
 	e.spec.Linux.MaskedPaths = masked
 	e.spec.Process.Args = []string{"sh", "-c", "cat /proc/self/mountinfo; ls -A /mnt/m07 | wc -l; touch /mnt/m07/x 2>/dev/null && echo WRITABLE; true"}
 	e.write()
-	rts := map[string][]string{"hako": {hakoBin, "--root", e.root}}
-	if rc := runc15(t); rc != nil {
-		rts["runc-1.5"] = rc
-	}
+	rts := hakoAnd15(e)
 	for who, rt := range rts {
 		out, code := runWith(t, rt, e.bundle, "c-mask-"+strings.ReplaceAll(who, ".", ""))
 		if code != 0 {
@@ -157,10 +154,7 @@ func TestParityPidfdSocket(t *testing.T) {
 	e := newEnv(t)
 	e.spec.Process.Args = []string{"sleep", "1000"}
 	e.write()
-	rts := map[string][]string{"hako": {hakoBin, "--root", e.root}}
-	if rc := runc15(t); rc != nil {
-		rts["runc-1.5"] = rc
-	}
+	rts := hakoAnd15(e)
 	for who, rt := range rts {
 		id := "c-pidfd-" + strings.ReplaceAll(who, ".", "")
 		sock, ch := pidfdListener(t)
@@ -207,10 +201,7 @@ func TestParityMountFlagsIVersionSilent(t *testing.T) {
 		specs.Mount{Destination: "/mnt/b", Type: "tmpfs", Source: "tmpfs", Options: []string{"noiversion", "loud", "nodev"}})
 	e.spec.Process.Args = []string{"sh", "-c", "grep -E ' /mnt/(a|b) ' /proc/self/mountinfo"}
 	e.write()
-	rts := map[string][]string{"hako": {hakoBin, "--root", e.root}}
-	if rc := runc15(t); rc != nil {
-		rts["runc-1.5"] = rc
-	}
+	rts := hakoAnd15(e)
 	for who, rt := range rts {
 		out, code := runWith(t, rt, e.bundle, "c-iv-"+strings.ReplaceAll(who, ".", ""))
 		if code != 0 || strings.Count(out, " - tmpfs ") != 2 {
@@ -331,10 +322,7 @@ func TestParityTmpcopyup(t *testing.T) {
 		"stat -c '%n %a %u %g %F' /run/a /run/d /run/d/e /run/d/x /run/s /run/l /run/esc; " +
 		"readlink /run/l; readlink /run/esc; cat /run/a /run/d/x; echo; touch /run/new && echo writable"}
 	e.write()
-	rts := map[string][]string{"hako": {hakoBin, "--root", e.root}}
-	if rc := runc15(t); rc != nil {
-		rts["runc-1.5"] = rc
-	}
+	rts := hakoAnd15(e)
 	want := `1
 /run/a 604 1000 1001 regular file
 /run/d 751 12 34 directory
@@ -388,12 +376,9 @@ func TestParityOOMScoreAdjInitAndExec(t *testing.T) {
 	adj := 123
 	e.spec.Process.OOMScoreAdj = &adj
 	e.write()
-	rts := map[string][]string{"hako": {hakoBin, "--root", e.root}}
-	if p, err := runcPath(); err == nil {
-		rts["runc"] = []string{p, "--root", t.TempDir()}
-	}
-	if rc := runc15(t); rc != nil {
-		rts["runc-1.5"] = rc
+	rts := hakoAnd15(e)
+	if ref, ok := refRuntimes(t)["runc"]; ok {
+		rts["runc"] = ref
 	}
 	for who, rt := range rts {
 		id := "c-oom-" + strings.ReplaceAll(who, ".", "")

@@ -190,10 +190,7 @@ func TestParityExecCPUAffinity(t *testing.T) {
 	e.probe()
 	e.spec.Process.Args = []string{"sleep", "1000"}
 	e.write()
-	rts := map[string][]string{"hako": {hakoBin, "--root", e.root}}
-	if rc := runc15(t); rc != nil {
-		rts["runc-1.5"] = rc
-	}
+	rts := hakoAnd15(e)
 	for who, rt := range rts {
 		id := "c-aff-" + strings.ReplaceAll(who, ".", "")
 		// hako and runc themselves pinned to CPU 0.
