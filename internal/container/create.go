@@ -26,6 +26,7 @@ import (
 	"github.com/hako-runtime/hako/internal/plan"
 	"github.com/hako-runtime/hako/internal/spec"
 	"github.com/hako-runtime/hako/internal/state"
+	"github.com/hako-runtime/hako/internal/timing"
 )
 
 // CreateOpts are create's flags.
@@ -52,6 +53,10 @@ type CreateOpts struct {
 	Stdin       *os.File
 	Stdout      *os.File
 	Stderr      *os.File
+
+	// timeline, when --debug is on, gathers the breakdown of this create
+	// (and of the run around it, which starts it).
+	timeline *timing.Timeline
 }
 
 // Create builds the container and leaves its init waiting for start. On
@@ -62,9 +67,19 @@ type CreateOpts struct {
 // the undo list) is held here, so its lifetime is visible in one place.
 func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 	k := &creation{r: r, o: o}
+	if o.timeline == nil && r.Debug != nil {
+		o.timeline = timing.New()
+		defer func() {
+			if err == nil {
+				r.debug("create %s: took %s", o.ID, o.timeline)
+			}
+		}()
+	}
+	tl := o.timeline
 	if err := k.loadBundle(); err != nil {
 		return nil, err
 	}
+	tl.Mark("config")
 	theirs, err := k.makeRelaySocket()
 	if err != nil {
 		return nil, err
@@ -98,12 +113,15 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 			k.undo()
 		}
 	}()
+	tl.Mark("lock")
 	if err := k.makeState(); err != nil {
 		return nil, err
 	}
+	tl.Mark("state")
 	if err := k.makeCgroups(); err != nil {
 		return nil, err
 	}
+	tl.Mark("cgroups")
 	fifoDir, err := k.makeFifo()
 	if err != nil {
 		return nil, err
@@ -134,13 +152,15 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 	if err != nil {
 		return nil, err
 	}
+	pl.Timings = tl != nil
+	tl.Mark("plan")
 	preserved, err := preservedFiles(o.ListenFds + o.PreserveFds)
 	if err != nil {
 		return nil, err
 	}
 	p, err := k.startProcess(&spawnOpts{
 		req: req, cgroup2Dir: cgroup2, place: k.cm.Placer(), plan: pl, preserved: preserved,
-		fifoDir: fifoDir, console: consoleSock,
+		fifoDir: fifoDir, console: consoleSock, timeline: tl,
 	}, pidfdSock)
 	if err != nil {
 		return nil, err
@@ -148,6 +168,7 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 	if err := k.runHooks(p); err != nil {
 		return nil, err
 	}
+	k.debugReady(p, pl)
 	p.conn.Close()
 	if o.PidFile != "" {
 		if err := writePidFile(o.PidFile, k.st.InitPid); err != nil {
@@ -559,4 +580,24 @@ func rootIDs(lx *specs.Linux) (uint32, uint32) {
 		gid = uint32(os.Getegid())
 	}
 	return uid, gid
+}
+
+// debugReady adds what the init measured to the timeline (--debug): its Go
+// start, the plan's decoding, its steps; and names the slowest steps.
+func (k *creation) debugReady(p *proc, pl *plan.Plan) {
+	tl := k.o.timeline
+	if tl == nil {
+		return
+	}
+	rep, err := timing.Decode(p.ready)
+	if err != nil {
+		k.r.debug("create %s: init's timings: %v", k.o.ID, err)
+		tl.Mark("init")
+		return
+	}
+	tl.MarkAt("init Go start", rep.Main)
+	tl.MarkAt("init plan decode", rep.Plan)
+	tl.Mark("init steps")
+	k.r.debug("create %s: init steps took %.2f ms; slowest: %s", k.o.ID, float64(rep.Total().Microseconds())/1000,
+		rep.Slowest(8, func(i int) string { return pl.Steps[i].String() }))
 }

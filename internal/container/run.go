@@ -4,6 +4,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hako-runtime/hako/internal/console"
+	"github.com/hako-runtime/hako/internal/timing"
 )
 
 // RunOpts are what `hako run` adds to create's options.
@@ -18,6 +19,10 @@ type RunOpts struct {
 // status (0 when detached). A failure after create deletes the container.
 func (r *Runtime) Run(o *CreateOpts, ro RunOpts) (int, error) {
 	o.RelayTTY = !ro.Detach
+	if r.Debug != nil {
+		o.timeline = timing.New()
+	}
+	tl := o.timeline
 	if !ro.Detach && !ro.NoSubreaper {
 		// Orphans of the container (when it has no PID namespace of its
 		// own) are reaped here rather than by the host's init.
@@ -35,14 +40,18 @@ func (r *Runtime) Run(o *CreateOpts, ro RunOpts) (int, error) {
 			return 0, err
 		}
 	}
+	tl.Mark("relay")
 	if err := r.Start(o.ID); err != nil {
 		r.Delete(o.ID, true)
 		return 0, err
 	}
+	tl.Mark("start")
 	if ro.Detach {
+		r.debug("run %s: took %s", o.ID, tl)
 		return 0, nil
 	}
 	code, werr := WaitForward(c.State.InitPid)
+	tl.Mark("container ran")
 	if relay != nil {
 		relay.Close()
 	}
@@ -50,7 +59,9 @@ func (r *Runtime) Run(o *CreateOpts, ro RunOpts) (int, error) {
 		if err := r.Delete(o.ID, true); err != nil && werr == nil {
 			werr = err
 		}
+		tl.Mark("delete")
 	}
+	r.debug("run %s: took %s", o.ID, tl)
 	if werr != nil {
 		return 0, werr
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/hako-runtime/hako/internal/linux/idmap"
 	"github.com/hako-runtime/hako/internal/nsenter"
 	"github.com/hako-runtime/hako/internal/plan"
+	"github.com/hako-runtime/hako/internal/timing"
 )
 
 // spawnOpts describes a container process to start.
@@ -36,7 +37,8 @@ type spawnOpts struct {
 	// for a unit of the user's systemd.
 	place     func(pid int) error
 	plan      *plan.Plan
-	preserved []*os.File // become fds 3, 4, ... in the container
+	timeline  *timing.Timeline // --debug's breakdown, or nil
+	preserved []*os.File       // become fds 3, 4, ... in the container
 	// inherit are fds of ours that the container gets at the same
 	// numbers (hako bwrap's caller's); not with preserved. They are
 	// closed here once the process has them.
@@ -82,6 +84,9 @@ type proc struct {
 	// onFd takes ownership of a seccomp listener fd the moment its frame
 	// arrives; the child does not wait for it to be forwarded.
 	onFd func(fd int) error
+	// ready is the payload of the ready frame: the init's timings when
+	// the plan asked for them.
+	ready []byte
 }
 
 // ErrProcess is wrapped by errors the container process reported.
@@ -182,6 +187,7 @@ func spawn(o *spawnOpts) (*proc, error) {
 			},
 		}
 	}
+	o.timeline.Mark("seal")
 	cmd := newCmd()
 	if o.cgroup2Dir != "" {
 		cg, err := os.OpenFile(o.cgroup2Dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -224,6 +230,7 @@ func spawn(o *spawnOpts) (*proc, error) {
 		return nil, fmt.Errorf("start container process: %w", err)
 	}
 	childEnd.Close()
+	o.timeline.Mark("fork+exec")
 	parent.pid = func() int {
 		if p.pid > 0 {
 			return p.pid
@@ -273,10 +280,12 @@ func spawn(o *spawnOpts) (*proc, error) {
 	if err := cmd.Wait(); err != nil {
 		return fail(fmt.Errorf("namespace setup process: %w", err))
 	}
+	o.timeline.Mark("constructor")
 	if o.onPid != nil {
 		if err := o.onPid(pid); err != nil {
 			return fail(err)
 		}
+		o.timeline.Mark("pid in state")
 	}
 	payload, err := json.Marshal(o.plan)
 	if err != nil {
@@ -293,6 +302,7 @@ func spawn(o *spawnOpts) (*proc, error) {
 	if err != nil {
 		return fail(fmt.Errorf("send plan: %w", err))
 	}
+	o.timeline.Mark("send plan")
 	return p, nil
 }
 
@@ -328,6 +338,9 @@ func (p *proc) next() (frame.Type, error) {
 		if len(f.Fds) > 0 {
 			closeAll(f.Fds)
 			return 0, fmt.Errorf("%w: %s frame with unexpected fds", ErrProcess, f.Type)
+		}
+		if f.Type == frame.TypeReady {
+			p.ready = f.Payload
 		}
 		return f.Type, nil
 	}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/hako-runtime/hako/internal/linux/rootfs"
 	"github.com/hako-runtime/hako/internal/linux/security"
 	"github.com/hako-runtime/hako/internal/plan"
+	"github.com/hako-runtime/hako/internal/timing"
 )
 
 // sys is the handful of plain syscalls the simple steps make, behind an
@@ -88,6 +90,8 @@ type applier struct {
 	// exe is the binary OpEnterUserNS re-executes (OpHoldFD "exe"), and
 	// userns the namespace it enters ("userns"); 0 when not held.
 	exe, userns int
+	// report is what --debug gets with ready: nil unless the plan asks.
+	report *timing.Report
 }
 
 type cgroupValue struct {
@@ -106,7 +110,14 @@ func apply(a *applier, steps []plan.Step, hs map[plan.Op]handler) error {
 		if !ok {
 			return fmt.Errorf("step %d %s: unknown step kind", a.number+i+1, s.Op)
 		}
+		var t0 time.Time
+		if a.report != nil {
+			t0 = time.Now()
+		}
 		err := h(a, s)
+		if a.report != nil && a.number+i < len(a.report.Steps) {
+			a.report.Steps[a.number+i] = time.Since(t0)
+		}
 		// The masks of consecutive OpMask steps share one tmpfs; its fd
 		// goes once they are done (or one failed).
 		if a.masker != nil && (err != nil || i+1 == len(steps) || steps[i+1].Op != plan.OpMask) {
@@ -192,7 +203,7 @@ func init() {
 		plan.OpUser:          userStep,
 		plan.OpCaps:          func(a *applier, s *plan.Step) error { return security.ApplyCaps(s.Caps) },
 		plan.OpLookup:        lookupStep,
-		plan.OpReady:         func(a *applier, s *plan.Step) error { return a.send(frame.TypeReady, nil) },
+		plan.OpReady:         readyStep,
 		plan.OpWaitStart:     func(a *applier, s *plan.Step) error { return waitStart(a.plan.Fds.FifoDir) },
 		plan.OpExec: func(a *applier, s *plan.Step) error {
 			a.exec.cg = a.taskCg
@@ -507,4 +518,14 @@ func maskStep(a *applier, s *plan.Step) error {
 		a.masker = rootfs.NewMasker()
 	}
 	return a.masker.Mask(s.Path)
+}
+
+// readyStep tells the parent that everything that can fail has; with
+// --debug the frame carries the timings, measured up to here.
+func readyStep(a *applier, s *plan.Step) error {
+	var payload []byte
+	if a.report != nil {
+		payload = a.report.Encode()
+	}
+	return a.send(frame.TypeReady, payload)
 }

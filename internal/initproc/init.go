@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/hako-runtime/hako/internal/nsenter"
 	"github.com/hako-runtime/hako/internal/plan"
 	"github.com/hako-runtime/hako/internal/state"
+	"github.com/hako-runtime/hako/internal/timing"
 )
 
 // IsChild reports whether this process was started by hako as a container
@@ -25,6 +27,9 @@ func Main() {
 	// Capabilities, seccomp and no_new_privs are per thread: everything
 	// happens on this one, which is the one that calls execve.
 	runtime.LockOSThread()
+	// Stamped before anything else, for --debug's breakdown; it costs one
+	// vDSO call when nobody asks.
+	mainAt := time.Now()
 	if os.Getenv(EnvResume) != "" {
 		resumeMain()
 	}
@@ -39,6 +44,9 @@ func Main() {
 		a.fail(err)
 	}
 	a.plan = p
+	if p.Timings {
+		a.report = &timing.Report{Main: mainAt, Plan: time.Now(), Steps: make([]time.Duration, len(p.Steps))}
+	}
 	a.fail(apply(a, p.Steps, handlers))
 }
 

@@ -217,6 +217,9 @@ type Plan struct {
 	Kind  string `json:"kind"`
 	Steps []Step `json:"steps"`
 	Fds   Fds    `json:"fds"`
+	// Timings asks the container process to time its Go start and each
+	// step up to ready, and send that with its ready frame (--debug).
+	Timings bool `json:"timings,omitempty"`
 }
 
 // String renders a step on one line, for --debug and for errors.

@@ -240,6 +240,32 @@ func TestDebugLogsCreateAndExec(t *testing.T) {
 	e.hakoOK("delete", "--force", "dbg1")
 }
 
+// --debug breaks a run down into where its time went: the runtime's own
+// phases, and what the container process measured and sent with ready.
+func TestDebugTimingBreakdown(t *testing.T) {
+	e := newEnv(t)
+	e.spec.Process.Args = []string{"true"}
+	e.write()
+	_, se, code := e.hako("--debug", "run", "--bundle", e.bundle, "dbgt")
+	if code != 0 {
+		t.Fatalf("--debug run: exit %d, stderr:\n%s", code, se)
+	}
+	run := regexp.MustCompile(`run dbgt: took total [0-9.]+ ms: config [0-9.]+, .*, init Go start [0-9.]+, init plan decode [0-9.]+, init steps [0-9.]+, .*container ran [0-9.]+, delete [0-9.]+"`)
+	// The slowest steps are named by number and as the plan names them.
+	steps := regexp.MustCompile(`create dbgt: init steps took [0-9.]+ ms; slowest: [0-9]+ [a-z-]+ .* [0-9.]+, [0-9]+ [a-z-]+ `)
+	for _, re := range []*regexp.Regexp{run, steps} {
+		if !re.MatchString(se) {
+			t.Errorf("stderr does not match %s:\n%s", re, se)
+		}
+	}
+	// Without --debug the container process measures nothing and the
+	// runtime prints nothing.
+	_, se, code = e.hako("run", "--bundle", e.bundle, "dbgt2")
+	if code != 0 || se != "" {
+		t.Errorf("run without --debug: exit %d, stderr %q", code, se)
+	}
+}
+
 // exec --ignore-paused into a paused container starts the process frozen;
 // it runs once the container is resumed, as with runc.
 func TestExecIgnorePaused(t *testing.T) {
