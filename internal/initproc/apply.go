@@ -444,7 +444,7 @@ func userStep(a *applier, s *plan.Step) error {
 	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("prctl PR_SET_KEEPCAPS: %w", err)
 	}
-	if err := setUser(*s.User, s.Value != plan.UserNoSetgroups); err != nil {
+	if err := setUser(*s.User, s.Value != plan.UserNoSetgroups, !a.plan.Reaps()); err != nil {
 		return err
 	}
 	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0); err != nil {

@@ -222,6 +222,20 @@ type Plan struct {
 	Timings bool `json:"timings,omitempty"`
 }
 
+// Reaps says whether the init stays as a reaper of the program (a lookup
+// step with Exec.Reaper) rather than exec it.
+func (p *Plan) Reaps() bool {
+	if p == nil {
+		return false
+	}
+	for i := range p.Steps {
+		if e := p.Steps[i].Exec; e != nil && e.Reaper {
+			return true
+		}
+	}
+	return false
+}
+
 // String renders a step on one line, for --debug and for errors.
 func (s *Step) String() string {
 	var b strings.Builder
