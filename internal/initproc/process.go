@@ -123,6 +123,7 @@ func (pr *prepared) run() error {
 	return fmt.Errorf("exec %s: %w", pr.path, err)
 }
 
+// setUser switches to the process's user and groups.
 //
 // thisThread sets them for the calling thread only, where the process execs
 // the program from this thread (which it is locked to): execve leaves no
