@@ -12,11 +12,16 @@ ver=$(systemd-analyze --version | awk 'NR==1{print $2}')
 	echo
 	echo "package sandbox"
 	echo
+	echo "import \"sync\""
+	echo
 	echo "// systemdVersion is the systemd release syscallGroups was taken from."
 	echo "const systemdVersion = \"$ver\""
 	echo
 	echo "// syscallGroups: each @group's members, syscall names and nested @groups."
-	echo "var syscallGroups = map[string][]string{"
+	echo "// Built on first use: every hako process, container inits included, would"
+	echo "// otherwise build this map at start."
+	echo "var syscallGroups = sync.OnceValue(func() map[string][]string {"
+	echo "return map[string][]string{"
 	systemd-analyze syscall-filter 2>/dev/null | awk '
 		/^@/ { if (g != "") print "\t},"; g = $1; printf "\t\"%s\": {\n", g; next }
 		/^[ \t]+#/ { next }
@@ -24,6 +29,7 @@ ver=$(systemd-analyze --version | awk 'NR==1{print $2}')
 		/^#/ { exit }
 		END { if (g != "") print "\t}," }'
 	echo "}"
+	echo "})"
 } >"$out.tmp"
 gofmt -w "$out.tmp" 2>/dev/null || /usr/local/go/bin/gofmt -w "$out.tmp"
 mv "$out.tmp" "$out"

@@ -102,7 +102,7 @@ func expandSyscalls(item string, seen map[string]bool, out *[]string) error {
 		*out = append(*out, item)
 		return nil
 	}
-	members, ok := syscallGroups[item]
+	members, ok := syscallGroups()[item]
 	if !ok {
 		return fmt.Errorf("%q: unknown syscall group (systemd %s's: systemd-analyze syscall-filter)", item, systemdVersion)
 	}

@@ -36,7 +36,7 @@ func has(names []string, n string) bool {
 // The generated table is systemd's: nested groups resolve, and an allow
 // list gets @default as systemd adds it.
 func TestSystemCallFilterGroups(t *testing.T) {
-	if systemdVersion == "" || len(syscallGroups["@system-service"]) == 0 || len(syscallGroups["@default"]) == 0 {
+	if systemdVersion == "" || len(syscallGroups()["@system-service"]) == 0 || len(syscallGroups()["@default"]) == 0 {
 		t.Fatal("generated syscall groups are empty")
 	}
 	allow, names := filterNames(t, "SystemCallFilter=@system-service")

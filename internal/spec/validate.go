@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/moby/sys/capability"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -178,13 +179,14 @@ func checkRlimits(rl []specs.POSIXRlimit) error {
 
 // knownCaps holds "CAP_X" names. Matching is exact, like runc: the kernel
 // ABI names are upper case and a lower-case entry is almost always a typo.
-var knownCaps = func() map[string]bool {
+// Built on first use: a container process runs every package's init.
+var knownCaps = sync.OnceValue(func() map[string]bool {
 	m := map[string]bool{}
 	for _, c := range capability.ListKnown() {
 		m["CAP_"+strings.ToUpper(c.String())] = true
 	}
 	return m
-}()
+})
 
 func checkCaps(c *specs.LinuxCapabilities) error {
 	if c == nil {
@@ -202,7 +204,7 @@ func checkCaps(c *specs.LinuxCapabilities) error {
 	}
 	for _, set := range sets {
 		for i, name := range set.list {
-			if !knownCaps[name] {
+			if !knownCaps()[name] {
 				return fieldErr(at("process.capabilities."+set.name, i), "unknown capability %q", name)
 			}
 		}

@@ -1,7 +1,6 @@
 package spec
 
 import (
-	"regexp"
 	"sort"
 	"strings"
 
@@ -168,13 +167,25 @@ func checkBlockIO(field string, b *specs.LinuxBlockIO) error {
 	return nil
 }
 
-// pageSizeRe matches the hugetlb controller's file-name sizes ("2MB",
-// "1GB", "64KB").
-var pageSizeRe = regexp.MustCompile(`^[1-9][0-9]*[KMGTPE]B$`)
+// validPageSize matches the hugetlb controller's file-name sizes ("2MB",
+// "1GB", "64KB"): ^[1-9][0-9]*[KMGTPE]B$, without a regexp compiled at
+// the start of every hako process.
+func validPageSize(s string) bool {
+	n := len(s)
+	if n < 3 || s[0] < '1' || s[0] > '9' || s[n-1] != 'B' || !strings.ContainsRune("KMGTPE", rune(s[n-2])) {
+		return false
+	}
+	for _, c := range []byte(s[1 : n-2]) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
 
 func checkHugepages(field string, limits []specs.LinuxHugepageLimit) error {
 	for i, h := range limits {
-		if !pageSizeRe.MatchString(h.Pagesize) {
+		if !validPageSize(h.Pagesize) {
 			return fieldErr(at(field, i)+".pageSize", "invalid page size %q (want e.g. \"2MB\")", h.Pagesize)
 		}
 	}

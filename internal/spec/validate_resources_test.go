@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"regexp"
 	"slices"
 	"testing"
 
@@ -137,5 +138,26 @@ func TestValidateSeccomp(t *testing.T) {
 			"linux.seccomp.listenerPath: must be set when an action is SCMP_ACT_NOTIFY"},
 		// As runc: a listener with nothing to listen to gets no fd.
 		{"listener without notify", sc(func(sc *specs.LinuxSeccomp) { sc.ListenerPath = "/run/agent.sock" }), ""},
+	})
+}
+
+// validPageSize replaced a regexp compiled at every start; the regexp is
+// the oracle.
+func TestValidPageSizeMatchesRegexp(t *testing.T) {
+	re := regexp.MustCompile(`^[1-9][0-9]*[KMGTPE]B$`)
+	for _, s := range []string{"", "B", "KB", "2MB", "1GB", "64KB", "10TB", "0MB", "02MB", "2mB", "2Mb", "2M", "2XB", "2MBB", "1 GB", "123456PB", "9EB", "-2MB"} {
+		if got, want := validPageSize(s), re.MatchString(s); got != want {
+			t.Errorf("validPageSize(%q) = %v, the regexp says %v", s, got, want)
+		}
+	}
+}
+
+func FuzzValidPageSize(f *testing.F) {
+	re := regexp.MustCompile(`^[1-9][0-9]*[KMGTPE]B$`)
+	f.Add("2MB")
+	f.Fuzz(func(t *testing.T, s string) {
+		if validPageSize(s) != re.MatchString(s) {
+			t.Fatalf("validPageSize(%q) disagrees with the regexp", s)
+		}
 	})
 }
