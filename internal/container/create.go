@@ -19,6 +19,7 @@ import (
 	"github.com/hako-runtime/hako/internal/linux/cgroups"
 	"github.com/hako-runtime/hako/internal/linux/idmap"
 	"github.com/hako-runtime/hako/internal/linux/netdev"
+	"github.com/hako-runtime/hako/internal/linux/netns"
 	"github.com/hako-runtime/hako/internal/linux/ns"
 	"github.com/hako-runtime/hako/internal/linux/resctrl"
 	"github.com/hako-runtime/hako/internal/linux/rootfs"
@@ -80,6 +81,12 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 		return nil, err
 	}
 	tl.Mark("config")
+	if lx := k.spec.Linux; lx != nil && ns.IsNew(lx.Namespaces, specs.NetworkNamespace) && !ns.Has(lx.Namespaces, specs.UserNamespace) && !r.Rootless {
+		// Made while the state and cgroups are, on the other CPU; see
+		// netns.Ahead for why this is the same namespace.
+		k.netAhead = netns.StartAhead()
+		defer k.netAhead.Close()
+	}
 	theirs, err := k.makeRelaySocket()
 	if err != nil {
 		return nil, err
@@ -189,6 +196,8 @@ type creation struct {
 	cfgData []byte      // its bytes, kept as the state's copy
 	rootfs  string      // absolute rootfs path
 	lx      *specs.Linux
+
+	netAhead *netns.Ahead // the container's new network namespace, being made
 
 	dir string // the state directory
 	cm  *cgroups.Manager
@@ -356,6 +365,16 @@ func (k *creation) nsRequest() (nsenter.Request, string, error) {
 		return nsenter.Request{}, "", err
 	}
 	req := nsenter.Request{Join: join, Unshare: unshare, OOMScoreAdj: k.spec.Process.OOMScoreAdj}
+	if k.netAhead != nil {
+		f, err := k.netAhead.File()
+		if err != nil {
+			return nsenter.Request{}, "", err
+		}
+		if f != nil {
+			req.Unshare &^= unix.CLONE_NEWNET
+			req.JoinFiles = append(req.JoinFiles, nsenter.NamedFile{File: f, Name: "new network namespace"})
+		}
+	}
 	var cgroup2 string
 	req.CgroupTasks, cgroup2 = joinCgroups(k.cm, k.r.Rootless)
 	for clock, off := range lx.TimeOffsets {

@@ -92,7 +92,11 @@ type TimeOffset struct {
 type Request struct {
 	CgroupTasks []string // v1 "tasks" files to write "0" into
 	Join        []string // namespace files to setns into
-	Unshare     uintptr  // CLONE_NEW* flags of new namespaces
+	// JoinFiles are namespaces hako made itself and holds open (a network
+	// namespace made ahead, netns.Ahead), joined after Join. They stay the
+	// caller's, to keep open until the frames are sent.
+	JoinFiles   []NamedFile
+	Unshare     uintptr // CLONE_NEW* flags of new namespaces
 	TimeOffsets []TimeOffset
 	// OOMScoreAdj is written to /proc/self/oom_score_adj first of all,
 	// while the process is still dumpable and in hako's user namespace:
@@ -105,6 +109,13 @@ type Request struct {
 	// parent has had it moved into its cgroup (Wait's place): for when the
 	// kernel refused to clone it there.
 	Place bool
+}
+
+// NamedFile is an open namespace file and what to call it in errors and
+// --debug.
+type NamedFile struct {
+	File *os.File
+	Name string
 }
 
 // Request options (frame ns-options).
@@ -137,6 +148,9 @@ func (r *Request) String() string {
 	}
 	for _, p := range r.Join {
 		parts = append(parts, "join "+p)
+	}
+	for _, j := range r.JoinFiles {
+		parts = append(parts, "join "+j.Name)
 	}
 	if r.Unshare != 0 {
 		parts = append(parts, "unshare "+ns.FlagNames(r.Unshare))
@@ -189,13 +203,16 @@ func (r *Request) Frames() ([]*frame.Frame, []*os.File, error) {
 			return fail(err)
 		}
 	}
-	if len(r.Join) > 16 {
-		return fail(fmt.Errorf("%d namespaces to join: at most 16", len(r.Join)))
+	if n := len(r.Join) + len(r.JoinFiles); n > 16 {
+		return fail(fmt.Errorf("%d namespaces to join: at most 16", n))
 	}
 	for _, p := range r.Join {
 		if err := withFile(frame.TypeNsJoin, p, os.O_RDONLY, "namespace"); err != nil {
 			return fail(err)
 		}
+	}
+	for _, j := range r.JoinFiles {
+		frames = append(frames, &frame.Frame{Type: frame.TypeNsJoin, Payload: []byte(j.Name), Fds: []int{int(j.File.Fd())}})
 	}
 	if r.Options != 0 {
 		frames = append(frames, &frame.Frame{Type: frame.TypeNsOptions, Payload: binary.LittleEndian.AppendUint32(nil, r.Options)})
