@@ -14,7 +14,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
 
@@ -24,15 +23,6 @@ import (
 	_ "github.com/hako-runtime/hako/internal/nsenter" // the C constructor for container processes
 	"github.com/hako-runtime/hako/internal/state"
 )
-
-func init() {
-	// The main goroutine keeps the main thread to itself. hako leaves a
-	// thread in another namespace to end with its goroutine
-	// (netns.Ahead), and Go cannot end the main thread: it would park it
-	// there for good, and /proc/self/ns/* of hako would name the
-	// container's namespace.
-	runtime.LockOSThread()
-}
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "0.1.0-dev"

@@ -370,10 +370,8 @@ func (k *creation) nsRequest() (nsenter.Request, string, error) {
 		if err != nil {
 			return nsenter.Request{}, "", err
 		}
-		if f != nil {
-			req.Unshare &^= unix.CLONE_NEWNET
-			req.JoinFiles = append(req.JoinFiles, nsenter.NamedFile{File: f, Name: "new network namespace"})
-		}
+		req.Unshare &^= unix.CLONE_NEWNET
+		req.JoinFiles = append(req.JoinFiles, nsenter.NamedFile{File: f, Name: "new network namespace"})
 	}
 	var cgroup2 string
 	req.CgroupTasks, cgroup2 = joinCgroups(k.cm, k.r.Rootless)

@@ -1,6 +1,7 @@
 package netns
 
 import (
+	"fmt"
 	"os"
 	"runtime"
 
@@ -9,8 +10,9 @@ import (
 	"github.com/hako-runtime/hako/internal/explain"
 )
 
-// Ahead is a network namespace being made on a thread of its own while the
-// caller goes on with other work.
+// Ahead is a network namespace being made on another thread while the
+// caller goes on with other work; the thread unshares, opens the new
+// namespace and setns's back to its own.
 //
 // A network namespace is by far the slowest namespace to create (~0.45 ms
 // here: the loopback device, the per-namespace sysctl tables and every
@@ -33,41 +35,43 @@ type aheadResult struct {
 	err error
 }
 
-// onMainThread is replaced by tests, which cannot choose the thread a
-// goroutine lands on.
-var onMainThread = func() bool { return unix.Gettid() == unix.Getpid() }
-
 // StartAhead starts making a network namespace.
 func StartAhead() *Ahead {
 	a := &Ahead{ch: make(chan aheadResult, 1)}
-	go func() {
-		// Never unlocked: the goroutine ends locked, so Go ends the
-		// thread with it and nothing else ever runs in the namespace
-		// this thread is left in.
-		runtime.LockOSThread()
-		if onMainThread() {
-			// The main thread is never ended: Go parks it for good,
-			// and its namespaces are what /proc/self shows. hako's
-			// main goroutine keeps that thread (cmd/hako), so this
-			// happens only to callers that do not: they get no
-			// namespace, and the container process unshares its own.
-			runtime.UnlockOSThread()
-			a.ch <- aheadResult{}
-			return
-		}
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			a.ch <- aheadResult{err: explain.Wrap(explain.UnshareOther, "network namespace", err)}
-			return
-		}
-		f, err := os.Open("/proc/thread-self/ns/net")
-		a.ch <- aheadResult{f, err}
-	}()
+	go a.make()
 	return a
 }
 
-// File waits for the namespace and returns its file, open until Close; nil
-// and no error when none could be made on a thread of its own, for the
-// container process to unshare one as before.
+func (a *Ahead) make() {
+	runtime.LockOSThread()
+	orig, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		runtime.UnlockOSThread()
+		a.ch <- aheadResult{err: err}
+		return
+	}
+	defer orig.Close()
+	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+		runtime.UnlockOSThread()
+		a.ch <- aheadResult{err: explain.Wrap(explain.UnshareOther, "network namespace", err)}
+		return
+	}
+	f, err := os.Open("/proc/thread-self/ns/net")
+	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
+		// Left locked: the goroutine ends, and Go ends the thread
+		// with it rather than run anything else in the new namespace
+		// (the main thread it parks for good; create fails either way).
+		if f != nil {
+			f.Close()
+		}
+		a.ch <- aheadResult{err: fmt.Errorf("return to hako's network namespace: setns: %w", err)}
+		return
+	}
+	runtime.UnlockOSThread()
+	a.ch <- aheadResult{f, err}
+}
+
+// File waits for the namespace and returns its file, open until Close.
 func (a *Ahead) File() (*os.File, error) {
 	a.wait()
 	return a.res.f, a.res.err

@@ -2,15 +2,10 @@ package netns
 
 import (
 	"os"
-	"runtime"
 	"testing"
 
 	"golang.org/x/sys/unix"
 )
-
-// As cmd/hako does: no test goroutine lands on the main thread, where a
-// namespace made ahead is refused.
-func init() { runtime.LockOSThread() }
 
 // The namespace made ahead is a new network namespace, not ours, and the
 // goroutine's thread took it along: the test's own threads stay in theirs.
@@ -48,18 +43,5 @@ func TestAheadMakesNewNetworkNamespace(t *testing.T) {
 	a.Close()
 	if err := unix.Fstat(int(f.Fd()), &made); err == nil {
 		t.Fatal("Close left the namespace's file open")
-	}
-}
-
-// On the main thread no namespace is made (Go would park that thread in
-// it for good): File gives nil, and the caller unshares as before.
-func TestAheadRefusesMainThread(t *testing.T) {
-	old := onMainThread
-	onMainThread = func() bool { return true }
-	defer func() { onMainThread = old }()
-	a := StartAhead()
-	defer a.Close()
-	if f, err := a.File(); f != nil || err != nil {
-		t.Fatalf("File() = %v, %v; want nil, nil", f, err)
 	}
 }
