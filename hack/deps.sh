@@ -5,7 +5,7 @@
 set -euo pipefail
 pkgs=(gcc libseccomp-dev busybox-static)
 if [ "${DEPS:-test}" != build ]; then
-	pkgs+=(uidmap iproute2 procps file bsdutils bubblewrap
+	pkgs+=(uidmap iproute2 procps file bsdutils bubblewrap time
 		podman containerd docker.io slirp4netns fuse-overlayfs
 		# test/cri: the CNI bridge of its private containerd, portmap's
 		# iptables, critest's ipcmk (util-linux).

@@ -21,6 +21,7 @@ import (
 	"github.com/hako-runtime/hako/internal/nsenter"
 	"github.com/hako-runtime/hako/internal/plan"
 	"github.com/hako-runtime/hako/internal/state"
+	"github.com/hako-runtime/hako/internal/timing"
 )
 
 // ExecOpts are exec's inputs once the CLI has built the process.
@@ -41,6 +42,11 @@ type ExecOpts struct {
 	// SubCgroups are exec --cgroup's sub-cgroups to join; nil joins the
 	// container's own.
 	SubCgroups *cgroups.Sub
+
+	// config is the container's, when the caller has read it already.
+	config *specs.Spec
+	// timeline, when --debug is on, gathers exec's breakdown.
+	timeline *timing.Timeline
 }
 
 // Exec starts a process beside the init: in exactly the namespaces the
@@ -61,10 +67,13 @@ func (c *Container) Exec(o *ExecOpts) (int, error) {
 	default:
 		return 0, fmt.Errorf("%w: cannot exec in a stopped container", ErrNotRunning)
 	}
-	cfg, err := c.Config()
-	if err != nil {
-		return 0, err
+	cfg, err := o.config, error(nil)
+	if cfg == nil {
+		if cfg, err = c.Config(); err != nil {
+			return 0, err
+		}
 	}
+	tl := o.timeline
 	if o.Process.Terminal && o.ConsoleSocket == "" && o.ConsoleFile == nil {
 		return 0, errors.New("process.terminal is true: use --console-socket (or exec in the foreground)")
 	}
@@ -101,6 +110,7 @@ func (c *Container) Exec(o *ExecOpts) (int, error) {
 		}
 		c.rt.debug("exec %s: cgroups %v", c.State.ID, cm.Paths())
 	}
+	tl.Mark("cgroups")
 	c.rt.debug("exec %s: into init %d; before Go, the constructor will do: %s", c.State.ID, c.State.InitPid, &req)
 	console := o.ConsoleFile
 	if o.ConsoleSocket != "" {
@@ -131,7 +141,9 @@ func (c *Container) Exec(o *ExecOpts) (int, error) {
 		return 0, err
 	}
 	c.rt.debugPlan("exec "+c.State.ID, pl)
-	so := &spawnOpts{
+	pl.Timings = tl != nil
+	tl.Mark("plan")
+	so := &spawnOpts{timeline: tl,
 		req: req, cgroup2Dir: cgroup2, place: place, plan: pl, preserved: preserved, console: console,
 		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr, sealDir: c.rt.sealDir(), rootless: c.rt.Rootless, warn: c.rt.Warn,
 		stuck: stuck,
@@ -177,6 +189,13 @@ func (c *Container) Exec(o *ExecOpts) (int, error) {
 		p.kill()
 		return 0, err
 	}
+	if tl != nil {
+		if rep, err := timing.Decode(p.ready); err == nil {
+			tl.MarkAt("process Go start", rep.Main)
+			tl.MarkAt("process plan decode", rep.Plan)
+		}
+		tl.Mark("process steps")
+	}
 	// After "ready" the socket closes at exec; an error line means
 	// execve itself failed.
 	if _, err := p.next(); err != nil && !errors.Is(err, io.EOF) {
@@ -184,6 +203,7 @@ func (c *Container) Exec(o *ExecOpts) (int, error) {
 		return 0, err
 	}
 	p.conn.Close()
+	tl.Mark("execve")
 	c.rt.debug("exec %s: process %d exec'd %s", c.State.ID, p.pid, o.Process.Args[0])
 	if o.PidFile != "" {
 		if err := writePidFile(o.PidFile, p.pid); err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/hako-runtime/hako/internal/console"
 	"github.com/hako-runtime/hako/internal/linux/cgroups"
 	"github.com/hako-runtime/hako/internal/spec"
+	"github.com/hako-runtime/hako/internal/timing"
 )
 
 // ExecFlags are runc's exec flags, as the CLI parsed them. They live here,
@@ -32,14 +33,20 @@ type ExecFlags struct {
 // wanted and nobody else takes it, and waits. It returns the process's exit
 // status (0 when detached).
 func (r *Runtime) ExecFromFlags(id string, f *ExecFlags, args []string) (int, error) {
+	var tl *timing.Timeline
+	if r.Debug != nil {
+		tl = timing.New()
+	}
 	c, err := r.Load(id)
 	if err != nil {
 		return 0, err
 	}
+	tl.Mark("state")
 	cfg, err := c.Config()
 	if err != nil {
 		return 0, err
 	}
+	tl.Mark("config")
 	p, err := buildProcess(f, cfg, args)
 	if err != nil {
 		return 0, err
@@ -50,7 +57,7 @@ func (r *Runtime) ExecFromFlags(id string, f *ExecFlags, args []string) (int, er
 	}
 	o := &ExecOpts{Process: p, ConsoleSocket: f.ConsoleSocket, PidfdSocket: f.PidfdSocket, PidFile: f.PidFile,
 		PreserveFds: f.PreserveFds, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
-		IgnorePaused: f.IgnorePaused, SubCgroups: sub}
+		IgnorePaused: f.IgnorePaused, SubCgroups: sub, config: cfg, timeline: tl}
 	var relaySock *os.File
 	if p.Terminal && f.ConsoleSocket == "" && !f.Detach {
 		theirs, ours, err := console.Socketpair()
@@ -83,6 +90,8 @@ func (r *Runtime) ExecFromFlags(id string, f *ExecFlags, args []string) (int, er
 	if err != nil {
 		return 0, err
 	}
+	tl.Mark("process ran")
+	r.debug("exec %s: took %s", id, tl)
 	return code, nil
 }
 

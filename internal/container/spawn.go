@@ -285,7 +285,7 @@ func spawn(o *spawnOpts) (*proc, error) {
 		if err := o.onPid(pid); err != nil {
 			return fail(err)
 		}
-		o.timeline.Mark("pid in state")
+		o.timeline.Mark("pid recorded")
 	}
 	payload, err := json.Marshal(o.plan)
 	if err != nil {

@@ -1,7 +1,8 @@
 // Package bench compares hako with runc and crun, when they are installed,
 // on the same busybox bundle: `run` of /bin/true back to back and cold (100
 // ms idle before each, as real starts are), `exec` into a running
-// container, and the runtime's peak RSS (the maxrss-KiB metric).
+// container, and the runtime's peak RSS (the maxrss-KiB metric, by GNU
+// time). BenchmarkSideBySide prints all of them as one table.
 //
 //	sudo go test -run '^$' -bench . ./test/bench/
 //
@@ -15,7 +16,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -122,7 +122,6 @@ func benchRun(b *testing.B, cold bool) {
 			if out, err := rt.cmd("run", "--bundle", bundle, "probe").CombinedOutput(); err != nil {
 				b.Skipf("%s cannot run here: %v: %s", rt.name, err, out)
 			}
-			var maxrss int64
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				if cold {
@@ -134,11 +133,11 @@ func benchRun(b *testing.B, cold bool) {
 				if err := c.Run(); err != nil {
 					b.Fatalf("%s run: %v", rt.name, err)
 				}
-				if ru, ok := c.ProcessState.SysUsage().(*syscall.Rusage); ok && ru.Maxrss > maxrss {
-					maxrss = ru.Maxrss
-				}
 			}
-			b.ReportMetric(float64(maxrss), "maxrss-KiB")
+			b.StopTimer()
+			if kib, err := maxRSS(rt, "run", "--bundle", bundle, "rss"); err == nil {
+				b.ReportMetric(float64(kib), "maxrss-KiB")
+			}
 		})
 	}
 }

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"os/exec"
-	"syscall"
 	"testing"
 )
 
@@ -29,18 +28,17 @@ func BenchmarkSandbox(b *testing.B) {
 			if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
 				b.Skipf("%s cannot run here: %v: %s", name, err, out)
 			}
-			var maxrss int64
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				c := exec.Command(args[0], args[1:]...)
 				if err := c.Run(); err != nil {
 					b.Fatalf("%s: %v", name, err)
 				}
-				if ru, ok := c.ProcessState.SysUsage().(*syscall.Rusage); ok && ru.Maxrss > maxrss {
-					maxrss = ru.Maxrss
-				}
 			}
-			b.ReportMetric(float64(maxrss), "maxrss-KiB")
+			b.StopTimer()
+			if kib, err := peakRSS(args...); err == nil {
+				b.ReportMetric(float64(kib), "maxrss-KiB")
+			}
 		})
 	}
 }

@@ -232,7 +232,9 @@ func TestDebugLogsCreateAndExec(t *testing.T) {
 		t.Errorf("--debug --log exec: exit %d, stderr %q (want everything in the log)", code, se)
 	}
 	data := readFile(t, log)
-	for _, want := range []string{`"level":"debug"`, `exec dbg1: into init `, `exec dbg1: process `} {
+	// The breakdown of an exec too: the process's Go start and steps are
+	// what it measured and sent with ready.
+	for _, want := range []string{`"level":"debug"`, `exec dbg1: into init `, `exec dbg1: process `, `exec dbg1: took total `, `, process Go start `, `, process steps `} {
 		if !strings.Contains(data, want) {
 			t.Errorf("log lacks %q:\n%s", want, data)
 		}
