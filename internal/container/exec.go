@@ -142,8 +142,15 @@ func (c *Container) Exec(o *ExecOpts) (int, error) {
 	}
 	c.rt.debugPlan("exec "+c.State.ID, pl)
 	pl.Timings = tl != nil
+	// Applied by nsexec.c itself where every step is one it knows: no Go
+	// runtime starts in the new process.
+	cplan, inC := nsenter.EncodeCPlan(pl)
+	if inC {
+		req.Options |= nsenter.OptCPlan
+		c.rt.debug("exec %s: the plan runs in nsexec.c, without Go", c.State.ID)
+	}
 	tl.Mark("plan")
-	so := &spawnOpts{timeline: tl,
+	so := &spawnOpts{timeline: tl, cplan: cplan,
 		req: req, cgroup2Dir: cgroup2, place: place, plan: pl, preserved: preserved, console: console,
 		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr, sealDir: c.rt.sealDir(), rootless: c.rt.Rootless, warn: c.rt.Warn,
 		stuck: stuck,
@@ -191,7 +198,11 @@ func (c *Container) Exec(o *ExecOpts) (int, error) {
 	}
 	if tl != nil {
 		if rep, err := timing.Decode(p.ready); err == nil {
-			tl.MarkAt("process Go start", rep.Main)
+			start := "process Go start"
+			if inC {
+				start = "process C start"
+			}
+			tl.MarkAt(start, rep.Main)
 			tl.MarkAt("process plan decode", rep.Plan)
 		}
 		tl.Mark("process steps")

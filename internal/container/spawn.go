@@ -35,8 +35,11 @@ type spawnOpts struct {
 	// cgroup.procs of their common ancestor, which a rootless hako in a
 	// login session (session-N.scope, in root's user-UID.slice) may not
 	// for a unit of the user's systemd.
-	place     func(pid int) error
-	plan      *plan.Plan
+	place func(pid int) error
+	plan  *plan.Plan
+	// cplan is plan as nsexec.c applies it itself (nsenter.EncodeCPlan),
+	// sent instead of plan; req asks for it with OptCPlan.
+	cplan     []byte
 	timeline  *timing.Timeline // --debug's breakdown, or nil
 	preserved []*os.File       // become fds 3, 4, ... in the container
 	// inherit are fds of ours that the container gets at the same
@@ -287,11 +290,16 @@ func spawn(o *spawnOpts) (*proc, error) {
 		}
 		o.timeline.Mark("pid recorded")
 	}
-	payload, err := json.Marshal(o.plan)
-	if err != nil {
-		return fail(fmt.Errorf("encode plan: %w", err))
+	var fr *frame.Frame
+	if o.cplan != nil {
+		fr = &frame.Frame{Type: frame.TypeNsCPlan, Payload: o.cplan}
+	} else {
+		payload, err := json.Marshal(o.plan)
+		if err != nil {
+			return fail(fmt.Errorf("encode plan: %w", err))
+		}
+		fr = &frame.Frame{Type: frame.TypePlan, Payload: payload}
 	}
-	fr := &frame.Frame{Type: frame.TypePlan, Payload: payload}
 	for _, f := range o.passFds {
 		fr.Fds = append(fr.Fds, int(f.Fd()))
 	}
@@ -334,6 +342,10 @@ func (p *proc) next() (frame.Type, error) {
 		case frame.TypeError:
 			closeAll(f.Fds)
 			return f.Type, fmt.Errorf("%w: %s", ErrProcess, f.Payload)
+		case frame.TypeNsCError:
+			// What the Go side would have said in a TypeError.
+			closeAll(f.Fds)
+			return frame.TypeError, fmt.Errorf("%w: %s", ErrProcess, nsenter.CError(f.Payload))
 		}
 		if len(f.Fds) > 0 {
 			closeAll(f.Fds)

@@ -62,6 +62,8 @@ const (
 	TypeNsOptions     // parent: nsenter.Opt* bits, 4 bytes little endian (bwrap's user namespace options)
 	TypeNsPlace       // parent: stop after the request until placed in the cgroup; child: stopped, place me now
 	TypeNsPlaceDone   // parent: placed, go on
+	TypeNsCPlan       // parent: an exec's plan for nsexec.c to apply itself (nsenter.EncodeCPlan), instead of a plan frame
+	TypeNsCError      // child: a step of the C plan failed; errno (4 bytes little endian), then "message\0suffix"
 )
 
 var typeNames = map[Type]string{
@@ -73,6 +75,7 @@ var typeNames = map[Type]string{
 	TypeNsMapsDone: "ns-maps-done", TypeNsPid: "ns-pid", TypeNsError: "ns-error",
 	TypeNsOOMScoreAdj: "ns-oom-score-adj", TypeNsOptions: "ns-options",
 	TypeNsPlace: "ns-place", TypeNsPlaceDone: "ns-place-done",
+	TypeNsCPlan: "ns-c-plan", TypeNsCError: "ns-c-error",
 }
 
 func (t Type) String() string {

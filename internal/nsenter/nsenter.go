@@ -46,6 +46,7 @@ var cFrames = struct {
 	Options                                 int
 	KeepIDs, DisableUserns, AssertDisabled  int
 	Place, PlaceDone                        int
+	Ready, CPlanFrame, CError, CPlanOpt     int
 }{
 	C.HAKO_FRAME_MAGIC, C.HAKO_FRAME_HEADER, C.HAKO_FRAME_NS_OOM_SCORE_ADJ,
 	C.HAKO_FRAME_NS_CGROUP, C.HAKO_FRAME_NS_JOIN, C.HAKO_FRAME_NS_UNSHARE, C.HAKO_FRAME_NS_TIME_OFFSETS, C.HAKO_FRAME_NS_END,
@@ -53,6 +54,7 @@ var cFrames = struct {
 	C.HAKO_FRAME_NS_OPTIONS,
 	C.HAKO_NS_KEEPIDS, C.HAKO_NS_DISABLE_USERNS, C.HAKO_NS_ASSERT_USERNS_DISABLED,
 	C.HAKO_FRAME_NS_PLACE, C.HAKO_FRAME_NS_PLACE_DONE,
+	C.HAKO_FRAME_READY, C.HAKO_FRAME_NS_C_PLAN, C.HAKO_FRAME_NS_C_ERROR, C.HAKO_NS_CPLAN,
 }
 
 // maxPayload is nsexec.c's MAX_PAYLOAD: a longer request frame is refused
@@ -130,6 +132,9 @@ const (
 	// OptAssertUsernsDisabled fails unless, in the end, no user namespace
 	// can be made (bwrap --assert-userns-disabled, and --disable-userns).
 	OptAssertUsernsDisabled
+	// OptCPlan: the process that goes on does not start Go; it reads an
+	// ns-c-plan frame and applies it in the constructor (EncodeCPlan).
+	OptCPlan
 )
 
 // ErrUsernsNotDisabled: a user namespace could still be made, against

@@ -55,6 +55,10 @@ func TestCFramesMatchGo(t *testing.T) {
 		{"OptAssertUsernsDisabled", cFrames.AssertDisabled, int(OptAssertUsernsDisabled)},
 		{"ns-place", cFrames.Place, int(frame.TypeNsPlace)},
 		{"ns-place-done", cFrames.PlaceDone, int(frame.TypeNsPlaceDone)},
+		{"ready", cFrames.Ready, int(frame.TypeReady)},
+		{"ns-c-plan", cFrames.CPlanFrame, int(frame.TypeNsCPlan)},
+		{"ns-c-error", cFrames.CError, int(frame.TypeNsCError)},
+		{"OptCPlan", cFrames.CPlanOpt, int(OptCPlan)},
 	}
 	for _, w := range want {
 		if w.c != w.g {

@@ -31,7 +31,9 @@
 //  5. fork: a new PID or time namespace applies only to children (seed 002,
 //     nsfs shows it as pid_for_children). The child is created with
 //     CLONE_PARENT so the hako parent can wait for it; this process reports
-//     the child's pid and exits. The child returns into Go.
+//     the child's pid and exits. The child returns into Go, or, asked to
+//     (ns-options HAKO_NS_CPLAN, an exec's short plan), applies the plan
+//     that follows in C and execs without starting Go (cplan.c).
 //
 // An init that re-executes itself to enter a user namespace after its setup
 // (bwrap --userns2, _HAKO_SETNS_USER) gets that one setns and nothing else
@@ -203,6 +205,26 @@ static int recv_frame(struct frame *f)
 	}
 	f->payload[len] = '\0';
 	f->len = len;
+	return 0;
+}
+
+void hako_send_frame(int type, const void *payload, size_t len)
+{
+	send_frame(type, payload, len);
+}
+
+// hako_recv_exact reads len bytes that must come without fds.
+int hako_recv_exact(void *buf, size_t len)
+{
+	struct frame f = {.nfds = 0};
+	if (recv_full(buf, len, &f) < 0)
+		return -1;
+	if (f.nfds != 0) {
+		for (int i = 0; i < f.nfds; i++)
+			close(f.fds[i]);
+		errno = EPROTO;
+		return -1;
+	}
 	return 0;
 }
 
@@ -502,6 +524,10 @@ __attribute__((constructor)) static void hako_nsexec(void)
 		send_frame(HAKO_FRAME_NS_PID, p, nested_pidns ? 8 : 4);
 		_exit(0);
 	}
-	// The child goes on into the Go runtime with the same sync fd.
+	// The child goes on into the Go runtime with the same sync fd, or,
+	// for an exec's plan that needs no Go, applies it here and execs
+	// (cplan.c).
 	prctl(PR_SET_NAME, "hako:[init]", 0, 0, 0);
+	if (opts & HAKO_NS_CPLAN)
+		hako_run_cplan();
 }

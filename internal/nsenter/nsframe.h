@@ -4,8 +4,12 @@
 #ifndef HAKO_NSFRAME_H
 #define HAKO_NSFRAME_H
 
+#include <stddef.h>
+
 #define HAKO_FRAME_MAGIC 'H'
 #define HAKO_FRAME_HEADER 8
+
+#define HAKO_FRAME_READY 5
 
 #define HAKO_FRAME_NS_CGROUP 8
 #define HAKO_FRAME_NS_JOIN 9
@@ -20,14 +24,42 @@
 #define HAKO_FRAME_NS_OPTIONS 18
 #define HAKO_FRAME_NS_PLACE 19
 #define HAKO_FRAME_NS_PLACE_DONE 20
+#define HAKO_FRAME_NS_C_PLAN 21
+#define HAKO_FRAME_NS_C_ERROR 22
 
 // ns-options bits (nsenter.Opt*).
 #define HAKO_NS_KEEPIDS 1
 #define HAKO_NS_DISABLE_USERNS 2
 #define HAKO_NS_ASSERT_USERNS_DISABLED 4
+#define HAKO_NS_CPLAN 8
+
+// The steps of an ns-c-plan (nsenter.EncodeCPlan says how each is laid
+// out; cplan.c applies them).
+#define HAKO_C_UMASK 1
+#define HAKO_C_CLOSE_FDS 2
+#define HAKO_C_CWD 3
+#define HAKO_C_NO_NEW_PRIVS 4
+#define HAKO_C_AFFINITY 5
+#define HAKO_C_RLIMIT 6
+#define HAKO_C_BOUNDING 7
+#define HAKO_C_USER 8
+#define HAKO_C_CAPS 9
+#define HAKO_C_CWD_AS_USER 10
+#define HAKO_C_LOOKUP 11
+#define HAKO_C_SECCOMP 12
+#define HAKO_C_READY 13
+#define HAKO_C_EXEC 14
+#define HAKO_C_FLAG_TIMINGS 1
+#define HAKO_C_MAX_PLAN (1 << 20)
 
 // The constructor's setns into _HAKO_SETNS_USER's namespace: its errno,
 // 0 if it succeeded or was not asked for (nsenter.SetnsUserErr).
 extern int hako_setns_user_errno;
+
+// Shared by nsexec.c and cplan.c.
+void hako_send_frame(int type, const void *payload, size_t len);
+int hako_recv_exact(void *buf, size_t len);
+void hako_run_cplan(void) __attribute__((noreturn));
+char *hako_clean(const char *path);
 
 #endif

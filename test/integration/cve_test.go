@@ -427,6 +427,37 @@ func TestCVE2024_21626_CallerFdsDoNotLeak(t *testing.T) {
 	}
 }
 
+// The same for exec, whose plain plan nsexec.c applies in C: the fds hako
+// got from its caller are not the exec'd process's.
+func TestCVE2024_21626_CallerFdsDoNotLeakIntoExec(t *testing.T) {
+	e := newEnv(t)
+	e.background("leakexec")
+	so, se, code := e.hakoWithFds([]string{"/", "/etc", "/etc/passwd"}, "exec", "leakexec", "ls", "/proc/self/fd")
+	if code != 0 {
+		t.Fatalf("exec: %d %s", code, se)
+	}
+	if fds := strings.Fields(so); len(fds) != 4 {
+		t.Fatalf("fds in the exec'd process: %q", fds)
+	}
+	e.hakoOK("delete", "--force", "leakexec")
+}
+
+// exec's working directory is resolved without following a /proc magic
+// link, in nsexec.c's plan as in Go's (CVE-2024-21626): the exec'd
+// process holds no fd of hako's to escape through, but a cwd through its
+// own fds is refused all the same, with the reason.
+func TestCVE2024_21626_ExecCwdMagicLinkRefused(t *testing.T) {
+	e := newEnv(t)
+	e.background("cwdmagic")
+	for _, cwd := range []string{"/proc/self/fd/0", "/proc/self/cwd", "/proc/1/root"} {
+		so, se, code := e.hako("exec", "--cwd", cwd, "cwdmagic", "pwd")
+		if code == 0 || !strings.Contains(se, "goes through a /proc magic link") {
+			t.Errorf("exec --cwd %s: exit %d, stdout %q, stderr %q; want refused (ELOOP)", cwd, code, so, se)
+		}
+	}
+	e.hakoOK("delete", "--force", "cwdmagic")
+}
+
 // runc #1962 (no CVE was assigned; fixed in runc 1.0.0-rc7, refined by #2647):
 // with --no-pivot the host's /proc and /sys stay in the container's mount
 // namespace, out of the chroot's sight but not of the kernel's

@@ -324,3 +324,47 @@ func SetNoNewPrivileges() error {
 	}
 	return nil
 }
+
+// CapMasks is process.capabilities as bit masks, for the plan nsexec.c
+// applies itself (nsenter.EncodeCPlan), which does with them what
+// DropBounding and ApplyCaps do.
+type CapMasks struct {
+	Bounding, Effective, Permitted, Inheritable, Ambient uint64
+}
+
+// MasksOf parses caps as ParseCaps does.
+func MasksOf(caps *specs.LinuxCapabilities) (CapMasks, error) {
+	set, err := ParseCaps(caps)
+	if err != nil {
+		return CapMasks{}, err
+	}
+	return CapMasks{
+		Bounding: uint64(maskOf(set.Bounding)), Effective: uint64(maskOf(set.Effective)),
+		Permitted: uint64(maskOf(set.Permitted)), Inheritable: uint64(maskOf(set.Inheritable)),
+		Ambient: uint64(maskOf(set.Ambient)),
+	}, nil
+}
+
+// KernelCaps is the last capability the running kernel knows, and the
+// names of 0 to last, as errors here spell them.
+func KernelCaps() (int, []string, error) {
+	last, err := capability.LastCap()
+	if err != nil {
+		return 0, nil, err
+	}
+	names := make([]string, 0, last+1)
+	for c := capability.Cap(0); c <= last; c++ {
+		names = append(names, capName(c))
+	}
+	return int(last), names, nil
+}
+
+// Prog is the compiled filter's instructions and seccomp(2) flags, for the
+// plan nsexec.c applies itself; ok is false for a filter with notify rules,
+// whose listener only the Go side passes on.
+func (s *Seccomp) Prog() (insns []unix.SockFilter, flags uintptr, ok bool) {
+	if s.Notify() {
+		return nil, 0, false
+	}
+	return s.prog, s.flags, true
+}
