@@ -111,6 +111,23 @@ func (c *Container) Config() (*specs.Spec, error) {
 	return &s, nil
 }
 
+// hooks reads only the config's hooks: start and delete need nothing else
+// of it, and decoding the whole spec (its every type's first use in a
+// fresh process) was ~0.5 ms of each.
+func (c *Container) hooks() (*specs.Hooks, error) {
+	data, err := os.ReadFile(filepath.Join(c.rt.Store.Dir(c.State.ID), state.ConfigName))
+	if err != nil {
+		return nil, fmt.Errorf("container %q: read saved config: %w", c.State.ID, err)
+	}
+	var s struct {
+		Hooks *specs.Hooks `json:"hooks"`
+	}
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("container %q: saved config: %w", c.State.ID, err)
+	}
+	return s.Hooks, nil
+}
+
 // Status works out the container's status from the kernel, not from what
 // was last written: the init may have died since.
 func (c *Container) Status() Status {

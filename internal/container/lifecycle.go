@@ -43,8 +43,8 @@ func (r *Runtime) Start(id string) error {
 	}
 	// The fifo's absence is what says "started" (Status).
 	os.Remove(fifo)
-	if cfg, err := c.Config(); err == nil && cfg.Hooks != nil {
-		if err := hooks.RunAll("poststart", cfg.Hooks.Poststart, c.stateJSON(Running)); err != nil {
+	if h, err := c.hooks(); err == nil && h != nil {
+		if err := hooks.RunAll("poststart", h.Poststart, c.stateJSON(Running)); err != nil {
 			r.warn("%v", err)
 		}
 	}
@@ -193,7 +193,8 @@ func (c *Container) killAndWait() error {
 // destroy removes what the container owns: its cgroups (after every
 // process in them is gone), the state directory, then poststop hooks.
 func (c *Container) destroy() error {
-	cfg, cfgErr := c.Config()
+	// Read before the state directory, which holds the config, goes.
+	h, hooksErr := c.hooks()
 	if len(c.State.CgroupPaths) > 0 {
 		cm, err := c.cgroupManager()
 		if err == nil {
@@ -213,8 +214,8 @@ func (c *Container) destroy() error {
 	if err := c.rt.Store.Remove(c.State.ID); err != nil {
 		return err
 	}
-	if cfgErr == nil && cfg.Hooks != nil {
-		if err := hooks.RunAll("poststop", cfg.Hooks.Poststop, st); err != nil {
+	if hooksErr == nil && h != nil {
+		if err := hooks.RunAll("poststop", h.Poststop, st); err != nil {
 			c.rt.warn("%v", err)
 		}
 	}
