@@ -23,14 +23,17 @@ func TestStartWithAffinityChildSurvives(t *testing.T) {
 	if err := unix.SchedGetaffinity(0, &cpus); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("sleep", "5")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skip(err)
+	}
+	cmd := &child{path: sleep, argv: []string{"sleep", "5"}, files: []uintptr{0, 1, 2}, sys: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}}
 	if err := startWithAffinity(cmd, &cpus); err != nil {
 		t.Fatal(err)
 	}
-	defer cmd.Process.Kill()
+	defer cmd.kill()
 	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	go func() { done <- cmd.wait() }()
 	select {
 	case err := <-done:
 		t.Fatalf("the child died before its time: %v", err)

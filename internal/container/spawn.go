@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"runtime"
 	"slices"
 	"strconv"
@@ -170,21 +169,25 @@ func spawn(o *spawnOpts) (*proc, error) {
 			return nil, err
 		}
 	}
-	newCmd := func() *exec.Cmd {
-		return &exec.Cmd{
-			Path: exePath,
-			Args: []string{self, "init"},
+	stdio, err := stdioFiles(o.stdin, o.stdout, o.stderr)
+	if err != nil {
+		parent.Close()
+		return nil, err
+	}
+	defer stdio.close()
+	files := append([]uintptr{stdio.fds[0], stdio.fds[1], stdio.fds[2]}, fdsOf(extra)...)
+	newCmd := func() *child {
+		return &child{
+			path: exePath,
+			argv: []string{self, "init"},
 			// The child lives for milliseconds (or waits idle for start) on
 			// one thread: with one P and no GC, its Go runtime starts fewer
 			// threads, and each fault on a fresh page needs no TLB shootdown
 			// across CPUs (measured here: run 20% faster). The user's process
 			// gets its own environment from the config, not these.
-			Env:        []string{nsenter.EnvSync + "=" + strconv.Itoa(syncFd), "GOGC=off", "GOMAXPROCS=1"},
-			Stdin:      o.stdin,
-			Stdout:     o.stdout,
-			Stderr:     o.stderr,
-			ExtraFiles: extra,
-			SysProcAttr: &syscall.SysProcAttr{
+			env:   []string{nsenter.EnvSync + "=" + strconv.Itoa(syncFd), "GOGC=off", "GOMAXPROCS=1"},
+			files: files,
+			sys: &syscall.SysProcAttr{
 				// If we die before it has reported, it must not linger.
 				Pdeathsig: syscall.SIGKILL,
 			},
@@ -199,8 +202,8 @@ func spawn(o *spawnOpts) (*proc, error) {
 			return nil, fmt.Errorf("open cgroup %s: %w", o.cgroup2Dir, err)
 		}
 		defer cg.Close()
-		cmd.SysProcAttr.UseCgroupFD = true
-		cmd.SysProcAttr.CgroupFD = int(cg.Fd())
+		cmd.sys.UseCgroupFD = true
+		cmd.sys.CgroupFD = int(cg.Fd())
 	}
 	reqFrames, reqFiles, err := o.req.Frames()
 	if err != nil {
@@ -214,7 +217,7 @@ func spawn(o *spawnOpts) (*proc, error) {
 	}()
 	err = startWithAffinity(cmd, o.initialCPUs)
 	var place func() error
-	if err != nil && cmd.SysProcAttr.UseCgroupFD && o.place != nil && (errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM)) {
+	if err != nil && cmd.sys.UseCgroupFD && o.place != nil && (errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM)) {
 		// Tried first because it is free where it works (root, or a
 		// rootless hako already in a cgroup of the user's systemd, as
 		// under podman); runc's exec falls back the same way. The
@@ -226,7 +229,7 @@ func spawn(o *spawnOpts) (*proc, error) {
 		reqFrames = append(reqFrames[:len(reqFrames)-1], &frame.Frame{Type: frame.TypeNsPlace}, end)
 		cmd = newCmd()
 		err = startWithAffinity(cmd, o.initialCPUs)
-		place = func() error { return o.place(cmd.Process.Pid) }
+		place = func() error { return o.place(cmd.pid) }
 	}
 	if err != nil {
 		parent.Close()
@@ -238,17 +241,17 @@ func spawn(o *spawnOpts) (*proc, error) {
 		if p.pid > 0 {
 			return p.pid
 		}
-		return cmd.Process.Pid
+		return cmd.pid
 	}
 	fail := func(err error) (*proc, error) {
-		cmd.Process.Kill()
+		cmd.kill()
 		if p.pid > 0 {
 			unix.Kill(p.pid, unix.SIGKILL)
 		}
 		if p.thaw != nil {
 			p.thaw()
 		}
-		reap(cmd.Process.Pid)
+		reap(cmd.pid)
 		if p.pid > 0 {
 			reap(p.pid)
 		}
@@ -262,7 +265,7 @@ func spawn(o *spawnOpts) (*proc, error) {
 				// The caller writes them (bwrap --userns-block-fd).
 				return nil
 			}
-			return idmap.NewWriter().Write(cmd.Process.Pid, o.uidMaps, o.gidMaps)
+			return idmap.NewWriter().Write(cmd.pid, o.uidMaps, o.gidMaps)
 		})
 	}
 	for _, f := range reqFrames {
@@ -280,7 +283,7 @@ func spawn(o *spawnOpts) (*proc, error) {
 		return fail(err)
 	}
 	p.pid = pid
-	if err := cmd.Wait(); err != nil {
+	if err := cmd.wait(); err != nil {
 		return fail(fmt.Errorf("namespace setup process: %w", err))
 	}
 	o.timeline.Mark("constructor")
@@ -400,9 +403,9 @@ func reap(pid int) {
 // is cpus, which the child inherits (runc's startWithCPUAffinity). That
 // thread is left locked, so the Go runtime retires it rather than let
 // other goroutines run on the narrowed affinity.
-func startWithAffinity(cmd *exec.Cmd, cpus *unix.CPUSet) error {
+func startWithAffinity(cmd *child, cpus *unix.CPUSet) error {
 	if cpus == nil {
-		return cmd.Start()
+		return cmd.start()
 	}
 	errc := make(chan error, 1)
 	go func() {
@@ -424,7 +427,7 @@ func startWithAffinity(cmd *exec.Cmd, cpus *unix.CPUSet) error {
 			errc <- fmt.Errorf("process.execCPUAffinity.initial: sched_setaffinity: %w", err)
 			return
 		}
-		err := cmd.Start()
+		err := cmd.start()
 		if rerr := unix.SchedSetaffinity(0, &own); rerr == nil {
 			runtime.UnlockOSThread()
 		} else if err == nil {
@@ -437,4 +440,101 @@ func startWithAffinity(cmd *exec.Cmd, cpus *unix.CPUSet) error {
 		errc <- err
 	}()
 	return <-errc
+}
+
+// child is the constructor's process. It is started with syscall.ForkExec,
+// not os/exec: os.StartProcess's first call in a process probes pidfd
+// support with a throwaway clone (a process made, exited and reaped, every
+// create and exec), and hako keeps no pidfd of this short-lived process.
+type child struct {
+	path      string
+	argv, env []string
+	files     []uintptr // the child's fd i; ^uintptr(0) closes it there
+	sys       *syscall.SysProcAttr
+	pid       int
+}
+
+func (c *child) start() error {
+	pid, err := syscall.ForkExec(c.path, c.argv, &syscall.ProcAttr{Env: c.env, Files: c.files, Sys: c.sys})
+	if err != nil {
+		return &os.PathError{Op: "fork/exec", Path: c.path, Err: err}
+	}
+	c.pid = pid
+	return nil
+}
+
+// wait reaps the process and says how it ended, as os/exec words it.
+func (c *child) wait() error {
+	var ws unix.WaitStatus
+	for {
+		_, err := unix.Wait4(c.pid, &ws, 0, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("wait4 %d: %w", c.pid, err)
+		}
+		break
+	}
+	switch {
+	case ws.Exited() && ws.ExitStatus() == 0:
+		return nil
+	case ws.Exited():
+		return fmt.Errorf("exit status %d", ws.ExitStatus())
+	case ws.Signaled():
+		return fmt.Errorf("signal: %v", ws.Signal())
+	}
+	return fmt.Errorf("wait status %#x", uint32(ws))
+}
+
+func (c *child) kill() {
+	if c.pid > 0 {
+		_ = unix.Kill(c.pid, unix.SIGKILL)
+	}
+}
+
+// stdio is the child's fds 0 to 2: the caller's files, or /dev/null where
+// it gave none, as os/exec does.
+type stdio struct {
+	fds  [3]uintptr
+	null []*os.File
+}
+
+func stdioFiles(in, out, errf *os.File) (*stdio, error) {
+	s := &stdio{}
+	for i, f := range []*os.File{in, out, errf} {
+		if f == nil {
+			flag := os.O_WRONLY
+			if i == 0 {
+				flag = os.O_RDONLY
+			}
+			n, err := os.OpenFile(os.DevNull, flag, 0)
+			if err != nil {
+				s.close()
+				return nil, err
+			}
+			s.null = append(s.null, n)
+			f = n
+		}
+		s.fds[i] = f.Fd()
+	}
+	return s, nil
+}
+
+func (s *stdio) close() {
+	for _, f := range s.null {
+		f.Close()
+	}
+}
+
+// fdsOf is ExtraFiles' rule: a nil file is a gap, closed in the child.
+func fdsOf(files []*os.File) []uintptr {
+	out := make([]uintptr, len(files))
+	for i, f := range files {
+		out[i] = ^uintptr(0)
+		if f != nil {
+			out[i] = f.Fd()
+		}
+	}
+	return out
 }
