@@ -111,6 +111,43 @@ func (c *Container) Config() (*specs.Spec, error) {
 	return &s, nil
 }
 
+// execConfig is the part of the saved config that exec reads: the process
+// it starts from and the linux fields its plan and namespaces come from.
+// Decoding only these skips the first-use reflection of every other type
+// of the spec, ~0.35 ms of an exec that starts a fresh process each time.
+// TestExecConfigKeepsWhatExecReads holds the plans the two views give
+// equal, so that a field exec starts to read cannot be left out here.
+type execConfig struct {
+	Process *specs.Process `json:"process,omitempty"`
+	Linux   *struct {
+		Namespaces   []specs.LinuxNamespace   `json:"namespaces,omitempty"`
+		Seccomp      *specs.LinuxSeccomp      `json:"seccomp,omitempty"`
+		Personality  *specs.LinuxPersonality  `json:"personality,omitempty"`
+		MemoryPolicy *specs.LinuxMemoryPolicy `json:"memoryPolicy,omitempty"`
+	} `json:"linux,omitempty"`
+}
+
+// ExecConfig reads the saved config as exec needs it (execConfig).
+func (c *Container) ExecConfig() (*specs.Spec, error) {
+	data, err := os.ReadFile(filepath.Join(c.rt.Store.Dir(c.State.ID), state.ConfigName))
+	if err != nil {
+		return nil, fmt.Errorf("container %q: read saved config: %w", c.State.ID, err)
+	}
+	return parseExecConfig(data, c.State.ID)
+}
+
+func parseExecConfig(data []byte, id string) (*specs.Spec, error) {
+	var e execConfig
+	if err := json.Unmarshal(data, &e); err != nil {
+		return nil, fmt.Errorf("container %q: saved config: %w", id, err)
+	}
+	s := &specs.Spec{Process: e.Process}
+	if l := e.Linux; l != nil {
+		s.Linux = &specs.Linux{Namespaces: l.Namespaces, Seccomp: l.Seccomp, Personality: l.Personality, MemoryPolicy: l.MemoryPolicy}
+	}
+	return s, nil
+}
+
 // hooks reads only the config's hooks: start and delete need nothing else
 // of it, and decoding the whole spec (its every type's first use in a
 // fresh process) was ~0.5 ms of each.

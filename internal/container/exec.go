@@ -69,7 +69,7 @@ func (c *Container) Exec(o *ExecOpts) (int, error) {
 	}
 	cfg, err := o.config, error(nil)
 	if cfg == nil {
-		if cfg, err = c.Config(); err != nil {
+		if cfg, err = c.ExecConfig(); err != nil {
 			return 0, err
 		}
 	}

@@ -42,7 +42,7 @@ func (r *Runtime) ExecFromFlags(id string, f *ExecFlags, args []string) (int, er
 		return 0, err
 	}
 	tl.Mark("state")
-	cfg, err := c.Config()
+	cfg, err := c.ExecConfig()
 	if err != nil {
 		return 0, err
 	}
