@@ -183,7 +183,13 @@ func (c *compiler) mounts(s *specs.Spec, lx *specs.Linux, prop uintptr) (bool, e
 		early = unix.MS_PRIVATE | unix.MS_REC
 	}
 	c.add(Step{Op: OpPropagation, Path: "/", Flags: uint64(early), FD: NoFD})
-	c.add(pathStep(OpParentPrivate, c.in.Rootfs))
+	// After a recursive private or slave propagation on /, no mount of
+	// the namespace is shared, and the parent mount of the rootfs cannot
+	// be: its check (a parse of the whole mountinfo) is for a shared or a
+	// non-recursive propagation only.
+	if early&unix.MS_REC == 0 || early&unix.MS_SHARED != 0 {
+		c.add(pathStep(OpParentPrivate, c.in.Rootfs))
+	}
 	br := pathStep(OpBindRoot, c.in.Rootfs)
 	br.Cgroups = c.in.Cgroups
 	c.add(br)

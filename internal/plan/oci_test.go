@@ -65,7 +65,7 @@ func TestFromSpecDefaultOrder(t *testing.T) {
 		t.Fatalf("no %s step in %v", op, got)
 		return -1
 	}
-	order := []Op{OpUmask, OpPropagation, OpParentPrivate, OpBindRoot, OpMount, OpDev, OpLoopback, OpHostname,
+	order := []Op{OpUmask, OpPropagation, OpBindRoot, OpMount, OpDev, OpLoopback, OpHostname,
 		OpPivotRoot, OpSetsid, OpDir, OpMask, OpReadonly, OpRemountRO, OpKeyring, OpCloseFds, OpCwd, OpNoNewPrivs,
 		OpRlimit, OpBounding, OpUser, OpCaps, OpCwdAsUser, OpLookup, OpReady, OpWaitStart, OpExec}
 	for i := 1; i < len(order); i++ {
@@ -165,6 +165,25 @@ func TestFromSpecFields(t *testing.T) {
 			pr := find(p, OpPropagation)
 			if len(pr) != 2 || pr[0].Flags != unix.MS_PRIVATE|unix.MS_REC || pr[1].Flags != unix.MS_UNBINDABLE|unix.MS_REC {
 				t.Errorf("%+v", pr)
+			}
+		}},
+		{"the rootfs's parent mount is checked only where / was not made rprivate or rslave", func(s *specs.Spec, in *OCI) {
+			s.Linux.RootfsPropagation = "rshared"
+		}, func(t *testing.T, p *Plan) {
+			if len(find(p, OpParentPrivate)) != 1 {
+				t.Errorf("rshared: %v", ops(p))
+			}
+			for prop, want := range map[string]int{"": 0, "rprivate": 0, "rslave": 0, "runbindable": 0, "private": 1, "slave": 1, "shared": 1} {
+				s := spec.Default(false)
+				s.Root.Path = "rootfs"
+				s.Linux.RootfsPropagation = prop
+				q, err := FromSpec(&OCI{Spec: s, Bundle: "/b", Rootfs: "/b/rootfs"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := len(find(q, OpParentPrivate)); got != want {
+					t.Errorf("rootfsPropagation %q: %d parent-private steps, want %d", prop, got, want)
+				}
 			}
 		}},
 		{"sysctls in name order, in SysctlPath's form", func(s *specs.Spec, in *OCI) {
