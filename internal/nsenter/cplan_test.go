@@ -4,10 +4,8 @@ import (
 	"errors"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -26,31 +24,12 @@ func cplanRun(t *testing.T, p *plan.Plan) (string, error) {
 	if !ok {
 		t.Fatal("EncodeCPlan refused the plan")
 	}
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	child := os.NewFile(uintptr(fds[1]), "child")
-	defer child.Close()
-	parent := frame.NewConn(fds[0])
-	defer unix.Close(fds[0])
 	out, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer out.Close()
-	cmd := exec.Command("/proc/self/exe", "-test.run=^$")
-	cmd.Env = []string{EnvSync + "=3"}
-	cmd.ExtraFiles = []*os.File{child}
-	cmd.Stdout = w
-	// The cwd steps resolve from "/", where an exec's setns(CLONE_NEWNS)
-	// leaves the process.
-	cmd.Dir = "/"
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	child.Close()
+	parent, cmd := startConstructor(t, w)
 	w.Close()
 	defer cmd.Wait()
 	frames, files, err := (&Request{Options: OptCPlan}).Frames()

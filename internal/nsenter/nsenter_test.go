@@ -244,7 +244,10 @@ func FuzzChildError(f *testing.F) {
 // constructor re-executes this test binary with the constructor armed and
 // sends it frames; it returns what the constructor answered (through
 // Wait) and, when it handed over to Go, what that process reported.
-func constructor(t *testing.T, frames []*frame.Frame, place func() error, writeMaps func(pid int) error) (string, error) {
+// startConstructor re-executes the test binary with a sync socket, as
+// spawn does hako; stdout (may be nil) is its fd 1. The caller waits for
+// cmd and closes the socket (t.Cleanup does too).
+func startConstructor(t *testing.T, stdout *os.File) (*frame.Conn, *exec.Cmd) {
 	t.Helper()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -252,16 +255,24 @@ func constructor(t *testing.T, frames []*frame.Frame, place func() error, writeM
 	}
 	child := os.NewFile(uintptr(fds[1]), "child")
 	defer child.Close()
-	parent := frame.NewConn(fds[0])
-	defer unix.Close(fds[0])
+	t.Cleanup(func() { unix.Close(fds[0]) })
 	cmd := exec.Command("/proc/self/exe", "-test.run=^$")
 	cmd.Env = []string{EnvSync + "=3"}
 	cmd.ExtraFiles = []*os.File{child}
+	cmd.Stdout = stdout
+	// The cwd steps of a C plan resolve from "/", where an exec's
+	// setns(CLONE_NEWNS) leaves the process.
+	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	child.Close()
+	return frame.NewConn(fds[0]), cmd
+}
+
+func constructor(t *testing.T, frames []*frame.Frame, place func() error, writeMaps func(pid int) error) (string, error) {
+	t.Helper()
+	parent, cmd := startConstructor(t, nil)
 	defer cmd.Wait()
 	for _, f := range frames {
 		if err := parent.Send(f); err != nil {
