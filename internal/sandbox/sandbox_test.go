@@ -92,7 +92,7 @@ func TestPrivateTmpAndStrict(t *testing.T) {
 		ops = append(ops, string(s.Op))
 	}
 	o := strings.Join(ops, " ")
-	for _, want := range []string{"propagation parent-private hold-bind-sources stage-host-root bind-root", "pivot-root tree-ro", "pdeathsig verify ready exec"} {
+	for _, want := range []string{"propagation hold-bind-sources stage-host-root bind-root", "pivot-root tree-ro", "pdeathsig verify ready exec"} {
 		if !strings.Contains(o, want) {
 			t.Errorf("plan lacks %q: %s", want, o)
 		}
