@@ -245,6 +245,27 @@ func TestCVE2019_19921_ProcSymlinkRefused(t *testing.T) {
 // symlink pointing out of the rootfs resolves inside it; a symlink swapped
 // in while hako works (RENAME_EXCHANGE in a loop) never sends a mount or a
 // created file to the host.
+// The same class, where the destination exists both in the rootfs and on
+// the host at the same path: resolved in the root (openat2's
+// RESOLVE_IN_ROOT, hako's first lookup), the mount lands in the container;
+// resolved as a host path, it would land on the host's directory, out of
+// the container's sight.
+func TestCVE2021_30465_DestinationResolvedInRoot(t *testing.T) {
+	e := newEnv(t)
+	host := t.TempDir()
+	sub := filepath.Join(host, "sub")
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(e.bundle, "rootfs", sub), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.spec.Mounts = append(e.spec.Mounts, specs.Mount{Destination: sub, Type: "tmpfs", Source: "tmpfs"})
+	if out := strings.TrimSpace(e.run("stat", "-f", "-c", "%T", sub)); out != "tmpfs" {
+		t.Fatalf("the container's %s is on %q, want the tmpfs mounted there", sub, out)
+	}
+}
+
 func TestCVE2021_30465_SymlinkDestinationStaysInside(t *testing.T) {
 	e := newEnv(t)
 	host := t.TempDir()
