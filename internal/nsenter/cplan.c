@@ -286,13 +286,15 @@ static void lookup(struct rd *r, struct prog *pr)
 	if (nargs == 0 || nargs > (1 << 20))
 		fail(EPROTO, "", "malformed c-plan");
 	pr->args = calloc(nargs + 1, sizeof(char *));
+	if (pr->args == NULL)
+		fail(ENOMEM, "", "lookup");
 	for (uint32_t i = 0; i < nargs; i++)
 		pr->args[i] = str(r);
 	uint32_t nenv = u32(r);
 	if (nenv > (1 << 20))
 		fail(EPROTO, "", "malformed c-plan");
 	pr->env = calloc(nenv + 2, sizeof(char *));
-	if (pr->args == NULL || pr->env == NULL)
+	if (pr->env == NULL)
 		fail(ENOMEM, "", "lookup");
 	int has_home = 0;
 	const char *path = NULL;
@@ -404,6 +406,8 @@ static void user(struct rd *r)
 	if (n > 65536)
 		fail(EPROTO, "", "malformed c-plan");
 	gid_t *gids = calloc(n + 1, sizeof(gid_t));
+	if (gids == NULL)
+		fail(ENOMEM, "", "user");
 	char list[4096];
 	size_t off = 0;
 	list[0] = '\0';

@@ -24,6 +24,12 @@ func cplanRun(t *testing.T, p *plan.Plan) (string, error) {
 	if !ok {
 		t.Fatal("EncodeCPlan refused the plan")
 	}
+	return cplanRunBytes(t, b)
+}
+
+// cplanRunBytes is cplanRun for a plan already encoded (or broken).
+func cplanRunBytes(t *testing.T, b []byte) (string, error) {
+	t.Helper()
 	out, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -223,4 +229,26 @@ func FuzzCClean(f *testing.F) {
 			t.Fatalf("hako_clean(%q) = %q, filepath.Clean says %q", p, got, want)
 		}
 	})
+}
+
+// A plan cut short anywhere is refused as malformed, never read past its
+// end (the parent is its only writer, but a bug there must not become one
+// here).
+func TestCPlanTruncated(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, as the exec it stands for")
+	}
+	b, ok := EncodeCPlan(execPlan(t, &specs.Process{Args: []string{"/bin/true"}, Env: []string{"PATH=/bin"}, Cwd: "/"}))
+	if !ok {
+		t.Fatal("EncodeCPlan refused the plan")
+	}
+	for _, n := range []int{0, 3, 15, len(b) / 3, len(b) / 2, len(b) - 30, len(b) - 1} {
+		if n < 0 || n >= len(b) {
+			continue
+		}
+		_, err := cplanRunBytes(t, b[:n])
+		if err == nil || !strings.Contains(err.Error(), "malformed c-plan") && !strings.Contains(err.Error(), "returned without exec") {
+			t.Errorf("plan cut at %d of %d bytes: %v", n, len(b), err)
+		}
+	}
 }
