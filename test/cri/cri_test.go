@@ -190,6 +190,17 @@ func TestCritest(t *testing.T) {
 						// build: no local image can have that digest.
 						`public image with digest should be pulled and removed`,
 					}, v.skips...))
+					if again := onlyFlaky(res.failures); res.failed > 0 && len(again) == res.failed {
+						// Each flaky spec gets one more run on its own;
+						// it counts as passed only if it passes then.
+						re := env.critestFocus(t, tl.critest, h, nil, strings.Join(again, "|"), "-again")
+						t.Logf("critest %s via %s: %d failed spec(s) that containerd makes flaky, run again: %d passed, %d failed", h, v.name, res.failed, re.passed, re.failed)
+						if re.failed == 0 && re.passed == res.failed {
+							res.passed += re.passed
+							res.failed = 0
+							res.failures = nil
+						}
+					}
 					t.Logf("critest %s via %s: %d passed, %d failed, %d skipped in %s", h, v.name, res.passed, res.failed, res.skipped, res.wall.Round(time.Second))
 					validation := 0
 					for _, s := range res.skips {
@@ -435,6 +446,32 @@ func listenIn(pid int, addr string) (net.Listener, error) {
 	return l, lerr
 }
 
+// flakySpecs fail now and then for reasons inside containerd, with runc as
+// with hako: containerd 1.6's CRI sets the OOMKilled reason from a TaskOOM
+// event that races the task's exit event, and critest reads the status
+// once the exit is seen (seen once in CI, with hako, in three full runs).
+var flakySpecs = []string{`Container OOM runtime should output OOMKilled reason`}
+
+// onlyFlaky returns focus patterns for the failures when every one of
+// them is a flaky spec, and nil otherwise.
+func onlyFlaky(failures []string) []string {
+	var out []string
+	for _, f := range failures {
+		matched := false
+		for _, s := range flakySpecs {
+			if strings.Contains(f, s) {
+				out = append(out, regexp.QuoteMeta(s))
+				matched = true
+				break
+			}
+		}
+		if !matched {
+			return nil
+		}
+	}
+	return out
+}
+
 type result struct {
 	passed, failed, skipped int
 	failures                []string
@@ -445,20 +482,26 @@ type result struct {
 var summary = regexp.MustCompile(`(\d+) Passed \| (\d+) Failed \| \d+ Pending \| (\d+) Skipped`)
 
 func (e *env) critest(t *testing.T, critest, handler string, skips []string) result {
+	return e.critestFocus(t, critest, handler, skips, os.Getenv("HAKO_CRI_FOCUS"), "")
+}
+
+// critestFocus runs critest on the specs focus matches (all when empty);
+// tag names a second run's report and log apart from the first's.
+func (e *env) critestFocus(t *testing.T, critest, handler string, skips []string, focus, tag string) result {
 	tmp := filepath.Join(e.dir, "critest-tmp-"+handler)
 	os.MkdirAll(tmp, 0o755)
 	args := append(ns(e.holder.Process.Pid), critest,
 		"-runtime-endpoint", "unix://"+e.sock, "-image-endpoint", "unix://"+e.sock,
 		"-runtime-handler", handler, "-test.timeout", "15m",
 		"-ginkgo.no-color", "-ginkgo.skip", strings.Join(skips, "|"),
-		"-ginkgo.json-report", filepath.Join(e.dir, "critest-"+handler+".json"))
-	if f := os.Getenv("HAKO_CRI_FOCUS"); f != "" {
-		args = append(args, "-ginkgo.focus", f)
+		"-ginkgo.json-report", filepath.Join(e.dir, "critest-"+handler+tag+".json"))
+	if focus != "" {
+		args = append(args, "-ginkgo.focus", focus)
 	}
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 	cmd.Dir = tmp
-	logPath := filepath.Join(e.dir, "critest-"+handler+".log")
+	logPath := filepath.Join(e.dir, "critest-"+handler+tag+".log")
 	logf, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
@@ -492,7 +535,7 @@ func (e *env) critest(t *testing.T, critest, handler string, skips []string) res
 			res.failures = append(res.failures, l)
 		}
 	}
-	res.skips = skippedSpecs(t, filepath.Join(e.dir, "critest-"+handler+".json"))
+	res.skips = skippedSpecs(t, filepath.Join(e.dir, "critest-"+handler+tag+".json"))
 	if keep := os.Getenv("HAKO_CRI_LOGS"); keep != "" {
 		os.MkdirAll(keep, 0o755)
 		os.WriteFile(filepath.Join(keep, filepath.Base(filepath.Dir(e.dir))+"-"+handler+".log"), out, 0o644)
