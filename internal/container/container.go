@@ -100,15 +100,24 @@ func (r *Runtime) Load(id string) (*Container, error) {
 
 // Config reads the config the container was created from.
 func (c *Container) Config() (*specs.Spec, error) {
-	data, err := os.ReadFile(filepath.Join(c.rt.Store.Dir(c.State.ID), state.ConfigName))
-	if err != nil {
-		return nil, fmt.Errorf("container %q: read saved config: %w", c.State.ID, err)
-	}
 	var s specs.Spec
-	if err := json.Unmarshal(data, &s); err != nil {
-		return nil, fmt.Errorf("container %q: saved config: %w", c.State.ID, err)
+	if err := c.readConfig(&s); err != nil {
+		return nil, err
 	}
 	return &s, nil
+}
+
+// readConfig decodes the saved config into v: the whole spec, or the part
+// of it a command needs (ExecConfig, hooks).
+func (c *Container) readConfig(v any) error {
+	data, err := os.ReadFile(filepath.Join(c.rt.Store.Dir(c.State.ID), state.ConfigName))
+	if err != nil {
+		return fmt.Errorf("container %q: read saved config: %w", c.State.ID, err)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("container %q: saved config: %w", c.State.ID, err)
+	}
+	return nil
 }
 
 // execConfig is the part of the saved config that exec reads: the process
@@ -129,38 +138,31 @@ type execConfig struct {
 
 // ExecConfig reads the saved config as exec needs it (execConfig).
 func (c *Container) ExecConfig() (*specs.Spec, error) {
-	data, err := os.ReadFile(filepath.Join(c.rt.Store.Dir(c.State.ID), state.ConfigName))
-	if err != nil {
-		return nil, fmt.Errorf("container %q: read saved config: %w", c.State.ID, err)
+	var e execConfig
+	if err := c.readConfig(&e); err != nil {
+		return nil, err
 	}
-	return parseExecConfig(data, c.State.ID)
+	return e.spec(), nil
 }
 
-func parseExecConfig(data []byte, id string) (*specs.Spec, error) {
-	var e execConfig
-	if err := json.Unmarshal(data, &e); err != nil {
-		return nil, fmt.Errorf("container %q: saved config: %w", id, err)
-	}
+// spec is the view as a spec, with only the fields it decoded.
+func (e *execConfig) spec() *specs.Spec {
 	s := &specs.Spec{Process: e.Process}
 	if l := e.Linux; l != nil {
 		s.Linux = &specs.Linux{Namespaces: l.Namespaces, Seccomp: l.Seccomp, Personality: l.Personality, MemoryPolicy: l.MemoryPolicy}
 	}
-	return s, nil
+	return s
 }
 
 // hooks reads only the config's hooks: start and delete need nothing else
 // of it, and decoding the whole spec (its every type's first use in a
 // fresh process) was ~0.5 ms of each.
 func (c *Container) hooks() (*specs.Hooks, error) {
-	data, err := os.ReadFile(filepath.Join(c.rt.Store.Dir(c.State.ID), state.ConfigName))
-	if err != nil {
-		return nil, fmt.Errorf("container %q: read saved config: %w", c.State.ID, err)
-	}
 	var s struct {
 		Hooks *specs.Hooks `json:"hooks"`
 	}
-	if err := json.Unmarshal(data, &s); err != nil {
-		return nil, fmt.Errorf("container %q: saved config: %w", c.State.ID, err)
+	if err := c.readConfig(&s); err != nil {
+		return nil, err
 	}
 	return s.Hooks, nil
 }

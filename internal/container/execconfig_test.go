@@ -61,10 +61,11 @@ func TestExecConfigKeepsWhatExecReads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	narrow, err := parseExecConfig(data, "x")
-	if err != nil {
+	var view execConfig
+	if err := json.Unmarshal(data, &view); err != nil {
 		t.Fatal(err)
 	}
+	narrow := view.spec()
 	if !reflect.DeepEqual(narrow.Process, full.Process) {
 		t.Errorf("process differs:\n%+v\n%+v", narrow.Process, full.Process)
 	}
