@@ -93,15 +93,20 @@ func StartOneShot(o *OneShot) (int, error) {
 // WaitStatus waits for pid and returns its exit status as a shell reports
 // it: the code, or 128+N for signal N.
 func WaitStatus(pid int) (int, error) {
+	ws, err := wait4(pid)
+	if err != nil {
+		return 0, fmt.Errorf("wait for %d: %w", pid, err)
+	}
+	return signals.ExitCode(ws), nil
+}
+
+// wait4 reaps pid, our child, waiting as long as it takes.
+func wait4(pid int) (unix.WaitStatus, error) {
 	for {
 		var ws unix.WaitStatus
 		_, err := unix.Wait4(pid, &ws, 0, nil)
-		if errors.Is(err, unix.EINTR) {
-			continue
+		if !errors.Is(err, unix.EINTR) {
+			return ws, err
 		}
-		if err != nil {
-			return 0, fmt.Errorf("wait for %d: %w", pid, err)
-		}
-		return signals.ExitCode(ws), nil
 	}
 }

@@ -465,16 +465,9 @@ func (c *child) start() error {
 
 // wait reaps the process and says how it ended, as os/exec words it.
 func (c *child) wait() error {
-	var ws unix.WaitStatus
-	for {
-		_, err := unix.Wait4(c.pid, &ws, 0, nil)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("wait4 %d: %w", c.pid, err)
-		}
-		break
+	ws, err := wait4(c.pid)
+	if err != nil {
+		return fmt.Errorf("wait4 %d: %w", c.pid, err)
 	}
 	switch {
 	case ws.Exited() && ws.ExitStatus() == 0:

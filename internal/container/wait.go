@@ -1,7 +1,6 @@
 package container
 
 import (
-	"errors"
 	"os"
 	"os/signal"
 
@@ -34,17 +33,10 @@ func waitForward(pid int, sigs chan os.Signal) (int, error) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		var ws unix.WaitStatus
-		for {
-			_, err := unix.Wait4(pid, &ws, 0, nil)
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
-			if err != nil {
-				done <- result{255, err}
-				return
-			}
-			break
+		ws, err := wait4(pid)
+		if err != nil {
+			done <- result{255, err}
+			return
 		}
 		done <- result{signals.ExitCode(ws), nil}
 	}()
