@@ -602,19 +602,14 @@ func rootIDs(lx *specs.Linux) (uint32, uint32) {
 // debugReady adds what the init measured to the timeline (--debug): its Go
 // start, the plan's decoding, its steps; and names the slowest steps.
 func (k *creation) debugReady(p *proc, pl *plan.Plan) {
-	tl := k.o.timeline
-	if tl == nil {
+	if k.o.timeline == nil {
 		return
 	}
-	rep, err := timing.Decode(p.ready)
+	rep, err := k.o.timeline.MarkReport("init", "Go", p.ready)
 	if err != nil {
 		k.r.debug("create %s: init's timings: %v", k.o.ID, err)
-		tl.Mark("init")
 		return
 	}
-	tl.MarkAt("init Go start", rep.Main)
-	tl.MarkAt("init plan decode", rep.Plan)
-	tl.Mark("init steps")
 	k.r.debug("create %s: init steps took %.2f ms; slowest: %s", k.o.ID, float64(rep.Total().Microseconds())/1000,
 		rep.Slowest(8, func(i int) string { return pl.Steps[i].String() }))
 }

@@ -196,17 +196,11 @@ func (c *Container) Exec(o *ExecOpts) (int, error) {
 		p.kill()
 		return 0, err
 	}
-	if tl != nil {
-		if rep, err := timing.Decode(p.ready); err == nil {
-			start := "process Go start"
-			if inC {
-				start = "process C start"
-			}
-			tl.MarkAt(start, rep.Main)
-			tl.MarkAt("process plan decode", rep.Plan)
-		}
-		tl.Mark("process steps")
+	running := "Go"
+	if inC {
+		running = "C"
 	}
+	_, _ = tl.MarkReport("process", running, p.ready)
 	// After "ready" the socket closes at exec; an error line means
 	// execve itself failed.
 	if _, err := p.next(); err != nil && !errors.Is(err, io.EOF) {

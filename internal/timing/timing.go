@@ -151,6 +151,23 @@ func (r *Report) Slowest(n int, name func(i int) string) string {
 	return strings.Join(parts, ", ")
 }
 
+// MarkReport adds what a container process (who) sent with its ready
+// frame: until it started (running what: "Go", or "C" for nsexec.c's
+// plan), until it had its plan, and until now, its steps. The steps are
+// marked even when the payload cannot be read, whose error is returned.
+func (t *Timeline) MarkReport(who, running string, payload []byte) (*Report, error) {
+	if t == nil {
+		return nil, nil
+	}
+	rep, err := Decode(payload)
+	if err == nil {
+		t.MarkAt(who+" "+running+" start", rep.Main)
+		t.MarkAt(who+" plan decode", rep.Plan)
+	}
+	t.Mark(who + " steps")
+	return rep, err
+}
+
 // Total is the sum of the steps.
 func (r *Report) Total() time.Duration {
 	var t time.Duration

@@ -77,3 +77,28 @@ func TestTimeline(t *testing.T) {
 		t.Fatal(tl.String())
 	}
 }
+
+func TestMarkReport(t *testing.T) {
+	tl := New()
+	start := tl.start
+	rep := &Report{Main: start.Add(time.Millisecond), Plan: start.Add(3 * time.Millisecond), Steps: []time.Duration{time.Millisecond}}
+	got, err := tl.MarkReport("init", "Go", rep.Encode())
+	if err != nil || got == nil || len(got.Steps) != 1 {
+		t.Fatalf("MarkReport: %+v, %v", got, err)
+	}
+	if s := tl.String(); !strings.Contains(s, ": init Go start 1.00, init plan decode 2.00, init steps ") {
+		t.Fatalf("got %q", s)
+	}
+	// An unreadable report still closes the steps' phase.
+	tl = New()
+	if _, err := tl.MarkReport("process", "C", []byte{1}); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("malformed payload: %v", err)
+	}
+	if s := tl.String(); !strings.Contains(s, ": process steps ") || strings.Contains(s, "start") {
+		t.Fatalf("got %q", s)
+	}
+	var none *Timeline
+	if r, err := none.MarkReport("init", "Go", nil); r != nil || err != nil {
+		t.Fatal("a nil timeline read a report")
+	}
+}
