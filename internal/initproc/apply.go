@@ -6,7 +6,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -373,14 +372,11 @@ func closeFdsStep(a *applier, s *plan.Step) error {
 	if err := unix.CloseRange(uint(s.Flags), math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC); err != nil {
 		return fmt.Errorf("close_range: %w", err)
 	}
-	if s.Value == "" {
-		return nil
+	fds, err := s.KeepFds()
+	if err != nil {
+		return err
 	}
-	for _, f := range strings.Split(s.Value, ",") {
-		fd, err := strconv.Atoi(f)
-		if err != nil {
-			return fmt.Errorf("fd %q to keep: %w", f, err)
-		}
+	for _, fd := range fds {
 		// The caller's fd, at its number since the start: it goes on
 		// to the program.
 		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {

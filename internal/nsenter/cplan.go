@@ -7,7 +7,6 @@ import "C"
 import (
 	"encoding/binary"
 	"fmt"
-	"strconv"
 	"strings"
 	"unsafe"
 
@@ -93,14 +92,15 @@ func EncodeCPlan(p *plan.Plan) (b []byte, ok bool) {
 		case plan.OpCloseFds:
 			op = cCloseFds
 			body.u32(uint32(s.Flags))
-			if s.Value != "" {
-				for _, f := range strings.Split(s.Value, ",") {
-					fd, err := strconv.Atoi(f)
-					if err != nil || fd < 0 {
-						return nil, false
-					}
-					body.u32(uint32(fd))
+			fds, err := s.KeepFds()
+			if err != nil {
+				return nil, false // the Go handler reports it
+			}
+			for _, fd := range fds {
+				if fd < 0 {
+					return nil, false
 				}
+				body.u32(uint32(fd))
 			}
 		case plan.OpCwd:
 			if s.Value != "" {

@@ -374,3 +374,18 @@ func TestStepStrings(t *testing.T) {
 		}
 	}
 }
+
+// The close-fds step's keep list is read in one place, by the Go handler
+// and by nsexec.c's plan encoder alike.
+func TestStepKeepFds(t *testing.T) {
+	for v, want := range map[string][]int{"": nil, "3": {3}, "3,5,9": {3, 5, 9}} {
+		s := Step{Op: OpCloseFds, Value: v}
+		got, err := s.KeepFds()
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("%q: %v, %v; want %v", v, got, err, want)
+		}
+	}
+	if _, err := (&Step{Op: OpCloseFds, Value: "3,x"}).KeepFds(); err == nil || err.Error() != `fd "x" to keep: strconv.Atoi: parsing "x": invalid syntax` {
+		t.Errorf("bad fd: %v", err)
+	}
+}

@@ -38,6 +38,7 @@ package plan
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -220,6 +221,23 @@ type Plan struct {
 	// Timings asks the container process to time its Go start and each
 	// step up to ready, and send that with its ready frame (--debug).
 	Timings bool `json:"timings,omitempty"`
+}
+
+// KeepFds is an OpCloseFds step's Value: the caller's fds that stay open
+// across exec, by number.
+func (s *Step) KeepFds() ([]int, error) {
+	if s.Value == "" {
+		return nil, nil
+	}
+	var fds []int
+	for _, f := range strings.Split(s.Value, ",") {
+		fd, err := strconv.Atoi(f)
+		if err != nil {
+			return nil, fmt.Errorf("fd %q to keep: %w", f, err)
+		}
+		fds = append(fds, fd)
+	}
+	return fds, nil
 }
 
 // Reaps says whether the init stays as a reaper of the program (a lookup
