@@ -49,8 +49,7 @@ static uint32_t last_cap;
 __attribute__((noreturn, format(printf, 3, 4))) static void fail(int err, const char *suffix, const char *fmt, ...)
 {
 	unsigned char p[4096];
-	uint32_t e = (uint32_t)err;
-	memcpy(p, &e, 4); // little endian, as every frame field
+	hako_put_le32(p, (uint32_t)err);
 	int n = snprintf((char *)p + 4, sizeof(p) - 4, "step %u %s: ", step_no, step_name);
 	if (n < 0)
 		n = 0;
@@ -476,14 +475,10 @@ static uint64_t now_ns(clockid_t c)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-static void put32(unsigned char *p, uint32_t v)
+static void put_le64(unsigned char *p, uint64_t v)
 {
-	memcpy(p, &v, 4);
-}
-
-static void put64(unsigned char *p, uint64_t v)
-{
-	memcpy(p, &v, 8);
+	hako_put_le32(p, (uint32_t)v);
+	hako_put_le32(p + 4, (uint32_t)(v >> 32));
 }
 
 void hako_run_cplan(void)
@@ -629,11 +624,11 @@ void hako_run_cplan(void)
 			unsigned char *rep = calloc(1, n);
 			if (rep == NULL)
 				fail(ENOMEM, "", "ready");
-			put64(rep, main_at);
-			put64(rep + 8, plan_at);
-			put32(rep + 16, nsteps);
+			put_le64(rep, main_at);
+			put_le64(rep + 8, plan_at);
+			hako_put_le32(rep + 16, nsteps);
 			for (uint32_t i = 0; i < nsteps; i++)
-				put32(rep + 20 + 4 * i, took[i + 1]);
+				hako_put_le32(rep + 20 + 4 * i, took[i + 1]);
 			hako_send_frame(HAKO_FRAME_READY, rep, n);
 			break;
 		}

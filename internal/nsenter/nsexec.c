@@ -102,21 +102,13 @@ static void send_frame(int type, const void *payload, size_t len)
 	}
 }
 
-static void put_le32(unsigned char *p, uint32_t v)
-{
-	p[0] = v & 0xff;
-	p[1] = (v >> 8) & 0xff;
-	p[2] = (v >> 16) & 0xff;
-	p[3] = (v >> 24) & 0xff;
-}
-
 static void bail(const char *what, const char *arg)
 {
 	int e = errno;
 	// The errno travels as a number, so that the parent can explain it
 	// (internal/explain) without parsing strerror's words.
 	unsigned char p[MAX_PAYLOAD];
-	put_le32(p, (uint32_t)e);
+	hako_put_le32(p, (uint32_t)e);
 	int n = snprintf((char *)p + 4, sizeof(p) - 4, "%s%c%s%c%s", what, 0, arg ? arg : "", 0, strerror(e));
 	if (n < 0)
 		n = 0;
@@ -519,8 +511,8 @@ __attribute__((constructor)) static void hako_nsexec(void)
 		// namespace's: the second word says so, and the parent finds
 		// the process by it (NSpid).
 		unsigned char p[8];
-		put_le32(p, (uint32_t)pid);
-		put_le32(p + 4, (uint32_t)nested_pidns);
+		hako_put_le32(p, (uint32_t)pid);
+		hako_put_le32(p + 4, (uint32_t)nested_pidns);
 		send_frame(HAKO_FRAME_NS_PID, p, nested_pidns ? 8 : 4);
 		_exit(0);
 	}

@@ -5,6 +5,7 @@
 #define HAKO_NSFRAME_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define HAKO_FRAME_MAGIC 'H'
 #define HAKO_FRAME_HEADER 8
@@ -55,6 +56,15 @@
 // The constructor's setns into _HAKO_SETNS_USER's namespace: its errno,
 // 0 if it succeeded or was not asked for (nsenter.SetnsUserErr).
 extern int hako_setns_user_errno;
+
+// hako_put_le32 writes v as every frame field is written: little endian.
+static inline void hako_put_le32(unsigned char *p, uint32_t v)
+{
+	p[0] = v & 0xff;
+	p[1] = (v >> 8) & 0xff;
+	p[2] = (v >> 16) & 0xff;
+	p[3] = (v >> 24) & 0xff;
+}
 
 // Shared by nsexec.c and cplan.c.
 void hako_send_frame(int type, const void *payload, size_t len);
