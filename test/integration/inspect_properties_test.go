@@ -101,6 +101,20 @@ func inForce(m map[string]readBack) []string {
 	return out
 }
 
+// wantInForce checks that exactly want is in force (Limit* aside), with
+// PrivateUsers=yes too for an unprivileged caller, whose sandbox always
+// has a user namespace.
+func wantInForce(t *testing.T, m map[string]readBack, unprivileged bool, want []string) {
+	t.Helper()
+	if unprivileged {
+		want = append(append([]string{}, want...), "PrivateUsers=yes")
+		sort.Strings(want)
+	}
+	if got := inForce(m); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("in force:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
+}
+
 // `hako inspect --properties` reads back the sandbox's own table: a
 // sandbox started with properties reports exactly those (and what they
 // imply on this host, named below), a process outside any sandbox reports
@@ -167,14 +181,7 @@ func TestInspectPropertiesSandbox(t *testing.T) {
 			m := inspectProps(t, who.bin, who.cred, pid)
 			want := []string{"CapabilityBoundingSet=~CAP_NET_RAW CAP_SYS_PTRACE", "NoNewPrivileges=yes", "PrivateDevices=yes", "PrivateNetwork=yes", "PrivateTmp=yes",
 				"ProtectControlGroups=yes", "ProtectHome=read-only", "ProtectKernelTunables=yes", "ProtectSystem=strict", "ReadWritePaths=" + base + "/rw"}
-			if who.cred != nil {
-				// Always so for an unprivileged caller.
-				want = append(want, "PrivateUsers=yes")
-				sort.Strings(want)
-			}
-			if got := inForce(m); strings.Join(got, "\n") != strings.Join(want, "\n") {
-				t.Errorf("in force:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
-			}
+			wantInForce(t, m, who.cred != nil, want)
 			for _, s := range seccomp {
 				if !m[s].Unknown || !strings.Contains(m[s].Reason, "seccomp filter") {
 					t.Errorf("%s: %+v, want unknown (a filter is attached)", s, m[s])
@@ -195,13 +202,7 @@ func TestInspectPropertiesSandbox(t *testing.T) {
 			want := []string{"BindReadOnlyPaths=" + base + "/src:" + base + "/dst", "InaccessiblePaths=" + base + "/hidden", "PrivateIPC=yes",
 				"ProcSubset=pid", "ProtectHostname=yes", "ProtectKernelLogs=yes", "ProtectKernelModules=yes", "ProtectProc=invisible",
 				"ProtectSystem=full", "ReadOnlyPaths=" + base + "/ro", "TemporaryFileSystem=" + base + "/tmp:ro"}
-			if who.cred != nil {
-				want = append(want, "PrivateUsers=yes")
-				sort.Strings(want)
-			}
-			if got := inForce(m); strings.Join(got, "\n") != strings.Join(want, "\n") {
-				t.Errorf("in force:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
-			}
+			wantInForce(t, m, who.cred != nil, want)
 			for _, s := range seccomp {
 				if m[s].InForce || m[s].Unknown {
 					t.Errorf("%s: %+v, want off (no filter)", s, m[s])
