@@ -703,3 +703,18 @@ func missingFrom(a, b []string) []string {
 	}
 	return out
 }
+
+// Only a run whose every failure is a known-flaky spec is run again.
+func TestOnlyFlaky(t *testing.T) {
+	oom := "  [FAIL] [k8s.io] Container OOM runtime should output OOMKilled reason [It] should terminate with exitCode 137 and reason OOMKilled"
+	other := "  [FAIL] [k8s.io] Container runtime should support basic operations on container [It] runtime should support starting container [Conformance]"
+	if got := onlyFlaky([]string{oom}); len(got) != 1 || !regexp.MustCompile(got[0]).MatchString(oom) {
+		t.Errorf("OOM alone: %q", got)
+	}
+	if got := onlyFlaky([]string{oom, other}); got != nil {
+		t.Errorf("OOM and another: %q, want nothing run again", got)
+	}
+	if got := onlyFlaky([]string{other}); got != nil {
+		t.Errorf("another alone: %q", got)
+	}
+}
