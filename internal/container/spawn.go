@@ -2,7 +2,6 @@ package container
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -297,11 +296,7 @@ func spawn(o *spawnOpts) (*proc, error) {
 	if o.cplan != nil {
 		fr = &frame.Frame{Type: frame.TypeNsCPlan, Payload: o.cplan}
 	} else {
-		payload, err := json.Marshal(o.plan)
-		if err != nil {
-			return fail(fmt.Errorf("encode plan: %w", err))
-		}
-		fr = &frame.Frame{Type: frame.TypePlan, Payload: payload}
+		fr = &frame.Frame{Type: frame.TypePlan, Payload: plan.Encode(o.plan)}
 	}
 	for _, f := range o.passFds {
 		fr.Fds = append(fr.Fds, int(f.Fd()))

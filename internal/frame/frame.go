@@ -39,7 +39,7 @@ type Type uint8
 // Frame types. The direction is in the comment: parent (hako) or child
 // (the container process).
 const (
-	TypePlan           Type = iota + 1 // parent: the compiled plan (JSON); fds: sources the plan's steps name
+	TypePlan           Type = iota + 1 // parent: the compiled plan (plan.Encode's form); fds: sources the plan's steps name
 	TypeHooks                          // child: run prestart and createRuntime hooks now
 	TypeHooksDone                      // parent: they ran, go on
 	TypeContainerHooks                 // child: running createContainer hooks, which take as long as they take

@@ -1,7 +1,6 @@
 package initproc
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -60,8 +59,8 @@ func (a *applier) receive() (*plan.Plan, error) {
 	if f.Type != frame.TypePlan {
 		return nil, fmt.Errorf("read plan: got a %s frame", f.Type)
 	}
-	var p plan.Plan
-	if err := json.Unmarshal(f.Payload, &p); err != nil {
+	p, err := plan.Decode(f.Payload)
+	if err != nil {
 		return nil, fmt.Errorf("read plan: %w", err)
 	}
 	for i, s := range p.Steps {
@@ -69,7 +68,7 @@ func (a *applier) receive() (*plan.Plan, error) {
 			return nil, fmt.Errorf("plan step %d %s: fd #%d, but %d fds came with the plan", i+1, s.Op, s.FD, len(a.fds))
 		}
 	}
-	return &p, nil
+	return p, nil
 }
 
 func (a *applier) send(t frame.Type, payload []byte) error {

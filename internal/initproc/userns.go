@@ -28,10 +28,17 @@ const EnvResume = "_HAKO_RESUME"
 type resume struct {
 	Conn int       `json:"conn"`
 	Fds  []int     `json:"fds"` // what the steps' FD index, by number
-	Plan plan.Plan `json:"plan"`
+	Plan plan.Plan `json:"-"`
+	// Wire is Plan in its wire form, as every plan travels.
+	Wire []byte `json:"plan"`
 	// Number is applier.number: the steps after the held fds' are
 	// numbered as in the compiled plan.
 	Number int `json:"number"`
+}
+
+func (r *resume) encode() ([]byte, error) {
+	r.Wire = plan.Encode(&r.Plan)
+	return json.Marshal(r)
 }
 
 // holdExe opens the binary this process runs while the host's /proc is in
@@ -96,7 +103,7 @@ func enterUserNSStep(a *applier, s *plan.Step) error {
 	}
 	r.Number = a.number + next - len(r.Plan.Steps)
 	r.Plan.Steps = append(r.Plan.Steps, a.plan.Steps[next:]...)
-	data, err := json.Marshal(&r)
+	data, err := r.encode()
 	if err != nil {
 		return err
 	}
@@ -193,6 +200,11 @@ func readResume(env string) (*resume, error) {
 	if err := json.Unmarshal(data, &r); err != nil {
 		return nil, fmt.Errorf("fd %d: %w", fd, err)
 	}
+	p, err := plan.Decode(r.Wire)
+	if err != nil {
+		return nil, fmt.Errorf("fd %d: %w", fd, err)
+	}
+	r.Plan, r.Wire = *p, nil
 	for i, s := range r.Plan.Steps {
 		if s.FD >= len(r.Fds) {
 			return nil, fmt.Errorf("plan step %d %s: fd #%d, but %d fds came with it", i+1, s.Op, s.FD, len(r.Fds))

@@ -1,7 +1,6 @@
 package initproc
 
 import (
-	"encoding/json"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,7 +15,7 @@ import (
 // step runs.
 func TestReadResume(t *testing.T) {
 	write := func(r resume) string {
-		data, err := json.Marshal(&r)
+		data, err := r.encode()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -518,15 +518,38 @@ type seccompWire struct {
 	Flags uintptr `json:"flags"`
 }
 
-// MarshalJSON encodes the program as 8-byte little-endian instructions.
-func (s *Seccomp) MarshalJSON() ([]byte, error) {
-	b := make([]byte, 0, 8*len(s.prog))
+// AppendBinary appends the program as 8-byte little-endian instructions
+// (struct sock_filter's layout), the form the filter travels in: in the
+// plan's wire form and, base64'd, in the state dir's seccomp.json.
+func (s *Seccomp) AppendBinary(b []byte) []byte {
 	for _, f := range s.prog {
 		b = binary.LittleEndian.AppendUint16(b, f.Code)
 		b = append(b, f.Jt, f.Jf)
 		b = binary.LittleEndian.AppendUint32(b, f.K)
 	}
-	return json.Marshal(seccompWire{BPF: b, Flags: s.flags})
+	return b
+}
+
+// SeccompFromBinary is AppendBinary's inverse, with the flags that travel
+// beside the program.
+func SeccompFromBinary(bpf []byte, flags uintptr) (*Seccomp, error) {
+	if len(bpf)%8 != 0 || len(bpf) == 0 {
+		return nil, fmt.Errorf("seccomp program: %d bytes is not a whole number of instructions", len(bpf))
+	}
+	prog := make([]unix.SockFilter, len(bpf)/8)
+	for i := range prog {
+		b := bpf[8*i:]
+		prog[i] = unix.SockFilter{Code: binary.LittleEndian.Uint16(b), Jt: b[2], Jf: b[3], K: binary.LittleEndian.Uint32(b[4:])}
+	}
+	return &Seccomp{prog: prog, flags: flags}, nil
+}
+
+// Flags are the filter's seccomp(2) flags.
+func (s *Seccomp) Flags() uintptr { return s.flags }
+
+// MarshalJSON encodes the program in AppendBinary's form.
+func (s *Seccomp) MarshalJSON() ([]byte, error) {
+	return json.Marshal(seccompWire{BPF: s.AppendBinary(make([]byte, 0, 8*len(s.prog))), Flags: s.flags})
 }
 
 // UnmarshalJSON is MarshalJSON's inverse.
@@ -535,15 +558,11 @@ func (s *Seccomp) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &w); err != nil {
 		return err
 	}
-	if len(w.BPF)%8 != 0 || len(w.BPF) == 0 {
-		return fmt.Errorf("seccomp program: %d bytes is not a whole number of instructions", len(w.BPF))
+	f, err := SeccompFromBinary(w.BPF, w.Flags)
+	if err != nil {
+		return err
 	}
-	s.prog = make([]unix.SockFilter, len(w.BPF)/8)
-	for i := range s.prog {
-		b := w.BPF[8*i:]
-		s.prog[i] = unix.SockFilter{Code: binary.LittleEndian.Uint16(b), Jt: b[2], Jf: b[3], K: binary.LittleEndian.Uint32(b[4:])}
-	}
-	s.flags = w.Flags
+	*s = *f
 	return nil
 }
 
