@@ -160,6 +160,13 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 		return nil, err
 	}
 	pl.Timings = tl != nil
+	// Applied by nsexec.c itself where every step is one it knows: the
+	// init's Go runtime starts only if a step is handed to it.
+	_, k.inC = nsenter.EncodeCPlan(pl)
+	if k.inC {
+		req.Options |= nsenter.OptCPlan
+		r.debug("create %s: the plan runs in nsexec.c, without Go", o.ID)
+	}
 	tl.Mark("plan")
 	preserved, err := preservedFiles(o.ListenFds + o.PreserveFds)
 	if err != nil {
@@ -167,7 +174,7 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 	}
 	p, err := k.startProcess(&spawnOpts{
 		req: req, cgroup2Dir: cgroup2, place: k.cm.Placer(), plan: pl, preserved: preserved,
-		fifoDir: fifoDir, console: consoleSock, timeline: tl,
+		fifoDir: fifoDir, console: consoleSock, timeline: tl, cinit: k.inC,
 	}, pidfdSock)
 	if err != nil {
 		return nil, err
@@ -198,6 +205,8 @@ type creation struct {
 	lx      *specs.Linux
 
 	netAhead *netns.Ahead // the container's new network namespace, being made
+	// inC: the init applies its plan in nsexec.c (nsenter.EncodeCPlan).
+	inC bool
 
 	dir string // the state directory
 	cm  *cgroups.Manager
@@ -605,10 +614,17 @@ func (k *creation) debugReady(p *proc, pl *plan.Plan) {
 	if k.o.timeline == nil {
 		return
 	}
-	rep, err := k.o.timeline.MarkReport("init", "Go", p.ready)
+	running := "Go"
+	if k.inC {
+		running = "C"
+	}
+	rep, err := k.o.timeline.MarkReport("init", running, p.ready)
 	if err != nil {
 		k.r.debug("create %s: init's timings: %v", k.o.ID, err)
 		return
+	}
+	if rep.GoFrom > 0 {
+		k.r.debug("create %s: nsexec.c handed step %d %s to Go, which went on from there", k.o.ID, rep.GoFrom, pl.Steps[rep.GoFrom-1].String())
 	}
 	k.r.debug("create %s: init steps took %.2f ms; slowest: %s", k.o.ID, float64(rep.Total().Microseconds())/1000,
 		rep.Slowest(8, func(i int) string { return pl.Steps[i].String() }))

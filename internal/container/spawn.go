@@ -36,8 +36,11 @@ type spawnOpts struct {
 	place func(pid int) error
 	plan  *plan.Plan
 	// cplan is plan as nsexec.c applies it itself (nsenter.EncodeCPlan),
-	// sent instead of plan; req asks for it with OptCPlan.
+	// sent instead of plan; req asks for it with OptCPlan. cinit: the
+	// same for an init's plan, encoded only when it is sent, once its
+	// fds are numbered (onPid) and the fifo's too (here).
 	cplan     []byte
+	cinit     bool
 	timeline  *timing.Timeline // --debug's breakdown, or nil
 	preserved []*os.File       // become fds 3, 4, ... in the container
 	// inherit are fds of ours that the container gets at the same
@@ -293,6 +296,15 @@ func spawn(o *spawnOpts) (*proc, error) {
 		o.timeline.Mark("pid recorded")
 	}
 	var fr *frame.Frame
+	if o.cinit {
+		b, ok := nsenter.EncodeCPlan(o.plan)
+		if !ok {
+			// Decided before the process started; nothing since
+			// adds a step nsexec.c does not know.
+			return fail(errors.New("encode plan for nsexec.c: a step it cannot apply"))
+		}
+		o.cplan = b
+	}
 	if o.cplan != nil {
 		fr = &frame.Frame{Type: frame.TypeNsCPlan, Payload: o.cplan}
 	} else {

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hako-runtime/hako/internal/frame"
+	"github.com/hako-runtime/hako/internal/linux/rootfs"
 	"github.com/hako-runtime/hako/internal/nsenter"
 	"github.com/hako-runtime/hako/internal/plan"
 	"github.com/hako-runtime/hako/internal/state"
@@ -38,6 +39,9 @@ func Main() {
 	}
 	os.Unsetenv(nsenter.EnvSync)
 	a := &applier{conn: frame.NewConn(fd), sys: realSys{}, status: -1, block: -1}
+	if r, ok, err := nsenter.CResumed(); ok {
+		cResume(a, r, err, mainAt)
+	}
 	p, err := a.receive()
 	if err != nil {
 		a.fail(err)
@@ -47,6 +51,43 @@ func Main() {
 		a.report = &timing.Report{Main: mainAt, Plan: time.Now(), Steps: make([]time.Duration, len(p.Steps))}
 	}
 	a.fail(apply(a, p.Steps, handlers))
+}
+
+// cResume goes on with a plan nsexec.c began in C (nsenter.CResumed), at
+// the step it handed over, unapplied or failed: what the steps before it
+// left is the plan's fds it did not take and the rootfs it bound.
+func cResume(a *applier, r *nsenter.CResume, err error, mainAt time.Time) {
+	if err != nil {
+		a.fail(fmt.Errorf("go on with the plan nsexec.c began: %w", err))
+	}
+	a.plan, a.fds, a.number = r.Plan, r.Fds, r.Step
+	if err := checkFds(r.Plan, r.Fds); err != nil {
+		a.fail(err)
+	}
+	if r.Root >= 0 {
+		for i := r.Step - 1; i >= 0; i-- {
+			if s := &r.Plan.Steps[i]; s.Op == plan.OpBindRoot {
+				a.root = rootfs.OpenedRoot(s.Path, r.Root, s.Cgroups)
+				break
+			}
+		}
+		if a.root == nil {
+			a.fail(errors.New("go on with the plan nsexec.c began: a rootfs fd, but no bind-root step before"))
+		}
+	}
+	if r.Plan.Timings {
+		a.report = &timing.Report{Main: mainAt, Plan: time.Now(), Steps: make([]time.Duration, len(r.Plan.Steps)), GoFrom: r.Step + 1}
+	}
+	a.fail(apply(a, r.Plan.Steps[r.Step:], handlers))
+}
+
+func checkFds(p *plan.Plan, fds []int) error {
+	for i, s := range p.Steps {
+		if s.FD >= len(fds) {
+			return fmt.Errorf("plan step %d %s: fd #%d, but %d fds came with the plan", i+1, s.Op, s.FD, len(fds))
+		}
+	}
+	return nil
 }
 
 // receive reads the plan frame and takes its fds.
@@ -63,12 +104,7 @@ func (a *applier) receive() (*plan.Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read plan: %w", err)
 	}
-	for i, s := range p.Steps {
-		if s.FD >= len(a.fds) {
-			return nil, fmt.Errorf("plan step %d %s: fd #%d, but %d fds came with the plan", i+1, s.Op, s.FD, len(a.fds))
-		}
-	}
-	return p, nil
+	return p, checkFds(p, a.fds)
 }
 
 func (a *applier) send(t frame.Type, payload []byte) error {

@@ -1,10 +1,16 @@
-// cplan.c applies an exec's plan in the process the constructor forked into
-// the container's namespaces, and execs the program, without the Go runtime
-// ever starting there (nsenter/cplan.go says why, and what it takes). Each
-// step does what its Go handler in internal/initproc does, in the same
-// order, and fails with the same text: the message goes to the parent as
-// an ns-c-error frame with the errno as a number, which the parent spells
-// as Go does (nsenter.CError).
+// cplan.c applies a plan in the process the constructor forked into the
+// container's namespaces, and execs the program, without the Go runtime
+// ever starting there (nsenter/cplan.go says why, and what it takes): an
+// exec's plan, or a container init's. Each step does what its Go handler in
+// internal/initproc does, in the same order.
+//
+// The process steps (the ones an exec's plan is made of) fail with the Go
+// handler's text: the message goes to the parent as an ns-c-error frame
+// with the errno as a number, which the parent spells as Go does
+// (nsenter.CError). The init's mount steps (cinit.c) do not report: a
+// failure there hands the process to Go at that step (hand_to_go), which
+// applies it again and the rest after it, and says what went wrong in its
+// own words.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cinit.h"
 #include "nsframe.h"
 
 #ifndef CLOSE_RANGE_CLOEXEC
@@ -38,6 +45,13 @@
 #endif
 #define MAX_CAPS 64
 #define BPF_MAX_INSNS 4096
+
+int hako_cplan_resume = -1;
+unsigned char *hako_cplan_wire;
+uint32_t hako_cplan_wire_len;
+int *hako_cplan_fds;
+int hako_cplan_nfds;
+int hako_cplan_root = -1;
 
 static uint32_t step_no;
 static char step_name[64];
@@ -66,7 +80,19 @@ __attribute__((noreturn, format(printf, 3, 4))) static void fail(int err, const 
 	if (s > sizeof(p) - 5 - (size_t)n - 1)
 		s = sizeof(p) - 5 - (size_t)n - 1;
 	memcpy(p + 5 + n, suffix, s);
-	hako_send_frame(HAKO_FRAME_NS_C_ERROR, p, 5 + (size_t)n + s);
+	if (hako_send_frame(HAKO_FRAME_NS_C_ERROR, p, 5 + (size_t)n + s) < 0) {
+		// As the Go init: once "ready" is sent, nobody may be
+		// listening (create's parent is gone); stderr is the
+		// container's, and the last place to say why it died. Go
+		// spells an errno as strerror does, but in lower case.
+		char e[128] = "";
+		if (err != 0) {
+			snprintf(e, sizeof(e), ": %s", strerror(err));
+			if (e[2] >= 'A' && e[2] <= 'Z')
+				e[2] = (char)(e[2] - 'A' + 'a');
+		}
+		dprintf(2, "hako init: %s%s%s\n", (char *)p + 4, e, (char *)p + 5 + n);
+	}
 	_exit(1);
 }
 
@@ -94,6 +120,28 @@ static uint64_t u64(struct rd *r)
 {
 	uint64_t lo = u32(r);
 	return lo | (uint64_t)u32(r) << 32;
+}
+
+static uint8_t u8(struct rd *r)
+{
+	need(r, 1);
+	return *r->p++;
+}
+
+static char *str(struct rd *r);
+
+// strs reads a count and that many strings.
+static char **strs(struct rd *r, uint32_t *n)
+{
+	*n = u32(r);
+	if (*n > (1 << 20))
+		fail(EPROTO, "", "malformed c-plan");
+	char **v = calloc(*n + 1, sizeof(char *));
+	if (v == NULL)
+		fail(ENOMEM, "", "read c-plan");
+	for (uint32_t i = 0; i < *n; i++)
+		v[i] = str(r);
+	return v;
 }
 
 static char *str(struct rd *r)
@@ -481,21 +529,100 @@ static void put_le64(unsigned char *p, uint64_t v)
 	hako_put_le32(p + 4, (uint32_t)(v >> 32));
 }
 
+// The plan's fds, as they came with its frame; -1 once a step took one.
+static int plan_fds[HAKO_MAX_FDS];
+static int plan_nfds;
+static int root_fd = -1;
+
+static int take_fd(int32_t i)
+{
+	if (i < 0)
+		return -1;
+	if (i >= plan_nfds)
+		fail(EPROTO, "", "malformed c-plan: fd #%d, but %d fds came with the plan", i, plan_nfds);
+	int fd = plan_fds[i];
+	plan_fds[i] = -1;
+	return fd;
+}
+
+// close_host_fds is applier.closeHostFds: nothing of the host stays open
+// past the root change.
+static void close_host_fds(void)
+{
+	if (root_fd >= 0)
+		close(root_fd);
+	root_fd = -1;
+	for (int i = 0; i < plan_nfds; i++) {
+		if (plan_fds[i] >= 0)
+			close(plan_fds[i]);
+		plan_fds[i] = -1;
+	}
+}
+
+static void read_mount(struct rd *b, struct hako_cmount *m)
+{
+	m->kind = u8(b);
+	m->type = str(b);
+	m->source = str(b);
+	m->dest = str(b);
+	m->recursive = u8(b);
+	m->attr = u64(b);
+	m->attrclr = u64(b);
+	m->rattr = u64(b);
+	m->rattrclr = u64(b);
+	m->prop = u64(b);
+	m->sbflags = strs(b, &m->nsbflags);
+	m->data = strs(b, &m->ndata);
+	m->ncgroups = u32(b);
+	if (m->ncgroups > 1024)
+		fail(EPROTO, "", "malformed c-plan");
+	m->cgroups = calloc(m->ncgroups + 1, sizeof(*m->cgroups));
+	if (m->cgroups == NULL)
+		fail(ENOMEM, "", "read c-plan");
+	for (uint32_t i = 0; i < m->ncgroups; i++) {
+		m->cgroups[i].dir = str(b);
+		m->cgroups[i].host = str(b);
+		m->cgroups[i].symlinks = strs(b, &m->cgroups[i].nsymlinks);
+	}
+}
+
+static struct hako_cdev *read_devs(struct rd *b, uint32_t *n)
+{
+	*n = u32(b);
+	if (*n > 65536)
+		fail(EPROTO, "", "malformed c-plan");
+	struct hako_cdev *d = calloc(*n + 1, sizeof(*d));
+	if (d == NULL)
+		fail(ENOMEM, "", "read c-plan");
+	for (uint32_t i = 0; i < *n; i++) {
+		d[i].path = str(b);
+		d[i].type = u32(b);
+		d[i].mode = u32(b);
+		d[i].uid = u32(b);
+		d[i].gid = u32(b);
+		d[i].rdev = u64(b);
+	}
+	return d;
+}
+
 void hako_run_cplan(void)
 {
 	uint64_t main_at = now_ns(CLOCK_REALTIME);
 	strcpy(step_name, "plan");
 	unsigned char h[HAKO_FRAME_HEADER];
-	if (hako_recv_exact(h, sizeof(h)) < 0)
+	if (hako_recv_with_fds(h, sizeof(h), plan_fds, HAKO_MAX_FDS, &plan_nfds) < 0)
 		fail(errno, "", "read c-plan");
 	uint32_t len = (uint32_t)h[4] | (uint32_t)h[5] << 8 | (uint32_t)h[6] << 16 | (uint32_t)h[7] << 24;
-	if (h[0] != HAKO_FRAME_MAGIC || h[1] != HAKO_FRAME_NS_C_PLAN || h[2] != 0 || h[3] != 0 || len > HAKO_C_MAX_PLAN)
+	int want_fds = h[2] | h[3] << 8;
+	if (h[0] != HAKO_FRAME_MAGIC || h[1] != HAKO_FRAME_NS_C_PLAN || len > HAKO_C_MAX_PLAN)
 		fail(EPROTO, "", "read c-plan");
 	unsigned char *buf = malloc(len + 1);
 	if (buf == NULL)
 		fail(ENOMEM, "", "read c-plan");
-	if (hako_recv_exact(buf, len) < 0)
+	if (hako_recv_with_fds(buf, len, plan_fds, HAKO_MAX_FDS, &plan_nfds) < 0)
 		fail(errno, "", "read c-plan");
+	if (plan_nfds != want_fds)
+		fail(EPROTO, "", "read c-plan: %d fds came, the frame says %d", plan_nfds, want_fds);
 	struct rd r = {buf, buf + len};
 	uint32_t flags = u32(&r), nsteps = u32(&r);
 	last_cap = u32(&r);
@@ -505,13 +632,21 @@ void hako_run_cplan(void)
 		if (i < MAX_CAPS)
 			cap_names[i] = n;
 	}
+	// The plan in Go's wire form, for Go to go on with if a step is
+	// handed to it, and (tests only) a step to hand it unapplied.
+	uint32_t wire_len = u32(&r);
+	need(&r, wire_len);
+	const unsigned char *wire = r.p;
+	r.p += wire_len;
+	uint32_t bail_at = u32(&r);
 	if (nsteps > 4096)
 		fail(EPROTO, "", "malformed c-plan");
 	uint32_t *took = (flags & HAKO_C_FLAG_TIMINGS) ? calloc(nsteps + 1, sizeof(uint32_t)) : NULL;
 	uint64_t plan_at = now_ns(CLOCK_REALTIME);
 
 	struct prog pr = {0};
-	int cwd_refused = 0;
+	int cwd_refused = 0, seccomp_loaded = 0;
+	struct hako_cmasker masker = {.null = -1, .tmpfs = -1};
 	while (r.p < r.end) {
 		need(&r, 1);
 		int op = *r.p++;
@@ -523,10 +658,97 @@ void hako_run_cplan(void)
 		need(&r, blen);
 		struct rd b = {r.p, r.p + blen};
 		r.p += blen;
+		// The masks of consecutive mask steps share one tmpfs and one
+		// /dev/null (rootfs.Masker), closed once the run is over.
+		if (op != HAKO_C_MASK)
+			hako_c_masker_close(&masker);
 		uint64_t t0 = took ? now_ns(CLOCK_MONOTONIC) : 0;
 		int opened, e;
 		char *path;
+		// A mount step's result: -1 hands the step to Go. The process
+		// steps (an exec's) report their own failures, in the Go
+		// handlers' words: Go would need what the ones before had
+		// decided (the lookup's program, the fds kept, a refused cwd).
+		int mount_step = op >= HAKO_C_PROPAGATION && op <= HAKO_C_KEYRING;
+		int res = mount_step && bail_at == step_no ? -1 : 0;
+		if (res < 0)
+			goto hand_over;
 		switch (op) {
+		case HAKO_C_PROPAGATION: {
+			uint64_t pflags = u64(&b);
+			res = hako_c_propagation(str(&b), (unsigned long)pflags);
+			break;
+		}
+		case HAKO_C_BIND_ROOT:
+			res = hako_c_bind_root(str(&b), &root_fd);
+			break;
+		case HAKO_C_MOUNT: {
+			struct hako_cmount m = {0};
+			int fd = take_fd((int32_t)u32(&b));
+			read_mount(&b, &m);
+			res = root_fd < 0 ? -1 : hako_c_mount(root_fd, &m, fd);
+			break;
+		}
+		case HAKO_C_DEV: {
+			int in_userns = u8(&b);
+			uint32_t n;
+			struct hako_cdev *d = read_devs(&b, &n);
+			res = root_fd < 0 ? -1 : hako_c_dev(root_fd, d, n, in_userns);
+			break;
+		}
+		case HAKO_C_LOOPBACK:
+			res = hako_c_loopback();
+			break;
+		case HAKO_C_HOSTNAME:
+			path = str(&b);
+			res = sethostname(path, strlen(path));
+			break;
+		case HAKO_C_DOMAINNAME:
+			path = str(&b);
+			res = setdomainname(path, strlen(path));
+			break;
+		case HAKO_C_SYSCTL:
+			path = str(&b);
+			res = hako_c_sysctl(path, str(&b));
+			break;
+		case HAKO_C_PIVOT_ROOT:
+			close_host_fds();
+			res = hako_c_pivot(str(&b));
+			break;
+		case HAKO_C_SETSID:
+			res = setsid() < 0 ? -1 : 0;
+			break;
+		case HAKO_C_DIR: {
+			mode_t mode = (mode_t)u32(&b);
+			res = hako_c_dir(root_fd, str(&b), mode);
+			break;
+		}
+		case HAKO_C_MASK:
+			res = hako_c_mask(&masker, str(&b));
+			break;
+		case HAKO_C_READONLY:
+			res = hako_c_readonly(str(&b));
+			break;
+		case HAKO_C_REMOUNT_RO:
+			res = hako_c_remount_ro(str(&b));
+			break;
+		case HAKO_C_KEYRING:
+			hako_c_keyring();
+			break;
+		case HAKO_C_WAIT_START: {
+			// initproc.waitStart: the exec fifo through the state
+			// directory's fd, which needs no /proc in the container.
+			int dir = (int)u32(&b);
+			char *fifo = str(&b);
+			int fd = openat(dir, fifo, O_WRONLY | O_CLOEXEC);
+			if (fd < 0)
+				fail(errno, "", "open exec fifo");
+			close(dir);
+			if (write(fd, "0", 1) != 1)
+				fail(errno, "", "write exec fifo");
+			close(fd);
+			break;
+		}
 		case HAKO_C_UMASK:
 			umask((mode_t)u32(&b));
 			break;
@@ -612,6 +834,7 @@ void hako_run_cplan(void)
 			break;
 		case HAKO_C_SECCOMP:
 			seccomp(&b);
+			seccomp_loaded = 1;
 			break;
 		case HAKO_C_READY: {
 			if (took == NULL) {
@@ -642,6 +865,22 @@ void hako_run_cplan(void)
 		}
 		if (took && step_no <= nsteps)
 			took[step_no] = (uint32_t)((now_ns(CLOCK_MONOTONIC) - t0) / 1000);
+	hand_over:
+		if (res == 0)
+			continue;
+		// Go runs this step again and the rest after it. Not once a
+		// seccomp filter is loaded: the Go runtime's start could be
+		// what it forbids (and no plan puts a mount step after it).
+		if (seccomp_loaded)
+			fail(0, "", "no Go to hand the step to after the seccomp filter was loaded");
+		hako_c_masker_close(&masker);
+		hako_cplan_resume = (int)step_no - 1;
+		hako_cplan_wire = (unsigned char *)wire;
+		hako_cplan_wire_len = wire_len;
+		hako_cplan_fds = plan_fds;
+		hako_cplan_nfds = plan_nfds;
+		hako_cplan_root = root_fd;
+		return;
 	}
 	fail(0, "", "container process returned without exec");
 }

@@ -12,7 +12,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hako-runtime/hako/internal/frame"
+	"github.com/hako-runtime/hako/internal/linux/rootfs"
 	"github.com/hako-runtime/hako/internal/plan"
+	"github.com/hako-runtime/hako/internal/spec"
 )
 
 // cplanRun re-executes the test binary through the real constructor with
@@ -190,8 +192,65 @@ func TestEncodeCPlanLeavesToGo(t *testing.T) {
 			t.Errorf("%s: EncodeCPlan took a plan it cannot apply", name)
 		}
 	}
-	if _, ok := EncodeCPlan(&plan.Plan{Kind: plan.KindInit, Steps: []plan.Step{{Op: plan.OpExec}}}); ok {
-		t.Error("EncodeCPlan took an init's plan")
+	if _, ok := EncodeCPlan(&plan.Plan{Kind: "sandbox", Steps: []plan.Step{{Op: plan.OpExec}}}); ok {
+		t.Error("EncodeCPlan took a plan of another kind")
+	}
+}
+
+// An init's plan as runc's default config compiles goes to nsexec.c, with
+// the plan in Go's wire form for a hand-over; one with a step or a detail
+// only Go applies does not.
+func TestEncodeCPlanInit(t *testing.T) {
+	compile := func(mod func(s *specs.Spec, in *plan.OCI)) (*plan.Plan, error) {
+		s := spec.Default(false)
+		s.Process.Terminal = false
+		in := &plan.OCI{Spec: s, Bundle: "/b", Rootfs: "/b/rootfs",
+			Cgroups: []rootfs.CgroupMount{{Dir: "cpu", HostPath: "/sys/fs/cgroup/cpu/c", Symlinks: []string{"cpuacct"}}}}
+		if mod != nil {
+			mod(s, in)
+		}
+		return plan.FromSpec(in)
+	}
+	p, err := compile(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, ok := EncodeCPlan(p)
+	if !ok {
+		t.Fatalf("runc's default config was left to Go: %v", p.Lines())
+	}
+	if wire := plan.Encode(p); !strings.Contains(string(b), string(wire)) {
+		t.Error("the C plan does not carry the plan's wire form")
+	}
+	for name, mod := range map[string]func(s *specs.Spec, in *plan.OCI){
+		"terminal": func(s *specs.Spec, in *plan.OCI) { s.Process.Terminal = true },
+		"hooks": func(s *specs.Spec, in *plan.OCI) {
+			s.Hooks = &specs.Hooks{CreateContainer: []specs.Hook{{Path: "/bin/true"}}}
+		},
+		"prestart": func(s *specs.Spec, in *plan.OCI) {
+			s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/true"}}}
+		},
+		"tmpcopyup": func(s *specs.Spec, in *plan.OCI) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/etc", Type: "tmpfs", Source: "tmpfs", Options: []string{"tmpcopyup"}})
+		},
+		"idmap": func(s *specs.Spec, in *plan.OCI) {
+			s.Mounts = append(s.Mounts, specs.Mount{Destination: "/m", Type: "bind", Source: "/tmp", Options: []string{"rbind", "idmap"}, UIDMappings: []specs.LinuxIDMapping{{Size: 1}}, GIDMappings: []specs.LinuxIDMapping{{Size: 1}}})
+		},
+		"no pivot":           func(s *specs.Spec, in *plan.OCI) { in.NoPivot = true },
+		"shared propagation": func(s *specs.Spec, in *plan.OCI) { s.Linux.RootfsPropagation = "shared" },
+		"apparmor":           func(s *specs.Spec, in *plan.OCI) { s.Process.ApparmorProfile = "unconfined" },
+		"personality": func(s *specs.Spec, in *plan.OCI) {
+			s.Linux.Personality = &specs.LinuxPersonality{Domain: specs.PerLinux32}
+		},
+	} {
+		p, err := compile(mod)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if _, ok := EncodeCPlan(p); ok {
+			t.Errorf("%s: EncodeCPlan took a plan it cannot apply: %v", name, p.Lines())
+		}
 	}
 }
 

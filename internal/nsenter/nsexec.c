@@ -77,8 +77,8 @@ static int sync_fd = -1;
 
 // send_frame writes one frame (internal/frame's layout) in one send, with
 // MSG_NOSIGNAL: a parent that is gone ends us through the error path, not
-// through SIGPIPE.
-static void send_frame(int type, const void *payload, size_t len)
+// through SIGPIPE. It returns -1 if the frame did not go.
+static int send_frame(int type, const void *payload, size_t len)
 {
 	unsigned char buf[HAKO_FRAME_HEADER + MAX_PAYLOAD];
 	if (len > MAX_PAYLOAD)
@@ -97,9 +97,10 @@ static void send_frame(int type, const void *payload, size_t len)
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
-			return;
+			return -1;
 		off += (size_t)w;
 	}
+	return 0;
 }
 
 static void bail(const char *what, const char *arg)
@@ -131,14 +132,14 @@ struct frame {
 	int nfds;
 };
 
-// recv_full reads exactly len bytes, queueing in f the fds that come with
-// them.
-static int recv_full(void *buf, size_t len, struct frame *f)
+// recv_fds reads exactly len bytes, keeping up to max of the fds that come
+// with them in fds (closing the rest) and counting them in *nfds.
+static int recv_fds(void *buf, size_t len, int *fds, int max, int *nfds)
 {
 	for (size_t got = 0; got < len;) {
 		union {
 			struct cmsghdr align;
-			char buf[CMSG_SPACE(sizeof(int) * MAX_FRAME_FDS)];
+			char buf[CMSG_SPACE(sizeof(int) * HAKO_MAX_FDS)];
 		} ctl;
 		struct iovec iov = {.iov_base = (char *)buf + got, .iov_len = len - got};
 		struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf)};
@@ -156,8 +157,8 @@ static int recv_full(void *buf, size_t len, struct frame *f)
 			for (int i = 0; i < n; i++) {
 				int fd;
 				memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-				if (f->nfds < MAX_FRAME_FDS)
-					f->fds[f->nfds++] = fd;
+				if (*nfds < max)
+					fds[(*nfds)++] = fd;
 				else
 					close(fd);
 			}
@@ -169,6 +170,13 @@ static int recv_full(void *buf, size_t len, struct frame *f)
 		got += (size_t)r;
 	}
 	return 0;
+}
+
+// recv_full reads exactly len bytes, queueing in f the fds that come with
+// them.
+static int recv_full(void *buf, size_t len, struct frame *f)
+{
+	return recv_fds(buf, len, f->fds, MAX_FRAME_FDS, &f->nfds);
 }
 
 static int recv_frame(struct frame *f)
@@ -200,9 +208,14 @@ static int recv_frame(struct frame *f)
 	return 0;
 }
 
-void hako_send_frame(int type, const void *payload, size_t len)
+int hako_send_frame(int type, const void *payload, size_t len)
 {
-	send_frame(type, payload, len);
+	return send_frame(type, payload, len);
+}
+
+int hako_recv_with_fds(void *buf, size_t len, int *fds, int max, int *nfds)
+{
+	return recv_fds(buf, len, fds, max, nfds);
 }
 
 // hako_recv_exact reads len bytes that must come without fds.
@@ -517,8 +530,9 @@ __attribute__((constructor)) static void hako_nsexec(void)
 		_exit(0);
 	}
 	// The child goes on into the Go runtime with the same sync fd, or,
-	// for an exec's plan that needs no Go, applies it here and execs
-	// (cplan.c).
+	// for a plan whose every step cplan.c knows, applies it here and
+	// execs; cplan.c returns only to hand a step it could not apply to
+	// Go, which goes on from there.
 	prctl(PR_SET_NAME, "hako:[init]", 0, 0, 0);
 	if (opts & HAKO_NS_CPLAN)
 		hako_run_cplan();

@@ -50,8 +50,26 @@
 #define HAKO_C_SECCOMP 12
 #define HAKO_C_READY 13
 #define HAKO_C_EXEC 14
+#define HAKO_C_PROPAGATION 15
+#define HAKO_C_BIND_ROOT 16
+#define HAKO_C_MOUNT 17
+#define HAKO_C_DEV 18
+#define HAKO_C_LOOPBACK 19
+#define HAKO_C_HOSTNAME 20
+#define HAKO_C_DOMAINNAME 21
+#define HAKO_C_SYSCTL 22
+#define HAKO_C_PIVOT_ROOT 23
+#define HAKO_C_SETSID 24
+#define HAKO_C_DIR 25
+#define HAKO_C_MASK 26
+#define HAKO_C_READONLY 27
+#define HAKO_C_REMOUNT_RO 28
+#define HAKO_C_KEYRING 29
+#define HAKO_C_WAIT_START 30
 #define HAKO_C_FLAG_TIMINGS 1
 #define HAKO_C_MAX_PLAN (1 << 20)
+// The most fds one frame carries (the kernel's SCM_MAX_FD, frame.MaxFds).
+#define HAKO_MAX_FDS 253
 
 // The constructor's setns into _HAKO_SETNS_USER's namespace: its errno,
 // 0 if it succeeded or was not asked for (nsenter.SetnsUserErr).
@@ -67,9 +85,20 @@ static inline void hako_put_le32(unsigned char *p, uint32_t v)
 }
 
 // Shared by nsexec.c and cplan.c.
-void hako_send_frame(int type, const void *payload, size_t len);
+int hako_send_frame(int type, const void *payload, size_t len);
 int hako_recv_exact(void *buf, size_t len);
-void hako_run_cplan(void) __attribute__((noreturn));
+int hako_recv_with_fds(void *buf, size_t len, int *fds, int max, int *nfds);
+void hako_run_cplan(void);
+
+// Where cplan.c handed an init's plan to Go (cplan.go's CResume): the
+// step to go on at (-1: none), the plan in its Go wire form, the plan's
+// fds (-1 for those a step took), the rootfs's fd once bound (-1: none).
+extern int hako_cplan_resume;
+extern unsigned char *hako_cplan_wire;
+extern uint32_t hako_cplan_wire_len;
+extern int *hako_cplan_fds;
+extern int hako_cplan_nfds;
+extern int hako_cplan_root;
 char *hako_clean(const char *path);
 
 #endif

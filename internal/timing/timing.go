@@ -84,6 +84,10 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d.Microseco
 type Report struct {
 	Main, Plan time.Time
 	Steps      []time.Duration
+	// GoFrom is the number of the step at which Go took over a plan
+	// nsexec.c began (nsenter.CResumed), 0 if it did not: Main is then
+	// Go's start, and the steps before it were not timed.
+	GoFrom int
 }
 
 // maxSteps bounds a decoded report: a plan has a few hundred steps at
@@ -92,7 +96,7 @@ const maxSteps = 1 << 16
 
 // Encode is the ready frame's payload: two int64 stamps (Unix ns), a
 // uint32 count, then one uint32 of microseconds per step, little-endian
-// as every frame header is.
+// as every frame header is; then GoFrom as a uint32 if it is not 0.
 func (r *Report) Encode() []byte {
 	b := make([]byte, 0, 20+4*len(r.Steps))
 	b = binary.LittleEndian.AppendUint64(b, uint64(r.Main.UnixNano()))
@@ -104,6 +108,9 @@ func (r *Report) Encode() []byte {
 			us = 1<<32 - 1
 		}
 		b = binary.LittleEndian.AppendUint32(b, uint32(us))
+	}
+	if r.GoFrom > 0 {
+		b = binary.LittleEndian.AppendUint32(b, uint32(r.GoFrom))
 	}
 	return b
 }
@@ -121,8 +128,11 @@ func Decode(b []byte) (*Report, error) {
 		Plan: time.Unix(0, int64(binary.LittleEndian.Uint64(b[8:]))),
 	}
 	n := binary.LittleEndian.Uint32(b[16:])
-	if n > maxSteps || int(n)*4 != len(b)-20 {
+	if n > maxSteps || int(n)*4 != len(b)-20 && int(n)*4 != len(b)-24 {
 		return nil, fmt.Errorf("%w: %d steps in %d bytes", ErrMalformed, n, len(b))
+	}
+	if int(n)*4 == len(b)-24 {
+		r.GoFrom = int(binary.LittleEndian.Uint32(b[len(b)-4:]))
 	}
 	r.Steps = make([]time.Duration, n)
 	for i := range r.Steps {

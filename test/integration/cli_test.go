@@ -1,10 +1,12 @@
 package integration
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -254,10 +256,13 @@ func TestDebugTimingBreakdown(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("--debug run: exit %d, stderr:\n%s", code, se)
 	}
-	run := regexp.MustCompile(`run dbgt: took total [0-9.]+ ms: config [0-9.]+, .*, init Go start [0-9.]+, init plan decode [0-9.]+, init steps [0-9.]+, .*container ran [0-9.]+, delete [0-9.]+"`)
+	// A plain config's plan is applied by nsexec.c: the init's start is
+	// C's.
+	run := regexp.MustCompile(`run dbgt: took total [0-9.]+ ms: config [0-9.]+, .*, init C start [0-9.]+, init plan decode [0-9.]+, init steps [0-9.]+, .*container ran [0-9.]+, delete [0-9.]+"`)
 	// The slowest steps are named by number and as the plan names them.
 	steps := regexp.MustCompile(`create dbgt: init steps took [0-9.]+ ms; slowest: [0-9]+ [a-z-]+ .* [0-9.]+, [0-9]+ [a-z-]+ `)
-	for _, re := range []*regexp.Regexp{run, steps} {
+	inC := regexp.MustCompile(`create dbgt: the plan runs in nsexec.c, without Go`)
+	for _, re := range []*regexp.Regexp{run, steps, inC} {
 		if !re.MatchString(se) {
 			t.Errorf("stderr does not match %s:\n%s", re, se)
 		}
@@ -316,4 +321,70 @@ func TestUpdateCPUIdle(t *testing.T) {
 	if _, se, code := e.hako("update", "--cpu-idle", "2", "idle1"); code == 0 || !strings.Contains(se, "--cpu-idle") {
 		t.Errorf("--cpu-idle 2: exit %d, %q", code, se)
 	}
+}
+
+// An init's plan applied by nsexec.c hands a step it cannot apply to Go,
+// which goes on from there. Handed over at each step in turn (the test
+// hook makes nsexec.c hand it over unapplied), the container is the same
+// as the one whose plan ran in C from end to end: its mounts, devices,
+// hostname, ids, capabilities and limits.
+func TestInitPlanHandedToGoAtEachStep(t *testing.T) {
+	e := newEnv(t)
+	e.spec.Process.Args = []string{"sh", "-c", `cut -d' ' -f4- /proc/self/mountinfo; hostname; stat -c '%A %u %g %t:%T %N' /dev/* /dev/pts/* /sys/fs/cgroup/* /proc/acpi /proc/timer_list; grep -E 'Cap|NoNewPrivs' /proc/self/status; ulimit -n; id; umask; pwd; cat /proc/sys/kernel/domainname`}
+	e.spec.Linux.Sysctl = map[string]string{"kernel.domainname": "hako.test"}
+	e.write()
+	run := func(bailAt int) (string, string) {
+		t.Helper()
+		cmd := exec.Command(hakoBin, "--root", e.root, "--debug", "run", "--bundle", e.bundle, "handover")
+		cmd.Env = append(os.Environ(), fmt.Sprintf("_HAKO_TEST_C_BAIL_AT=%d", bailAt))
+		var out, errb strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("handed over at step %d: %v\n%s", bailAt, err, errb.String())
+		}
+		return out.String(), errb.String()
+	}
+	want, se := run(0)
+	if !strings.Contains(se, "the plan runs in nsexec.c, without Go") || !strings.Contains(se, "init C start") {
+		t.Fatalf("the plan did not run in C:\n%s", se)
+	}
+	m := regexp.MustCompile(`plan \(init, ([0-9]+) steps\)`).FindStringSubmatch(se)
+	if m == nil {
+		t.Fatalf("no plan in the debug log:\n%s", se)
+	}
+	n, _ := strconv.Atoi(m[1])
+	handed := 0
+	for k := 1; k <= n; k++ {
+		got, se := run(k)
+		// The mount steps are handed over; the process steps report
+		// their own failures and ignore the hook.
+		if strings.Contains(se, fmt.Sprintf("nsexec.c handed step %d ", k)) {
+			handed++
+		}
+		if got != want {
+			t.Errorf("handed over at step %d, the container differs:\n%s", k, lineDiff(want, got))
+		}
+	}
+	// Every step from the first to the session keyring's.
+	if handed < 20 {
+		t.Errorf("only %d of %d steps were handed to Go", handed, n)
+	}
+}
+
+func lineDiff(a, b string) string {
+	al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
+	var out []string
+	for i := 0; i < len(al) || i < len(bl); i++ {
+		var x, y string
+		if i < len(al) {
+			x = al[i]
+		}
+		if i < len(bl) {
+			y = bl[i]
+		}
+		if x != y {
+			out = append(out, fmt.Sprintf("-%s\n+%s", x, y))
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -73,6 +73,12 @@ func BindRoot(path string, cgroups []CgroupMount) (*Root, error) {
 	return &Root{Path: path, f: f, cgroups: cgroups}, nil
 }
 
+// OpenedRoot is BindRoot's result from a bind already made and opened (by
+// nsexec.c, which handed the rest of the plan to Go): it takes fd.
+func OpenedRoot(path string, fd int, cgroups []CgroupMount) *Root {
+	return &Root{Path: path, f: os.NewFile(uintptr(fd), path), cgroups: cgroups}
+}
+
 // Close closes the rootfs fd; nothing of the host may stay open past
 // pivot_root.
 func (r *Root) Close() error { return r.f.Close() }
