@@ -106,13 +106,18 @@ func (w *cw) strs(ss []string) {
 // that hold the hand-over equal to a plan applied in one piece.
 const EnvTestBailAt = "_HAKO_TEST_C_BAIL_AT"
 
+// EnvTestNoCPlan, in the same environment, leaves every plan to Go: for
+// the tests that hold each defence the two sides have (the CVE tests) to
+// both.
+const EnvTestNoCPlan = "_HAKO_TEST_NO_C_PLAN"
+
 // EncodeCPlan writes a plan for nsexec.c: an exec's, or a container
 // init's. ok is false when the plan has a step or a detail that only the Go
 // handlers apply: a terminal, hooks, an LSM label, a scheduler or I/O
 // priority or memory policy, a seccomp filter with notify rules, a reaper,
 // bwrap's and the sandbox's own steps, a tmpfs copied up.
 func EncodeCPlan(p *plan.Plan) (b []byte, ok bool) {
-	if p.Kind != plan.KindExec && p.Kind != plan.KindInit {
+	if p.Kind != plan.KindExec && p.Kind != plan.KindInit || os.Getenv(EnvTestNoCPlan) != "" {
 		return nil, false
 	}
 	last, names, err := security.KernelCaps()

@@ -165,40 +165,42 @@ func TestCVE2019_5736_NoSealRefused(t *testing.T) {
 // CVE-2024-21626: process.cwd naming one of the runtime's own fds through
 // /proc/self/fd must never give the process a working directory on the host.
 func TestCVE2024_21626_CwdThroughLeakedFd(t *testing.T) {
-	e := newEnv(t)
-	for fd := 3; fd <= 12; fd++ {
-		for _, cmd := range []string{"run", "exec"} {
-			cwd := fmt.Sprintf("/proc/self/fd/%d", fd)
-			var so, se string
-			var code int
-			if cmd == "run" {
-				e.spec.Process.Cwd = cwd
-				e.spec.Process.Args = []string{"sh", "-c", "pwd; ls"}
-				e.write()
-				so, se, code = e.hako("run", fmt.Sprintf("cwd%d", fd))
-			} else {
-				e.spec.Process.Cwd = "/"
-				if fd == 3 {
-					e.background("cwdexec")
+	bothSides(t, func(t *testing.T) {
+		e := newEnv(t)
+		for fd := 3; fd <= 12; fd++ {
+			for _, cmd := range []string{"run", "exec"} {
+				cwd := fmt.Sprintf("/proc/self/fd/%d", fd)
+				var so, se string
+				var code int
+				if cmd == "run" {
+					e.spec.Process.Cwd = cwd
+					e.spec.Process.Args = []string{"sh", "-c", "pwd; ls"}
+					e.write()
+					so, se, code = e.hako("run", fmt.Sprintf("cwd%d", fd))
+				} else {
+					e.spec.Process.Cwd = "/"
+					if fd == 3 {
+						e.background("cwdexec")
+					}
+					so, se, code = e.hako("exec", "--cwd", cwd, "cwdexec", "sh", "-c", "pwd; ls")
 				}
-				so, se, code = e.hako("exec", "--cwd", cwd, "cwdexec", "sh", "-c", "pwd; ls")
-			}
-			if cmd == "run" {
-				// Also with host directories the caller left open
-				// (not preserved) as fds 3 and up.
-				so2, _, code2 := e.hakoWithFds([]string{"/", "/etc", e.root}, "run", fmt.Sprintf("cwdfd%d", fd))
-				if code2 == 0 && (!strings.HasPrefix(so2, "/") || strings.Contains(so2, "passwd") || strings.Contains(so2, "state.json")) {
-					t.Fatalf("run with cwd %s and the caller's fds escaped: %q", cwd, so2)
+				if cmd == "run" {
+					// Also with host directories the caller left open
+					// (not preserved) as fds 3 and up.
+					so2, _, code2 := e.hakoWithFds([]string{"/", "/etc", e.root}, "run", fmt.Sprintf("cwdfd%d", fd))
+					if code2 == 0 && (!strings.HasPrefix(so2, "/") || strings.Contains(so2, "passwd") || strings.Contains(so2, "state.json")) {
+						t.Fatalf("run with cwd %s and the caller's fds escaped: %q", cwd, so2)
+					}
 				}
-			}
-			if code == 0 && !strings.HasPrefix(so, "/") {
-				t.Fatalf("%s with cwd %s escaped: %q", cmd, cwd, so)
-			}
-			if strings.Contains(so, "state.json") || strings.Contains(so, "exec.fifo") || strings.Contains(so, "unreachable") {
-				t.Fatalf("%s with cwd %s sees a host directory: %q %q", cmd, cwd, so, se)
+				if code == 0 && !strings.HasPrefix(so, "/") {
+					t.Fatalf("%s with cwd %s escaped: %q", cmd, cwd, so)
+				}
+				if strings.Contains(so, "state.json") || strings.Contains(so, "exec.fifo") || strings.Contains(so, "unreachable") {
+					t.Fatalf("%s with cwd %s sees a host directory: %q %q", cmd, cwd, so, se)
+				}
 			}
 		}
-	}
+	})
 }
 
 // CVE-2022-29162 (crun CVE-2022-27650): exec --cap must not put the
@@ -226,19 +228,21 @@ func TestCVE2022_29162_ExecCapNotInheritable(t *testing.T) {
 // symlink; mounting procfs through it would land outside the container's
 // /proc, and LSM label writes after it would go to a fake file.
 func TestCVE2019_19921_ProcSymlinkRefused(t *testing.T) {
-	for _, dir := range []string{"proc", "sys"} {
-		e := newEnv(t)
-		p := filepath.Join(e.bundle, "rootfs", dir)
-		os.Remove(p)
-		os.MkdirAll(filepath.Join(e.bundle, "rootfs", "fake"), 0o755)
-		os.Symlink("/fake", p)
-		e.write()
-		_, se, code := e.hako("run", "sym-"+dir)
-		if code == 0 || !strings.Contains(se, "symlink") || !strings.Contains(se, "must be mounted on ordinary directory") {
-			t.Errorf("/%s as a symlink: exit %d, %q (want runc's words and the cause)", dir, code, se)
+	bothSides(t, func(t *testing.T) {
+		for _, dir := range []string{"proc", "sys"} {
+			e := newEnv(t)
+			p := filepath.Join(e.bundle, "rootfs", dir)
+			os.Remove(p)
+			os.MkdirAll(filepath.Join(e.bundle, "rootfs", "fake"), 0o755)
+			os.Symlink("/fake", p)
+			e.write()
+			_, se, code := e.hako("run", "sym-"+dir)
+			if code == 0 || !strings.Contains(se, "symlink") || !strings.Contains(se, "must be mounted on ordinary directory") {
+				t.Errorf("/%s as a symlink: exit %d, %q (want runc's words and the cause)", dir, code, se)
+			}
+			assertNothingLeft(t, e, "sym-"+dir)
 		}
-		assertNothingLeft(t, e, "sym-"+dir)
-	}
+	})
 }
 
 // CVE-2021-30465, crun CVE-2019-18837: a mount destination that is a
@@ -251,95 +255,101 @@ func TestCVE2019_19921_ProcSymlinkRefused(t *testing.T) {
 // resolved as a host path, it would land on the host's directory, out of
 // the container's sight.
 func TestCVE2021_30465_DestinationResolvedInRoot(t *testing.T) {
-	e := newEnv(t)
-	host := t.TempDir()
-	sub := filepath.Join(host, "sub")
-	if err := os.MkdirAll(sub, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Join(e.bundle, "rootfs", sub), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	e.spec.Mounts = append(e.spec.Mounts, specs.Mount{Destination: sub, Type: "tmpfs", Source: "tmpfs"})
-	if out := strings.TrimSpace(e.run("stat", "-f", "-c", "%T", sub)); out != "tmpfs" {
-		t.Fatalf("the container's %s is on %q, want the tmpfs mounted there", sub, out)
-	}
+	bothSides(t, func(t *testing.T) {
+		e := newEnv(t)
+		host := t.TempDir()
+		sub := filepath.Join(host, "sub")
+		if err := os.MkdirAll(sub, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Join(e.bundle, "rootfs", sub), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		e.spec.Mounts = append(e.spec.Mounts, specs.Mount{Destination: sub, Type: "tmpfs", Source: "tmpfs"})
+		if out := strings.TrimSpace(e.run("stat", "-f", "-c", "%T", sub)); out != "tmpfs" {
+			t.Fatalf("the container's %s is on %q, want the tmpfs mounted there", sub, out)
+		}
+	})
 }
 
 func TestCVE2021_30465_SymlinkDestinationStaysInside(t *testing.T) {
-	e := newEnv(t)
-	host := t.TempDir()
-	rootfs := filepath.Join(e.bundle, "rootfs")
-	os.Remove(filepath.Join(rootfs, "mnt"))
-	os.Symlink("../../../../../../../../"+strings.TrimPrefix(host, "/"), filepath.Join(rootfs, "mnt"))
-	e.spec.Root.Readonly = false
-	e.spec.Mounts = append(e.spec.Mounts, specs.Mount{Destination: "/mnt/sub", Type: "tmpfs", Source: "tmpfs"})
-	// Creating a mount point through a dangling symlink is refused; either
-	// way nothing may reach the host.
-	e.spec.Process.Args = []string{"true"}
-	e.write()
-	e.hako("run", "symdest")
-	if strings.Contains(hostMounts(t), host) {
-		t.Fatal("a mount landed on the host through a symlinked destination")
-	}
-	if _, err := os.Stat(filepath.Join(host, "sub")); err == nil {
-		t.Fatal("a directory was created on the host through a symlinked destination")
-	}
-
-	// The race: /mnt flips between a real directory and a symlink to the
-	// host directory while containers are created.
-	os.Remove(filepath.Join(rootfs, "mnt"))
-	os.MkdirAll(filepath.Join(rootfs, "mnt-dir", "sub"), 0o755)
-	os.Symlink(host, filepath.Join(rootfs, "mnt-link"))
-	os.Rename(filepath.Join(rootfs, "mnt-dir"), filepath.Join(rootfs, "mnt"))
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			unix.Renameat2(unix.AT_FDCWD, filepath.Join(rootfs, "mnt"), unix.AT_FDCWD, filepath.Join(rootfs, "mnt-link"), unix.RENAME_EXCHANGE)
+	bothSides(t, func(t *testing.T) {
+		e := newEnv(t)
+		host := t.TempDir()
+		rootfs := filepath.Join(e.bundle, "rootfs")
+		os.Remove(filepath.Join(rootfs, "mnt"))
+		os.Symlink("../../../../../../../../"+strings.TrimPrefix(host, "/"), filepath.Join(rootfs, "mnt"))
+		e.spec.Root.Readonly = false
+		e.spec.Mounts = append(e.spec.Mounts, specs.Mount{Destination: "/mnt/sub", Type: "tmpfs", Source: "tmpfs"})
+		// Creating a mount point through a dangling symlink is refused; either
+		// way nothing may reach the host.
+		e.spec.Process.Args = []string{"true"}
+		e.write()
+		e.hako("run", "symdest")
+		if strings.Contains(hostMounts(t), host) {
+			t.Fatal("a mount landed on the host through a symlinked destination")
 		}
-	}()
-	e.spec.Process.Args = []string{"true"}
-	e.write()
-	for i := 0; i < 40; i++ {
-		e.hako("run", fmt.Sprintf("race%d", i))
-	}
-	close(stop)
-	<-done
-	if strings.Contains(hostMounts(t), host) {
-		t.Fatal("a mount landed on the host during the symlink exchange race")
-	}
-	if ents, _ := os.ReadDir(host); len(ents) != 0 {
-		t.Fatalf("files created on the host during the race: %v", ents)
-	}
+		if _, err := os.Stat(filepath.Join(host, "sub")); err == nil {
+			t.Fatal("a directory was created on the host through a symlinked destination")
+		}
+
+		// The race: /mnt flips between a real directory and a symlink to the
+		// host directory while containers are created.
+		os.Remove(filepath.Join(rootfs, "mnt"))
+		os.MkdirAll(filepath.Join(rootfs, "mnt-dir", "sub"), 0o755)
+		os.Symlink(host, filepath.Join(rootfs, "mnt-link"))
+		os.Rename(filepath.Join(rootfs, "mnt-dir"), filepath.Join(rootfs, "mnt"))
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				unix.Renameat2(unix.AT_FDCWD, filepath.Join(rootfs, "mnt"), unix.AT_FDCWD, filepath.Join(rootfs, "mnt-link"), unix.RENAME_EXCHANGE)
+			}
+		}()
+		e.spec.Process.Args = []string{"true"}
+		e.write()
+		for i := 0; i < 40; i++ {
+			e.hako("run", fmt.Sprintf("race%d", i))
+		}
+		close(stop)
+		<-done
+		if strings.Contains(hostMounts(t), host) {
+			t.Fatal("a mount landed on the host during the symlink exchange race")
+		}
+		if ents, _ := os.ReadDir(host); len(ents) != 0 {
+			t.Fatalf("files created on the host during the race: %v", ents)
+		}
+	})
 }
 
 // CVE-2025-31133: with /dev taken from the image, /dev/null may be a
 // symlink; masking must never bind whatever it points to.
 func TestCVE2025_31133_DevNullSymlinkNotUsedForMasking(t *testing.T) {
-	e := newEnv(t)
-	var mounts []specs.Mount
-	for _, m := range e.spec.Mounts {
-		if !strings.HasPrefix(m.Destination, "/dev") {
-			mounts = append(mounts, m)
+	bothSides(t, func(t *testing.T) {
+		e := newEnv(t)
+		var mounts []specs.Mount
+		for _, m := range e.spec.Mounts {
+			if !strings.HasPrefix(m.Destination, "/dev") {
+				mounts = append(mounts, m)
+			}
 		}
-	}
-	e.spec.Mounts = mounts
-	dev := filepath.Join(e.bundle, "rootfs", "dev")
-	os.WriteFile(filepath.Join(e.bundle, "rootfs", "etc", "secret"), []byte("s"), 0o644)
-	os.Symlink("/etc/secret", filepath.Join(dev, "null"))
-	e.write()
-	_, se, code := e.hako("run", "devnull")
-	if code == 0 || !strings.Contains(se, "null device") {
-		t.Fatalf("/dev/null symlink: exit %d, %q", code, se)
-	}
-	assertNothingLeft(t, e, "devnull")
+		e.spec.Mounts = mounts
+		dev := filepath.Join(e.bundle, "rootfs", "dev")
+		os.WriteFile(filepath.Join(e.bundle, "rootfs", "etc", "secret"), []byte("s"), 0o644)
+		os.Symlink("/etc/secret", filepath.Join(dev, "null"))
+		e.write()
+		_, se, code := e.hako("run", "devnull")
+		if code == 0 || !strings.Contains(se, "null device") {
+			t.Fatalf("/dev/null symlink: exit %d, %q", code, se)
+		}
+		assertNothingLeft(t, e, "devnull")
+	})
 }
 
 // CVE-2025-52565: /dev/console from the image as a symlink must not
@@ -435,32 +445,36 @@ func TestCVE2023_25809_RootlessCgroupViewReadOnly(t *testing.T) {
 // Fds the caller leaves open without --preserve-fds never reach the
 // container's process.
 func TestCVE2024_21626_CallerFdsDoNotLeak(t *testing.T) {
-	e := newEnv(t)
-	e.spec.Process.Args = []string{"ls", "/proc/self/fd"}
-	e.write()
-	so, se, code := e.hakoWithFds([]string{"/", "/etc", "/etc/passwd"}, "run", "leak1")
-	if code != 0 {
-		t.Fatalf("run: %d %s", code, se)
-	}
-	// 0 1 2 and ls's own directory fd.
-	if fds := strings.Fields(so); len(fds) != 4 {
-		t.Fatalf("fds in the container: %q", fds)
-	}
+	bothSides(t, func(t *testing.T) {
+		e := newEnv(t)
+		e.spec.Process.Args = []string{"ls", "/proc/self/fd"}
+		e.write()
+		so, se, code := e.hakoWithFds([]string{"/", "/etc", "/etc/passwd"}, "run", "leak1")
+		if code != 0 {
+			t.Fatalf("run: %d %s", code, se)
+		}
+		// 0 1 2 and ls's own directory fd.
+		if fds := strings.Fields(so); len(fds) != 4 {
+			t.Fatalf("fds in the container: %q", fds)
+		}
+	})
 }
 
 // The same for exec, whose plain plan nsexec.c applies in C: the fds hako
 // got from its caller are not the exec'd process's.
 func TestCVE2024_21626_CallerFdsDoNotLeakIntoExec(t *testing.T) {
-	e := newEnv(t)
-	e.background("leakexec")
-	so, se, code := e.hakoWithFds([]string{"/", "/etc", "/etc/passwd"}, "exec", "leakexec", "ls", "/proc/self/fd")
-	if code != 0 {
-		t.Fatalf("exec: %d %s", code, se)
-	}
-	if fds := strings.Fields(so); len(fds) != 4 {
-		t.Fatalf("fds in the exec'd process: %q", fds)
-	}
-	e.hakoOK("delete", "--force", "leakexec")
+	bothSides(t, func(t *testing.T) {
+		e := newEnv(t)
+		e.background("leakexec")
+		so, se, code := e.hakoWithFds([]string{"/", "/etc", "/etc/passwd"}, "exec", "leakexec", "ls", "/proc/self/fd")
+		if code != 0 {
+			t.Fatalf("exec: %d %s", code, se)
+		}
+		if fds := strings.Fields(so); len(fds) != 4 {
+			t.Fatalf("fds in the exec'd process: %q", fds)
+		}
+		e.hakoOK("delete", "--force", "leakexec")
+	})
 }
 
 // exec's working directory is resolved without following a /proc magic
@@ -468,15 +482,17 @@ func TestCVE2024_21626_CallerFdsDoNotLeakIntoExec(t *testing.T) {
 // process holds no fd of hako's to escape through, but a cwd through its
 // own fds is refused all the same, with the reason.
 func TestCVE2024_21626_ExecCwdMagicLinkRefused(t *testing.T) {
-	e := newEnv(t)
-	e.background("cwdmagic")
-	for _, cwd := range []string{"/proc/self/fd/0", "/proc/self/cwd", "/proc/1/root"} {
-		so, se, code := e.hako("exec", "--cwd", cwd, "cwdmagic", "pwd")
-		if code == 0 || !strings.Contains(se, "goes through a /proc magic link") {
-			t.Errorf("exec --cwd %s: exit %d, stdout %q, stderr %q; want refused (ELOOP)", cwd, code, so, se)
+	bothSides(t, func(t *testing.T) {
+		e := newEnv(t)
+		e.background("cwdmagic")
+		for _, cwd := range []string{"/proc/self/fd/0", "/proc/self/cwd", "/proc/1/root"} {
+			so, se, code := e.hako("exec", "--cwd", cwd, "cwdmagic", "pwd")
+			if code == 0 || !strings.Contains(se, "goes through a /proc magic link") {
+				t.Errorf("exec --cwd %s: exit %d, stdout %q, stderr %q; want refused (ELOOP)", cwd, code, so, se)
+			}
 		}
-	}
-	e.hakoOK("delete", "--force", "cwdmagic")
+		e.hakoOK("delete", "--force", "cwdmagic")
+	})
 }
 
 // runc #1962 (no CVE was assigned; fixed in runc 1.0.0-rc7, refined by #2647):

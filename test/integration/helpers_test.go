@@ -139,10 +139,29 @@ func readAll(f *os.File) string {
 
 // hakoWithFds runs hako with the given host paths open as fds 3, 4, ...,
 // inherited without --preserve-fds, as a careless caller would.
+// hakoEnv is added to the environment of every hako an env runs
+// (bothSides sets it).
+var hakoEnv []string
+
+// bothSides runs fn twice: with the container process's plan applied by
+// nsexec.c where it can be (as hako runs), and with every plan left to Go
+// (nsenter.EnvTestNoCPlan). A defence both sides have is tested on each.
+func bothSides(t *testing.T, fn func(t *testing.T)) {
+	t.Run("C", fn)
+	t.Run("Go", func(t *testing.T) {
+		hakoEnv = []string{"_HAKO_TEST_NO_C_PLAN=1"}
+		defer func() { hakoEnv = nil }()
+		fn(t)
+	})
+}
+
 func (e *env) hakoWithFds(paths []string, args ...string) (string, string, int) {
 	e.t.Helper()
 	cmd := exec.Command(hakoBin, append([]string{"--root", e.root}, args...)...)
 	cmd.Dir = e.bundle
+	if len(hakoEnv) > 0 {
+		cmd.Env = append(os.Environ(), hakoEnv...)
+	}
 	for _, p := range paths {
 		f, err := os.Open(p)
 		if err != nil {
