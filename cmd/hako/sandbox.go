@@ -194,7 +194,7 @@ func printSandboxHelp(w io.Writer, fs *flag.FlagSet) {
 	printFlags(w, fs)
 	fmt.Fprintf(w, "\nPROPERTIES (systemd.exec(5) names and values):\n")
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	for _, r := range sandbox.Table {
+	for _, r := range sandbox.Table() {
 		fmt.Fprintf(tw, "   %s\t%s\n", r.Name, strings.TrimSpace(r.Help))
 	}
 	tw.Flush()

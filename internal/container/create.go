@@ -489,7 +489,7 @@ func (k *creation) onInitPid(so *spawnOpts, pidfdSock *os.File, pid int) error {
 			return err
 		}
 	}
-	pl.SetHookState(k.c.stateJSON(Creating), k.c.stateJSON(Created))
+	pl.SetHookState(func() []byte { return k.c.stateJSON(Creating) }, func() []byte { return k.c.stateJSON(Created) })
 	files, err := mountFds(pl, s, pid)
 	if err != nil {
 		return err

@@ -228,7 +228,7 @@ func TestFromSpecFields(t *testing.T) {
 			if len(h) != 2 || h[0].Value != "createContainer" || h[0].Path != "/b/rootfs" || h[1].Value != "startContainer" {
 				t.Errorf("%+v", h)
 			}
-			p.SetHookState([]byte("creating"), []byte("created"))
+			p.SetHookState(func() []byte { return []byte("creating") }, func() []byte { return []byte("created") })
 			h = find(p, OpHooks)
 			if string(h[0].State) != "creating" || string(h[1].State) != "created" {
 				t.Errorf("states %q %q", h[0].State, h[1].State)

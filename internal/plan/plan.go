@@ -347,17 +347,25 @@ func (p *Plan) Lines() []string {
 
 // SetHookState gives the hook steps the container state they pass on
 // stdin: creating for createContainer, created for startContainer. The
-// parent knows it only once the process exists.
-func (p *Plan) SetHookState(creating, created []byte) {
+// parent knows it only once the process exists; each is made (a JSON
+// encoding of the state) only if a hook step needs it.
+func (p *Plan) SetHookState(creating, created func() []byte) {
+	var cr, cd []byte
 	for i := range p.Steps {
 		s := &p.Steps[i]
 		if s.Op != OpHooks {
 			continue
 		}
 		if s.Value == "startContainer" {
-			s.State = created
+			if cd == nil {
+				cd = created()
+			}
+			s.State = cd
 		} else {
-			s.State = creating
+			if cr == nil {
+				cr = creating()
+			}
+			s.State = cr
 		}
 	}
 }

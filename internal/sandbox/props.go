@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/moby/sys/capability"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -26,95 +27,97 @@ type Row struct {
 
 // Table is every property `hako sandbox` knows, in systemd.exec(5)'s
 // order. One row per property: the meaning of a property is decided here.
-var Table = []Row{
-	{Name: "PrivateTmp", Help: "yes: fresh /tmp and /var/tmp only this sandbox sees, gone at exit", Apply: boolProp(func(b *builder) {
-		for _, d := range []string{"/tmp", "/var/tmp"} {
-			b.tmpfs("PrivateTmp", d, []string{"nosuid", "nodev", "mode=1777"}, false)
-		}
-	})},
-	{Name: "PrivateDevices", Help: "yes: a minimal /dev (null zero full random urandom tty, pts, shm); no CAP_MKNOD, CAP_SYS_RAWIO; @raw-io denied", Apply: boolProp(func(b *builder) {
-		b.privateDevices = true
-		b.dropCaps("PrivateDevices", "CAP_MKNOD", "CAP_SYS_RAWIO")
-		b.sec.rawIO = true
-		b.sec.uses("PrivateDevices")
-	})},
-	{Name: "PrivateNetwork", Help: "yes: a new network namespace with only lo, up", Apply: boolProp(func(b *builder) { b.newNS("PrivateNetwork", specs.NetworkNamespace, "net") })},
-	{Name: "PrivateIPC", Help: "yes: a new IPC namespace (SysV IPC, POSIX message queues)", Apply: boolProp(func(b *builder) { b.newNS("PrivateIPC", specs.IPCNamespace, "ipc") })},
-	{Name: "PrivateUsers", Help: "yes: a new user namespace (always so for an unprivileged caller)", Apply: boolProp(func(b *builder) {
-		b.privateUsers = true
-		b.check(receipt.Check{Property: "PrivateUsers", Kind: receipt.KindNewNS, Value: "user", Host: b.in.HostNS["user"]})
-	})},
-	{Name: "ProtectHostname", Help: "yes: a new UTS namespace; hostname changes stay inside", Apply: boolProp(func(b *builder) { b.newNS("ProtectHostname", specs.UTSNamespace, "uts") })},
-	{Name: "ProtectSystem", Help: "yes: /usr /boot /efi read-only; full: and /etc; strict: all but /dev /proc /sys", Apply: protectSystem},
-	{Name: "ProtectHome", Help: "yes: /home /root /run/user empty; read-only; tmpfs: empty tmpfs, read-only", Apply: protectHome},
-	{Name: "ProtectKernelTunables", Help: "yes: /proc/sys, /proc/sysrq-trigger and /sys read-only", Apply: boolProp(func(b *builder) {
-		for _, p := range []string{"/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/sys"} {
-			b.tree("ProtectKernelTunables", p, true, true)
-		}
-	})},
-	{Name: "ProtectKernelModules", Help: "yes: no CAP_SYS_MODULE; /usr/lib/modules and /lib/modules inaccessible", Apply: boolProp(func(b *builder) {
-		b.dropCaps("ProtectKernelModules", "CAP_SYS_MODULE")
-		b.inaccessible("ProtectKernelModules", "/usr/lib/modules", "/lib/modules")
-	})},
-	{Name: "ProtectKernelLogs", Help: "yes: no CAP_SYSLOG; /proc/kmsg and /dev/kmsg inaccessible", Apply: boolProp(func(b *builder) {
-		b.dropCaps("ProtectKernelLogs", "CAP_SYSLOG")
-		b.inaccessible("ProtectKernelLogs", "/proc/kmsg", "/dev/kmsg")
-	})},
-	{Name: "ProtectControlGroups", Help: "yes: /sys/fs/cgroup read-only", Apply: boolProp(func(b *builder) { b.tree("ProtectControlGroups", "/sys/fs/cgroup", true, true) })},
-	{Name: "ProtectProc", Help: "invisible, noaccess, ptraceable or default: /proc mounted with hidepid= (other users' processes)", Apply: protectProc},
-	{Name: "ProcSubset", Help: "pid: /proc shows processes only (subset=pid: no /proc/sys, /proc/meminfo, ...); all: everything", Apply: procSubset},
-	{Name: "ReadOnlyPaths", Help: "PATH...: read-only (submounts too); -PATH: ignore if missing", Apply: pathList(func(b *builder, p string, opt bool) { b.tree("ReadOnlyPaths", p, true, opt) })},
-	{Name: "ReadWritePaths", Help: "PATH...: writable again below ProtectSystem=strict or ReadOnlyPaths", Apply: pathList(func(b *builder, p string, opt bool) { b.rwPaths = append(b.rwPaths, optPath{p, opt, "ReadWritePaths"}) })},
-	{Name: "InaccessiblePaths", Help: "PATH...: covered by an empty read-only directory or the null device", Apply: pathList(func(b *builder, p string, opt bool) { b.inaccessible("InaccessiblePaths", p) })},
-	{Name: "BindPaths", Help: "[-]SRC[:DEST[:rbind|norbind]]...: bind mounts", Apply: bindPaths(false)},
-	{Name: "BindReadOnlyPaths", Help: "[-]SRC[:DEST[:rbind|norbind]]...: read-only bind mounts", Apply: bindPaths(true)},
-	{Name: "TemporaryFileSystem", Help: "PATH[:OPTIONS]...: an empty tmpfs there (OPTIONS: ro, mode=, size=, ...)", Apply: temporaryFS},
-	{Name: "WorkingDirectory", Help: "DIR, ~ or -DIR: COMMAND's working directory (default: the caller's)", Apply: workingDirectory},
-	{Name: "RootDirectory", Help: "DIR: COMMAND's root; the other paths are inside it but BindPaths' sources and ReadOnly/ReadWrite/InaccessiblePaths (host paths; +PATH: inside)", Apply: rootDirectory},
-	{Name: "RootImage", Help: "(not supported: a disk image needs loop devices and dm-verity; mount it and give RootDirectory=)", Refuse: "a disk image needs loop devices and dm-verity checks hako does not do; mount it and give RootDirectory="},
-	{Name: "MountAPIVFS", Help: "yes: with RootDirectory, the host's /dev and /sys and an empty /run inside it (/proc is always the sandbox's own)", Apply: boolProp(func(b *builder) { b.apiVFS = true })},
-	{Name: "Environment", Help: `"VAR=VALUE"...: set in COMMAND's environment (systemd's quoting)`, Apply: environment},
-	{Name: "UnsetEnvironment", Help: "VAR or VAR=VALUE...: remove from COMMAND's environment", Apply: unsetEnvironment},
-	{Name: "User", Help: "NAME or UID: run COMMAND as this user (root callers only)", Apply: userProp},
-	{Name: "Group", Help: "NAME or GID: run COMMAND with this group (root callers only)", Apply: groupProp},
-	{Name: "NoNewPrivileges", Help: "yes: no_new_privs, no privilege gained by execve (setuid, file caps)", Apply: boolProp(func(b *builder) {
-		b.spec.Process.NoNewPrivileges = true
-		b.check(receipt.Check{Property: "NoNewPrivileges", Kind: receipt.KindStatus, Path: "NoNewPrivs", Value: "1"})
-	})},
-	{Name: "CapabilityBoundingSet", Help: "[~]CAP...: keep only these capabilities (~: drop these)", Apply: capabilityBoundingSet},
-	{Name: "AmbientCapabilities", Help: "[~]CAP...: ambient capabilities COMMAND keeps across execve, also as a non-root User=", Apply: ambientCapabilities},
-	{Name: "SystemCallFilter", Help: "[~]SYSCALL|@GROUP...: seccomp allow list (plus @default) or ~deny list; SYSCALL:ERRNO in deny lists", Apply: systemCallFilter},
-	{Name: "SystemCallErrorNumber", Help: "ERRNO (name or number) or kill: what a SystemCallFilter violation gets (default: killed by SIGSYS)", Apply: systemCallErrorNumber},
-	{Name: "SystemCallArchitectures", Help: "native: syscalls through any other ABI kill the process", Apply: systemCallArchitectures},
-	{Name: "RestrictNamespaces", Help: "yes, no, TYPE... or ~TYPE... (cgroup ipc net mnt pid user uts): seccomp on unshare, clone, setns; clone3 gets ENOSYS", Apply: restrictNamespaces},
-	{Name: "LockPersonality", Help: "yes: personality(2) may not change the execution domain (EPERM)", Apply: seccompBool("LockPersonality", func(s *seccompState) { s.lockPers = true })},
-	{Name: "MemoryDenyWriteExecute", Help: "yes: no writable+executable mmap, no mprotect/shmat to executable (EPERM)", Apply: seccompBool("MemoryDenyWriteExecute", func(s *seccompState) { s.mdwe = true })},
-	{Name: "RestrictRealtime", Help: "yes: sched_setscheduler to SCHED_FIFO, SCHED_RR, SCHED_DEADLINE fails (EPERM)", Apply: seccompBool("RestrictRealtime", func(s *seccompState) { s.realtime = true })},
-	{Name: "RestrictSUIDSGID", Help: "yes: no file made set-user-ID or set-group-ID (chmod, mkdir, mknod, open O_CREAT: EPERM; openat2: ENOSYS)", Apply: seccompBool("RestrictSUIDSGID", func(s *seccompState) { s.suidSGID = true })},
-	{Name: "RestrictAddressFamilies", Help: "[~]AF_...| none: socket(2) of other (~: these) families fails with EAFNOSUPPORT", Apply: restrictAddressFamilies},
-	{Name: "IPAddressAllow", Help: "(not supported: systemd's cgroup BPF address filter is not implemented)", Refuse: ipRefusal},
-	{Name: "IPAddressDeny", Help: "(not supported: systemd's cgroup BPF address filter is not implemented)", Refuse: ipRefusal},
-	{Name: "MemoryMax", Help: "BYTES[K|M|G|T], N% of RAM or infinity: cgroup memory limit (root, or a delegated cgroup v2)", Apply: memoryMax},
-	{Name: "MemoryHigh", Help: "BYTES[K|M|G|T], N% or infinity: cgroup v2 memory.high, the throttling limit", Apply: memoryHigh},
-	{Name: "TasksMax", Help: "N or infinity: at most N tasks (processes and threads) in the sandbox's cgroup", Apply: tasksMax},
-	{Name: "CPUQuota", Help: "N%: CPU time per 100ms period (200% = two CPUs)", Apply: cpuQuota},
-	{Name: "CPUWeight", Help: "1..10000: cgroup CPU weight (100 is the default; cpu.shares on cgroup v1)", Apply: cpuWeight},
-}
+// Built on first use: every hako process (a container's init that runs Go
+// included) would otherwise build its ~34 KB at start.
+var Table = sync.OnceValue(func() []Row {
+	t := []Row{
+		{Name: "PrivateTmp", Help: "yes: fresh /tmp and /var/tmp only this sandbox sees, gone at exit", Apply: boolProp(func(b *builder) {
+			for _, d := range []string{"/tmp", "/var/tmp"} {
+				b.tmpfs("PrivateTmp", d, []string{"nosuid", "nodev", "mode=1777"}, false)
+			}
+		})},
+		{Name: "PrivateDevices", Help: "yes: a minimal /dev (null zero full random urandom tty, pts, shm); no CAP_MKNOD, CAP_SYS_RAWIO; @raw-io denied", Apply: boolProp(func(b *builder) {
+			b.privateDevices = true
+			b.dropCaps("PrivateDevices", "CAP_MKNOD", "CAP_SYS_RAWIO")
+			b.sec.rawIO = true
+			b.sec.uses("PrivateDevices")
+		})},
+		{Name: "PrivateNetwork", Help: "yes: a new network namespace with only lo, up", Apply: boolProp(func(b *builder) { b.newNS("PrivateNetwork", specs.NetworkNamespace, "net") })},
+		{Name: "PrivateIPC", Help: "yes: a new IPC namespace (SysV IPC, POSIX message queues)", Apply: boolProp(func(b *builder) { b.newNS("PrivateIPC", specs.IPCNamespace, "ipc") })},
+		{Name: "PrivateUsers", Help: "yes: a new user namespace (always so for an unprivileged caller)", Apply: boolProp(func(b *builder) {
+			b.privateUsers = true
+			b.check(receipt.Check{Property: "PrivateUsers", Kind: receipt.KindNewNS, Value: "user", Host: b.in.HostNS["user"]})
+		})},
+		{Name: "ProtectHostname", Help: "yes: a new UTS namespace; hostname changes stay inside", Apply: boolProp(func(b *builder) { b.newNS("ProtectHostname", specs.UTSNamespace, "uts") })},
+		{Name: "ProtectSystem", Help: "yes: /usr /boot /efi read-only; full: and /etc; strict: all but /dev /proc /sys", Apply: protectSystem},
+		{Name: "ProtectHome", Help: "yes: /home /root /run/user empty; read-only; tmpfs: empty tmpfs, read-only", Apply: protectHome},
+		{Name: "ProtectKernelTunables", Help: "yes: /proc/sys, /proc/sysrq-trigger and /sys read-only", Apply: boolProp(func(b *builder) {
+			for _, p := range []string{"/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/sys"} {
+				b.tree("ProtectKernelTunables", p, true, true)
+			}
+		})},
+		{Name: "ProtectKernelModules", Help: "yes: no CAP_SYS_MODULE; /usr/lib/modules and /lib/modules inaccessible", Apply: boolProp(func(b *builder) {
+			b.dropCaps("ProtectKernelModules", "CAP_SYS_MODULE")
+			b.inaccessible("ProtectKernelModules", "/usr/lib/modules", "/lib/modules")
+		})},
+		{Name: "ProtectKernelLogs", Help: "yes: no CAP_SYSLOG; /proc/kmsg and /dev/kmsg inaccessible", Apply: boolProp(func(b *builder) {
+			b.dropCaps("ProtectKernelLogs", "CAP_SYSLOG")
+			b.inaccessible("ProtectKernelLogs", "/proc/kmsg", "/dev/kmsg")
+		})},
+		{Name: "ProtectControlGroups", Help: "yes: /sys/fs/cgroup read-only", Apply: boolProp(func(b *builder) { b.tree("ProtectControlGroups", "/sys/fs/cgroup", true, true) })},
+		{Name: "ProtectProc", Help: "invisible, noaccess, ptraceable or default: /proc mounted with hidepid= (other users' processes)", Apply: protectProc},
+		{Name: "ProcSubset", Help: "pid: /proc shows processes only (subset=pid: no /proc/sys, /proc/meminfo, ...); all: everything", Apply: procSubset},
+		{Name: "ReadOnlyPaths", Help: "PATH...: read-only (submounts too); -PATH: ignore if missing", Apply: pathList(func(b *builder, p string, opt bool) { b.tree("ReadOnlyPaths", p, true, opt) })},
+		{Name: "ReadWritePaths", Help: "PATH...: writable again below ProtectSystem=strict or ReadOnlyPaths", Apply: pathList(func(b *builder, p string, opt bool) { b.rwPaths = append(b.rwPaths, optPath{p, opt, "ReadWritePaths"}) })},
+		{Name: "InaccessiblePaths", Help: "PATH...: covered by an empty read-only directory or the null device", Apply: pathList(func(b *builder, p string, opt bool) { b.inaccessible("InaccessiblePaths", p) })},
+		{Name: "BindPaths", Help: "[-]SRC[:DEST[:rbind|norbind]]...: bind mounts", Apply: bindPaths(false)},
+		{Name: "BindReadOnlyPaths", Help: "[-]SRC[:DEST[:rbind|norbind]]...: read-only bind mounts", Apply: bindPaths(true)},
+		{Name: "TemporaryFileSystem", Help: "PATH[:OPTIONS]...: an empty tmpfs there (OPTIONS: ro, mode=, size=, ...)", Apply: temporaryFS},
+		{Name: "WorkingDirectory", Help: "DIR, ~ or -DIR: COMMAND's working directory (default: the caller's)", Apply: workingDirectory},
+		{Name: "RootDirectory", Help: "DIR: COMMAND's root; the other paths are inside it but BindPaths' sources and ReadOnly/ReadWrite/InaccessiblePaths (host paths; +PATH: inside)", Apply: rootDirectory},
+		{Name: "RootImage", Help: "(not supported: a disk image needs loop devices and dm-verity; mount it and give RootDirectory=)", Refuse: "a disk image needs loop devices and dm-verity checks hako does not do; mount it and give RootDirectory="},
+		{Name: "MountAPIVFS", Help: "yes: with RootDirectory, the host's /dev and /sys and an empty /run inside it (/proc is always the sandbox's own)", Apply: boolProp(func(b *builder) { b.apiVFS = true })},
+		{Name: "Environment", Help: `"VAR=VALUE"...: set in COMMAND's environment (systemd's quoting)`, Apply: environment},
+		{Name: "UnsetEnvironment", Help: "VAR or VAR=VALUE...: remove from COMMAND's environment", Apply: unsetEnvironment},
+		{Name: "User", Help: "NAME or UID: run COMMAND as this user (root callers only)", Apply: userProp},
+		{Name: "Group", Help: "NAME or GID: run COMMAND with this group (root callers only)", Apply: groupProp},
+		{Name: "NoNewPrivileges", Help: "yes: no_new_privs, no privilege gained by execve (setuid, file caps)", Apply: boolProp(func(b *builder) {
+			b.spec.Process.NoNewPrivileges = true
+			b.check(receipt.Check{Property: "NoNewPrivileges", Kind: receipt.KindStatus, Path: "NoNewPrivs", Value: "1"})
+		})},
+		{Name: "CapabilityBoundingSet", Help: "[~]CAP...: keep only these capabilities (~: drop these)", Apply: capabilityBoundingSet},
+		{Name: "AmbientCapabilities", Help: "[~]CAP...: ambient capabilities COMMAND keeps across execve, also as a non-root User=", Apply: ambientCapabilities},
+		{Name: "SystemCallFilter", Help: "[~]SYSCALL|@GROUP...: seccomp allow list (plus @default) or ~deny list; SYSCALL:ERRNO in deny lists", Apply: systemCallFilter},
+		{Name: "SystemCallErrorNumber", Help: "ERRNO (name or number) or kill: what a SystemCallFilter violation gets (default: killed by SIGSYS)", Apply: systemCallErrorNumber},
+		{Name: "SystemCallArchitectures", Help: "native: syscalls through any other ABI kill the process", Apply: systemCallArchitectures},
+		{Name: "RestrictNamespaces", Help: "yes, no, TYPE... or ~TYPE... (cgroup ipc net mnt pid user uts): seccomp on unshare, clone, setns; clone3 gets ENOSYS", Apply: restrictNamespaces},
+		{Name: "LockPersonality", Help: "yes: personality(2) may not change the execution domain (EPERM)", Apply: seccompBool("LockPersonality", func(s *seccompState) { s.lockPers = true })},
+		{Name: "MemoryDenyWriteExecute", Help: "yes: no writable+executable mmap, no mprotect/shmat to executable (EPERM)", Apply: seccompBool("MemoryDenyWriteExecute", func(s *seccompState) { s.mdwe = true })},
+		{Name: "RestrictRealtime", Help: "yes: sched_setscheduler to SCHED_FIFO, SCHED_RR, SCHED_DEADLINE fails (EPERM)", Apply: seccompBool("RestrictRealtime", func(s *seccompState) { s.realtime = true })},
+		{Name: "RestrictSUIDSGID", Help: "yes: no file made set-user-ID or set-group-ID (chmod, mkdir, mknod, open O_CREAT: EPERM; openat2: ENOSYS)", Apply: seccompBool("RestrictSUIDSGID", func(s *seccompState) { s.suidSGID = true })},
+		{Name: "RestrictAddressFamilies", Help: "[~]AF_...| none: socket(2) of other (~: these) families fails with EAFNOSUPPORT", Apply: restrictAddressFamilies},
+		{Name: "IPAddressAllow", Help: "(not supported: systemd's cgroup BPF address filter is not implemented)", Refuse: ipRefusal},
+		{Name: "IPAddressDeny", Help: "(not supported: systemd's cgroup BPF address filter is not implemented)", Refuse: ipRefusal},
+		{Name: "MemoryMax", Help: "BYTES[K|M|G|T], N% of RAM or infinity: cgroup memory limit (root, or a delegated cgroup v2)", Apply: memoryMax},
+		{Name: "MemoryHigh", Help: "BYTES[K|M|G|T], N% or infinity: cgroup v2 memory.high, the throttling limit", Apply: memoryHigh},
+		{Name: "TasksMax", Help: "N or infinity: at most N tasks (processes and threads) in the sandbox's cgroup", Apply: tasksMax},
+		{Name: "CPUQuota", Help: "N%: CPU time per 100ms period (200% = two CPUs)", Apply: cpuQuota},
+		{Name: "CPUWeight", Help: "1..10000: cgroup CPU weight (100 is the default; cpu.shares on cgroup v1)", Apply: cpuWeight},
+	}
+	// systemd's Limit* properties, one row each, in RLIMIT order.
+	for _, l := range limits {
+		name := l.prop
+		res := l.res
+		t = append(t, Row{Name: name, Help: "SOFT[:HARD], infinity: " + res, Apply: func(b *builder, v string) error { return b.limit(res, v) }})
+	}
+	return t
+})
 
 // ipRefusal says why IPAddressAllow/Deny are refused rather than faked:
 // PrivateNetwork or a seccomp filter on address families are not the same
 // (they cut the loopback, or everything), and a sandbox that claims a
 // filter it does not apply is worse than none.
 const ipRefusal = "systemd filters addresses with cgroup BPF programs (BPF_CGROUP_INET_INGRESS/EGRESS with LPM maps), which hako does not implement; PrivateNetwork=yes cuts all networking but lo, RestrictAddressFamilies= whole families"
-
-func init() {
-	// systemd's Limit* properties, one row each, in RLIMIT order.
-	for _, l := range limits {
-		name := l.prop
-		res := l.res
-		Table = append(Table, Row{Name: name, Help: "SOFT[:HARD], infinity: " + res, Apply: func(b *builder, v string) error { return b.limit(res, v) }})
-	}
-}
 
 // limits: systemd's Limit* names and their resources.
 var limits = []struct{ prop, res string }{
@@ -128,7 +131,7 @@ var limits = []struct{ prop, res string }{
 
 // Lookup finds a property's row.
 func Lookup(name string) (Row, bool) {
-	for _, r := range Table {
+	for _, r := range Table() {
 		if r.Name == name {
 			return r, true
 		}
@@ -138,8 +141,8 @@ func Lookup(name string) (Row, bool) {
 
 // Names lists the properties, sorted.
 func Names() []string {
-	out := make([]string, len(Table))
-	for i, r := range Table {
+	out := make([]string, len(Table()))
+	for i, r := range Table() {
 		out[i] = r.Name
 	}
 	sort.Strings(out)

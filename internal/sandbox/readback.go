@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/hako-runtime/hako/internal/sandbox/receipt"
 )
@@ -61,65 +62,65 @@ var yes = []string{"yes"}
 
 // readBacks has an entry for every row that has Apply: the table test
 // (TestReadBackCoversTable) fails for a new row without one.
-var readBacks = map[string]readBack{
-	"PrivateTmp":            {values: yes, off: "no", alt: privateTmpBind, also: notHostTmp},
-	"PrivateDevices":        {values: yes, off: "no"},
-	"PrivateNetwork":        {values: yes, off: "no", also: onlyLoopback},
-	"PrivateIPC":            {values: yes, off: "no"},
-	"PrivateUsers":          {values: yes, off: "no"},
-	"ProtectHostname":       {values: yes, off: "no"},
-	"ProtectSystem":         {values: []string{"strict", "full", "yes"}, off: "no"},
-	"ProtectHome":           {values: []string{"yes", "read-only", "tmpfs"}, off: "no"},
-	"ProtectKernelTunables": {values: yes, off: "no"},
-	"ProtectKernelModules":  {values: yes, off: "no"},
-	"ProtectKernelLogs":     {values: yes, off: "no"},
-	"ProtectControlGroups":  {values: yes, off: "no"},
-	"ProtectProc":           {values: []string{"invisible", "noaccess", "ptraceable"}, off: "default"},
-	"ProcSubset":            {values: []string{"pid"}, off: "all"},
-	"ReadOnlyPaths":         {derived: residueOf("ReadOnlyPaths")},
-	"ReadWritePaths":        {derived: residueOf("ReadWritePaths")},
-	"InaccessiblePaths":     {derived: residueOf("InaccessiblePaths")},
-	"BindPaths":             {derived: residueOf("BindPaths")},
-	"BindReadOnlyPaths":     {derived: residueOf("BindReadOnlyPaths")},
-	"TemporaryFileSystem":   {derived: residueOf("TemporaryFileSystem")},
-	"NoNewPrivileges":       {values: yes, off: "no"},
-	"CapabilityBoundingSet": {derived: boundingSet},
-	"AmbientCapabilities":   {derived: ambientSet},
+var readBacks = sync.OnceValue(func() map[string]readBack {
+	m := map[string]readBack{
+		"PrivateTmp":            {values: yes, off: "no", alt: privateTmpBind, also: notHostTmp},
+		"PrivateDevices":        {values: yes, off: "no"},
+		"PrivateNetwork":        {values: yes, off: "no", also: onlyLoopback},
+		"PrivateIPC":            {values: yes, off: "no"},
+		"PrivateUsers":          {values: yes, off: "no"},
+		"ProtectHostname":       {values: yes, off: "no"},
+		"ProtectSystem":         {values: []string{"strict", "full", "yes"}, off: "no"},
+		"ProtectHome":           {values: []string{"yes", "read-only", "tmpfs"}, off: "no"},
+		"ProtectKernelTunables": {values: yes, off: "no"},
+		"ProtectKernelModules":  {values: yes, off: "no"},
+		"ProtectKernelLogs":     {values: yes, off: "no"},
+		"ProtectControlGroups":  {values: yes, off: "no"},
+		"ProtectProc":           {values: []string{"invisible", "noaccess", "ptraceable"}, off: "default"},
+		"ProcSubset":            {values: []string{"pid"}, off: "all"},
+		"ReadOnlyPaths":         {derived: residueOf("ReadOnlyPaths")},
+		"ReadWritePaths":        {derived: residueOf("ReadWritePaths")},
+		"InaccessiblePaths":     {derived: residueOf("InaccessiblePaths")},
+		"BindPaths":             {derived: residueOf("BindPaths")},
+		"BindReadOnlyPaths":     {derived: residueOf("BindReadOnlyPaths")},
+		"TemporaryFileSystem":   {derived: residueOf("TemporaryFileSystem")},
+		"NoNewPrivileges":       {values: yes, off: "no"},
+		"CapabilityBoundingSet": {derived: boundingSet},
+		"AmbientCapabilities":   {derived: ambientSet},
 
-	"SystemCallFilter":        {seccomp: true},
-	"SystemCallErrorNumber":   {seccomp: true},
-	"SystemCallArchitectures": {seccomp: true},
-	"RestrictNamespaces":      {seccomp: true},
-	"LockPersonality":         {seccomp: true},
-	"MemoryDenyWriteExecute":  {seccomp: true},
-	"RestrictRealtime":        {seccomp: true},
-	"RestrictSUIDSGID":        {seccomp: true},
-	"RestrictAddressFamilies": {seccomp: true},
+		"SystemCallFilter":        {seccomp: true},
+		"SystemCallErrorNumber":   {seccomp: true},
+		"SystemCallArchitectures": {seccomp: true},
+		"RestrictNamespaces":      {seccomp: true},
+		"LockPersonality":         {seccomp: true},
+		"MemoryDenyWriteExecute":  {seccomp: true},
+		"RestrictRealtime":        {seccomp: true},
+		"RestrictSUIDSGID":        {seccomp: true},
+		"RestrictAddressFamilies": {seccomp: true},
 
-	"WorkingDirectory": {skip: "the report's cwd"},
-	"Environment":      {skip: "COMMAND's input, not isolation (/proc/PID/environ)"},
-	"UnsetEnvironment": {skip: "COMMAND's input, not isolation (/proc/PID/environ)"},
-	"User":             {skip: "the report's identity"},
-	"Group":            {skip: "the report's identity"},
-	// Not read back as properties: the root and the limits are shown in
-	// the report itself (its root, its cgroup and limits); IP filters are
-	// cgroup BPF programs, not readable as addresses.
-	"RootDirectory":  {skip: "the report's root"},
-	"MountAPIVFS":    {skip: "the report's mounts (with RootDirectory only)"},
-	"MemoryMax":      {skip: "the report's cgroup limits"},
-	"MemoryHigh":     {skip: "the report's cgroup limits"},
-	"TasksMax":       {skip: "the report's cgroup limits"},
-	"CPUQuota":       {skip: "the report's cgroup limits"},
-	"CPUWeight":      {skip: "the report's cgroup limits"},
-	"IPAddressAllow": {skip: "cgroup BPF programs, not readable as addresses"},
-	"IPAddressDeny":  {skip: "cgroup BPF programs, not readable as addresses"},
-}
-
-func init() {
-	for _, l := range limits {
-		readBacks[l.prop] = readBack{limit: l.res}
+		"WorkingDirectory": {skip: "the report's cwd"},
+		"Environment":      {skip: "COMMAND's input, not isolation (/proc/PID/environ)"},
+		"UnsetEnvironment": {skip: "COMMAND's input, not isolation (/proc/PID/environ)"},
+		"User":             {skip: "the report's identity"},
+		"Group":            {skip: "the report's identity"},
+		// Not read back as properties: the root and the limits are shown in
+		// the report itself (its root, its cgroup and limits); IP filters are
+		// cgroup BPF programs, not readable as addresses.
+		"RootDirectory":  {skip: "the report's root"},
+		"MountAPIVFS":    {skip: "the report's mounts (with RootDirectory only)"},
+		"MemoryMax":      {skip: "the report's cgroup limits"},
+		"MemoryHigh":     {skip: "the report's cgroup limits"},
+		"TasksMax":       {skip: "the report's cgroup limits"},
+		"CPUQuota":       {skip: "the report's cgroup limits"},
+		"CPUWeight":      {skip: "the report's cgroup limits"},
+		"IPAddressAllow": {skip: "cgroup BPF programs, not readable as addresses"},
+		"IPAddressDeny":  {skip: "cgroup BPF programs, not readable as addresses"},
 	}
-}
+	for _, l := range limits {
+		m[l.prop] = readBack{limit: l.res}
+	}
+	return m
+})
 
 // claims are what in-force properties account for, so that the derived
 // rows (ReadOnlyPaths, CapabilityBoundingSet, ...) state only the rest.
@@ -146,15 +147,15 @@ func ReadBack(l *Live) []Observed {
 	got := map[string]Observed{}
 	// Candidates first: their checks are the claims the derived rows
 	// subtract.
-	for _, row := range Table {
-		rb, ok := readBacks[row.Name]
+	for _, row := range Table() {
+		rb, ok := readBacks()[row.Name]
 		if !ok || row.Apply == nil || rb.values == nil {
 			continue
 		}
 		got[row.Name] = l.candidates(row.Name, rb, c)
 	}
-	for _, row := range Table {
-		rb, ok := readBacks[row.Name]
+	for _, row := range Table() {
+		rb, ok := readBacks()[row.Name]
 		if !ok || row.Apply == nil {
 			continue
 		}
@@ -169,7 +170,7 @@ func ReadBack(l *Live) []Observed {
 		}
 	}
 	var out []Observed
-	for _, row := range Table {
+	for _, row := range Table() {
 		if o, ok := got[row.Name]; ok {
 			out = append(out, o)
 		}

@@ -14,21 +14,21 @@ import (
 // not: a row added to the table without a read-back fails here.
 func TestReadBackCoversTable(t *testing.T) {
 	var missing []string
-	for _, r := range Table {
-		if _, ok := readBacks[r.Name]; !ok && r.Apply != nil {
+	for _, r := range Table() {
+		if _, ok := readBacks()[r.Name]; !ok && r.Apply != nil {
 			missing = append(missing, r.Name)
 		}
 	}
 	if len(missing) > 0 {
 		t.Errorf("no read-back (readback.go's readBacks) for %s", strings.Join(missing, ", "))
 	}
-	for name := range readBacks {
+	for name := range readBacks() {
 		if _, ok := Lookup(name); !ok {
 			t.Errorf("read-back for %s, which is not in the table", name)
 		}
 	}
 	// Each candidate value is one the row accepts.
-	for name, rb := range readBacks {
+	for name, rb := range readBacks() {
 		for _, v := range rb.values {
 			if _, err := Compile(&Input{Args: []string{"true"}, Props: []Property{{Name: name, Value: v}}}); err != nil {
 				t.Errorf("%s=%s: %v", name, v, err)

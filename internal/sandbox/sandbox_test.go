@@ -27,7 +27,7 @@ func compileIn(t *testing.T, in *Input, props ...string) (*Sandbox, error) {
 
 func TestEveryRowHasHelp(t *testing.T) {
 	seen := map[string]bool{}
-	for _, r := range Table {
+	for _, r := range Table() {
 		if r.Help == "" || seen[r.Name] {
 			t.Errorf("row %s: no help or duplicate", r.Name)
 		}
@@ -39,7 +39,7 @@ func TestEveryRowHasHelp(t *testing.T) {
 }
 
 func TestUnsupportedIsAnError(t *testing.T) {
-	for _, r := range Table {
+	for _, r := range Table() {
 		if r.Apply != nil {
 			continue
 		}
