@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -34,12 +32,17 @@ var errSilent = errors.New("the container process stopped answering")
 // read is a recvmsg, so that no fd the child attaches to a frame (the
 // seccomp listener) can be lost to a plain read: fds are queued in arrival
 // order for the frame reader (internal/frame) to hand to their frame. And no
-// read blocks for good: the socket is non-blocking, each wait is cut into
-// syncPoll slices, after each of which checkStuck may end it (a frozen
-// cgroup), and idle bounds the whole.
+// read blocks for good: each wait is a poll(2) of syncPoll, after which
+// checkStuck may end it (a frozen cgroup), and idle bounds the whole.
+//
+// The socket stays out of the Go runtime's poller on purpose. The poller
+// registers an fd for writability as well (edge-triggered), and every frame
+// the child reads frees buffer space, which the kernel signals: the
+// constructor's dozen request frames woke hako's main thread a dozen times
+// while the child worked, on a machine with two CPUs to share. A poll(2)
+// asks for what is waited for, when it is waited for.
 type syncConn struct {
-	f  *os.File
-	rc syscall.RawConn
+	fd int
 	// fds received and not yet claimed by a frame.
 	fds frame.Queue
 	// checkStuck reports why a silent child cannot go on, or nil.
@@ -51,42 +54,52 @@ type syncConn struct {
 
 // newSyncConn takes the parent's end of a fresh socketpair.
 func newSyncConn(fd int) (*syncConn, error) {
+	// Non-blocking: a recvmsg or sendmsg never waits outside a poll.
 	if err := unix.SetNonblock(fd, true); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("sync socket: set non-blocking: %w", err)
 	}
-	// Non-blocking, so os.File puts it in the runtime's poller, which
-	// is what makes read deadlines work. Never call f.Fd(): it would
-	// turn the fd blocking again.
-	f := os.NewFile(uintptr(fd), "sync-parent")
-	rc, err := f.SyscallConn()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("sync socket: %w", err)
-	}
-	return &syncConn{f: f, rc: rc, idle: syncIdleTimeout}, nil
+	return &syncConn{fd: fd, idle: syncIdleTimeout}, nil
 }
 
-func (c *syncConn) Write(p []byte) (int, error) { return c.f.Write(p) }
+func (c *syncConn) Write(p []byte) (int, error) { return c.sendmsg(p, nil) }
 
-func (c *syncConn) Close() error { return c.f.Close() }
+func (c *syncConn) Close() error { return unix.Close(c.fd) }
 
-// sendmsg sends data with rights through the poller.
-func (c *syncConn) sendmsg(data, rights []byte) (int, error) {
-	var n int
-	var serr error
-	err := c.rc.Write(func(fd uintptr) bool {
-		for {
-			n, serr = unix.SendmsgN(int(fd), data, rights, nil, 0)
-			if serr != unix.EINTR {
-				return serr != unix.EAGAIN
-			}
-		}
-	})
-	if err != nil {
-		return 0, err
+// wait polls the socket for events, up to timeout (-1: no bound); false
+// when the time ran out.
+func (c *syncConn) wait(events int16, timeout time.Duration) (bool, error) {
+	ms := -1
+	if timeout >= 0 {
+		ms = int(timeout.Milliseconds())
 	}
-	return n, serr
+	for {
+		n, err := unix.Poll([]unix.PollFd{{Fd: int32(c.fd), Events: events}}, ms)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return false, fmt.Errorf("poll sync socket: %w", err)
+		}
+		return n > 0, nil
+	}
+}
+
+// sendmsg sends data with rights, waiting while the socket is full.
+func (c *syncConn) sendmsg(data, rights []byte) (int, error) {
+	for {
+		n, err := unix.SendmsgN(c.fd, data, rights, nil, 0)
+		switch err {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			if _, err := c.wait(unix.POLLOUT, -1); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		return n, err
+	}
 }
 
 // send writes one frame.
@@ -103,23 +116,18 @@ func (c *syncConn) Read(p []byte) (int, error) {
 	start := time.Now()
 	oob := make([]byte, frame.OOBSpace)
 	for {
-		if err := c.f.SetReadDeadline(time.Now().Add(syncPoll)); err != nil {
-			return 0, fmt.Errorf("sync socket: set deadline: %w", err)
+		n, oobn, flags, _, err := unix.Recvmsg(c.fd, p, oob, unix.MSG_CMSG_CLOEXEC)
+		if err == unix.EINTR {
+			continue
 		}
-		var n, oobn, flags int
-		var rerr error
-		err := c.rc.Read(func(fd uintptr) bool {
-			for {
-				n, oobn, flags, _, rerr = unix.Recvmsg(int(fd), p, oob, unix.MSG_CMSG_CLOEXEC)
-				if rerr != unix.EINTR {
-					return rerr != unix.EAGAIN
-				}
+		if err == unix.EAGAIN {
+			ready, err := c.wait(unix.POLLIN, syncPoll)
+			if err != nil {
+				return 0, err
 			}
-		})
-		if err == nil {
-			err = rerr
-		}
-		if errors.Is(err, os.ErrDeadlineExceeded) {
+			if ready {
+				continue
+			}
 			if c.checkStuck != nil {
 				if err := c.checkStuck(); err != nil {
 					return 0, err

@@ -536,16 +536,16 @@ void hako_c_masker_close(struct hako_cmasker *m)
 // empty read-only tmpfs, anything else the container's /dev/null, which
 // must be the null device (CVE-2025-31133). A path listed twice is masked
 // once.
-int hako_c_mask(struct hako_cmasker *m, const char *path)
+int hako_c_mask(struct hako_cmasker *m, const char *path, const char *clean)
 {
 	for (uint32_t i = 0; i < m->nseen; i++)
-		if (strcmp(m->seen[i], path) == 0)
+		if (strcmp(m->seen[i], clean) == 0)
 			return 0;
 	char **seen = realloc(m->seen, (m->nseen + 1) * sizeof(char *));
 	if (seen == NULL)
 		return -1;
 	m->seen = seen;
-	if ((m->seen[m->nseen] = strdup(path)) == NULL)
+	if ((m->seen[m->nseen] = strdup(clean)) == NULL)
 		return -1;
 	m->nseen++;
 	int fd = open_contained(path);

@@ -54,7 +54,7 @@ int hako_c_loopback(void);
 int hako_c_sysctl(const char *path, const char *value);
 int hako_c_pivot(const char *path);
 int hako_c_dir(int root, const char *path, mode_t mode);
-int hako_c_mask(struct hako_cmasker *m, const char *path);
+int hako_c_mask(struct hako_cmasker *m, const char *path, const char *clean);
 void hako_c_masker_close(struct hako_cmasker *m);
 int hako_c_readonly(const char *path);
 int hako_c_remount_ro(const char *path);

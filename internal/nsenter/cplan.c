@@ -724,7 +724,8 @@ void hako_run_cplan(void)
 			break;
 		}
 		case HAKO_C_MASK:
-			res = hako_c_mask(&masker, str(&b));
+			path = str(&b);
+			res = hako_c_mask(&masker, path, str(&b));
 			break;
 		case HAKO_C_READONLY:
 			res = hako_c_readonly(str(&b));

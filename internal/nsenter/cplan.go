@@ -312,6 +312,8 @@ func EncodeCPlan(p *plan.Plan) (b []byte, ok bool) {
 		case plan.OpMask:
 			op = cMask
 			body.str(s.Path)
+			// What a path listed twice is known by (Masker.Mask).
+			body.str(filepath.Clean(s.Path))
 		case plan.OpReadonly:
 			op = cReadonly
 			body.str(s.Path)
