@@ -58,6 +58,9 @@ type CreateOpts struct {
 	// timeline, when --debug is on, gathers the breakdown of this create
 	// (and of the run around it, which starts it).
 	timeline *timing.Timeline
+	// afterPlan, if set, runs once the init has its plan (run's signal
+	// subscription, forwardAhead).
+	afterPlan func()
 }
 
 // Create builds the container and leaves its init waiting for start. On
@@ -174,7 +177,7 @@ func (r *Runtime) Create(o *CreateOpts) (c *Container, err error) {
 	}
 	p, err := k.startProcess(&spawnOpts{
 		req: req, cgroup2Dir: cgroup2, place: k.cm.Placer(), plan: pl, preserved: preserved,
-		fifoDir: fifoDir, console: consoleSock, timeline: tl, cinit: k.inC,
+		fifoDir: fifoDir, console: consoleSock, timeline: tl, cinit: k.inC, afterSend: o.afterPlan,
 	}, pidfdSock)
 	if err != nil {
 		return nil, err

@@ -67,6 +67,12 @@ func (r *Runtime) ExecFromFlags(id string, f *ExecFlags, args []string) (int, er
 		defer ours.Close()
 		o.ConsoleFile, relaySock = theirs, ours
 	}
+	var sigs <-chan chan os.Signal
+	if !f.Detach {
+		// Subscribed while the process applies its plan: see
+		// forwardAhead.
+		o.afterPlan = func() { sigs = forwardAhead() }
+	}
 	pid, err := c.Exec(o)
 	if o.ConsoleFile != nil {
 		o.ConsoleFile.Close()
@@ -83,7 +89,7 @@ func (r *Runtime) ExecFromFlags(id string, f *ExecFlags, args []string) (int, er
 			return 0, err
 		}
 	}
-	code, err := WaitForward(pid)
+	code, err := waitForward(pid, <-sigs)
 	if relay != nil {
 		relay.Close()
 	}

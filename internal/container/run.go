@@ -1,6 +1,8 @@
 package container
 
 import (
+	"os"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/hako-runtime/hako/internal/console"
@@ -28,6 +30,11 @@ func (r *Runtime) Run(o *CreateOpts, ro RunOpts) (int, error) {
 		// own) are reaped here rather than by the host's init.
 		_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 	}
+	var sigs <-chan chan os.Signal
+	if !ro.Detach {
+		// Subscribed while the init applies its plan: see forwardAhead.
+		o.afterPlan = func() { sigs = forwardAhead() }
+	}
 	c, err := r.Create(o)
 	if err != nil {
 		return 0, err
@@ -50,7 +57,7 @@ func (r *Runtime) Run(o *CreateOpts, ro RunOpts) (int, error) {
 		r.debug("run %s: took %s", o.ID, tl)
 		return 0, nil
 	}
-	code, werr := WaitForward(c.State.InitPid)
+	code, werr := waitForward(c.State.InitPid, <-sigs)
 	tl.Mark("container ran")
 	if relay != nil {
 		relay.Close()

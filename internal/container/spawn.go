@@ -39,8 +39,10 @@ type spawnOpts struct {
 	// sent instead of plan; req asks for it with OptCPlan. cinit: the
 	// same for an init's plan, encoded only when it is sent, once its
 	// fds are numbered (onPid) and the fifo's too (here).
-	cplan     []byte
-	cinit     bool
+	cplan []byte
+	cinit bool
+	// afterSend runs once the plan is sent, while the process applies it.
+	afterSend func()
 	timeline  *timing.Timeline // --debug's breakdown, or nil
 	preserved []*os.File       // become fds 3, 4, ... in the container
 	// inherit are fds of ours that the container gets at the same
@@ -321,6 +323,9 @@ func spawn(o *spawnOpts) (*proc, error) {
 		return fail(fmt.Errorf("send plan: %w", err))
 	}
 	o.timeline.Mark("send plan")
+	if o.afterSend != nil {
+		o.afterSend()
+	}
 	return p, nil
 }
 
