@@ -210,11 +210,16 @@ func (c *Container) destroy() error {
 	if err := c.State.IntelRdt.Destroy(); err != nil {
 		return fmt.Errorf("remove resctrl group of %s: %w", c.State.ID, err)
 	}
-	st := c.stateJSON(Stopped)
+	// The state poststop hooks read, made (a JSON encoding) only for them.
+	var st []byte
+	poststop := hooksErr == nil && h != nil && len(h.Poststop) > 0
+	if poststop {
+		st = c.stateJSON(Stopped)
+	}
 	if err := c.rt.Store.Remove(c.State.ID); err != nil {
 		return err
 	}
-	if hooksErr == nil && h != nil {
+	if poststop {
 		if err := hooks.RunAll("poststop", h.Poststop, st); err != nil {
 			c.rt.warn("%v", err)
 		}
