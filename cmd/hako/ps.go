@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+
+	"github.com/hako-runtime/hako/internal/nsenter"
 )
 
 func init() {
@@ -40,7 +42,11 @@ func init() {
 		if len(psArgs) == 0 {
 			psArgs = []string{"-ef"}
 		}
-		out, err := exec.Command("ps", psArgs...).Output()
+		var out []byte
+		err = nsenter.WithCallerSlack(func() (err error) {
+			out, err = exec.Command("ps", psArgs...).Output()
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("ps %s: %w", strings.Join(psArgs, " "), err)
 		}

@@ -467,12 +467,14 @@ type child struct {
 }
 
 func (c *child) start() error {
-	pid, err := syscall.ForkExec(c.path, c.argv, &syscall.ProcAttr{Env: c.env, Files: c.files, Sys: c.sys})
-	if err != nil {
-		return &os.PathError{Op: "fork/exec", Path: c.path, Err: err}
-	}
-	c.pid = pid
-	return nil
+	return nsenter.WithCallerSlack(func() error {
+		pid, err := syscall.ForkExec(c.path, c.argv, &syscall.ProcAttr{Env: c.env, Files: c.files, Sys: c.sys})
+		if err != nil {
+			return &os.PathError{Op: "fork/exec", Path: c.path, Err: err}
+		}
+		c.pid = pid
+		return nil
+	})
 }
 
 // wait reaps the process and says how it ended, as os/exec words it.

@@ -16,6 +16,7 @@ import (
 	"github.com/hako-runtime/hako/internal/explain"
 	"github.com/hako-runtime/hako/internal/linux/ns"
 	"github.com/hako-runtime/hako/internal/linux/security"
+	"github.com/hako-runtime/hako/internal/nsenter"
 )
 
 func (p *prober) kernel() {
@@ -49,7 +50,10 @@ func child(flags uintptr, argv ...string) error {
 	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	err := cmd.Run()
+	err := nsenter.WithCallerSlack(cmd.Start)
+	if err == nil {
+		err = cmd.Wait()
+	}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		ee.Stderr = stderr.Bytes()
@@ -241,7 +245,7 @@ func (p *prober) idmapped(flag, path string) {
 		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 100000, Size: 65536}}}
 	w, err := cmd.StdinPipe()
 	if err == nil {
-		err = cmd.Start()
+		err = nsenter.WithCallerSlack(cmd.Start)
 	}
 	if err != nil {
 		p.add(name, Warn, "cannot make a user namespace for the idmap: "+err.Error(), "")

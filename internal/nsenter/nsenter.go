@@ -27,6 +27,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 
@@ -389,4 +390,23 @@ func childError(p []byte) error {
 	// facts gathered here are the parent's, and its threads are not.
 	f.Threads = 1
 	return explain.WrapFacts(op, arg, errno, f)
+}
+
+// WithCallerSlack runs start, which starts a process, on a thread whose
+// timer slack is the one hako was started with, so that the process gets
+// it (and keeps it as its default: a child's default slack is its
+// forker's slack at the fork). hako's own threads run with a larger one
+// (nsexec.c's set_slack says why).
+func WithCallerSlack(start func() error) error {
+	orig := int64(C.hako_caller_slack)
+	if orig <= 0 {
+		return start()
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := unix.Prctl(unix.PR_SET_TIMERSLACK, uintptr(orig), 0, 0, 0); err != nil {
+		return fmt.Errorf("give a new process the caller's timer slack: prctl PR_SET_TIMERSLACK: %w", err)
+	}
+	defer unix.Prctl(unix.PR_SET_TIMERSLACK, C.HAKO_TIMER_SLACK_NS, 0, 0, 0)
+	return start()
 }

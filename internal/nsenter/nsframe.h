@@ -71,6 +71,11 @@
 // The most fds one frame carries (the kernel's SCM_MAX_FD, frame.MaxFds).
 #define HAKO_MAX_FDS 253
 
+// The timer slack of a hako command's threads (nsexec.c's set_slack), and
+// the caller's, which the processes it starts get back: -1 if unchanged.
+#define HAKO_TIMER_SLACK_NS 1000000
+extern long hako_caller_slack;
+
 // The constructor's setns into _HAKO_SETNS_USER's namespace: its errno,
 // 0 if it succeeded or was not asked for (nsenter.SetnsUserErr).
 extern int hako_setns_user_errno;

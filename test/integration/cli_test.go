@@ -6,10 +6,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // rtCmd runs one runtime's command line and returns stdout, stderr and the
@@ -387,4 +391,50 @@ func lineDiff(a, b string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// hako runs with a large timer slack of its own (nsexec.c's set_slack);
+// what it starts gets the caller's back: the container's init, an exec'd
+// process, a hook.
+func TestTimerSlackIsTheCallers(t *testing.T) {
+	e := newEnv(t)
+	out := filepath.Join(t.TempDir(), "hook-slack")
+	e.spec.Process.Args = []string{"cat", "/proc/self/timerslack_ns"}
+	e.spec.Hooks = &specs.Hooks{Poststop: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "cat /proc/self/timerslack_ns > " + out}}}}
+	e.write()
+	// os/exec forks from the calling thread, whose slack the child gets.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := unix.PrctlRetInt(unix.PR_GET_TIMERSLACK, 0, 0, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Prctl(unix.PR_SET_TIMERSLACK, 123456, 0, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Prctl(unix.PR_SET_TIMERSLACK, uintptr(orig), 0, 0, 0)
+	if got := strings.TrimSpace(e.hakoOK("run", "--bundle", e.bundle, "slack")); got != "123456" {
+		t.Errorf("the container's init has timer slack %s ns, want the caller's 123456", got)
+	}
+	if got := strings.TrimSpace(readFile(t, out)); got != "123456" {
+		t.Errorf("a poststop hook has timer slack %s ns, want the caller's 123456", got)
+	}
+	e.spec.Hooks = nil
+	e.background("slack2")
+	if got := strings.TrimSpace(e.hakoOK("exec", "slack2", "cat", "/proc/self/timerslack_ns")); got != "123456" {
+		t.Errorf("an exec'd process has timer slack %s ns, want the caller's 123456", got)
+	}
+	// And hako's own, without which the checks above would pass as well.
+	e.spec.Process.Args = []string{"sleep", "2"}
+	e.write()
+	cmd := exec.Command(hakoBin, "--root", e.root, "run", "--bundle", e.bundle, "slack3")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	time.Sleep(300 * time.Millisecond)
+	own := strings.TrimSpace(readFile(t, fmt.Sprintf("/proc/%d/timerslack_ns", cmd.Process.Pid)))
+	if own != "1000000" {
+		t.Errorf("hako run's own timer slack is %s ns, want 1000000", own)
+	}
 }

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hako-runtime/hako/internal/explain"
+	"github.com/hako-runtime/hako/internal/nsenter"
 )
 
 // Format renders mappings in the kernel's "inside outside count" lines.
@@ -82,7 +83,11 @@ func NewWriter() *Writer {
 			return os.WriteFile(p, d, 0)
 		},
 		Run: func(name string, args ...string) error {
-			out, err := exec.Command(name, args...).CombinedOutput()
+			var out []byte
+			err := nsenter.WithCallerSlack(func() (err error) {
+				out, err = exec.Command(name, args...).CombinedOutput()
+				return err
+			})
 			if err != nil {
 				return fmt.Errorf("%s: %w: %s", name, err, strings.TrimSpace(string(out)))
 			}

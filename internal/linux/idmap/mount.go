@@ -80,7 +80,7 @@ func mappedUserns(uids, gids []specs.LinuxIDMapping) (*os.File, error) {
 	for _, m := range gids {
 		cmd.SysProcAttr.GidMappings = append(cmd.SysProcAttr.GidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
 	}
-	if err := cmd.Start(); err != nil {
+	if err := nsenter.WithCallerSlack(cmd.Start); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("start user namespace holder: %w", err)
 	}

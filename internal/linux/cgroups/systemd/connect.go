@@ -12,6 +12,8 @@ import (
 
 	sd "github.com/coreos/go-systemd/v22/dbus"
 	"github.com/godbus/dbus/v5"
+
+	"github.com/hako-runtime/hako/internal/nsenter"
 )
 
 // Connect opens a connection to the system's systemd (the system bus, or
@@ -73,7 +75,11 @@ func userBusAddress() (string, error) {
 			return "unix:path=" + dbus.EscapeBusAddressValue(p), nil
 		}
 	}
-	out, err := exec.Command("systemctl", "--user", "--no-pager", "show-environment").CombinedOutput()
+	var out []byte
+	err := nsenter.WithCallerSlack(func() (err error) {
+		out, err = exec.Command("systemctl", "--user", "--no-pager", "show-environment").CombinedOutput()
+		return err
+	})
 	if err != nil {
 		return "", fmt.Errorf("systemd: find the user bus: no $DBUS_SESSION_BUS_ADDRESS, no $XDG_RUNTIME_DIR/bus, and systemctl --user show-environment failed: %w: %s", err, strings.TrimSpace(string(out)))
 	}

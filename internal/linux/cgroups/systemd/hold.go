@@ -44,7 +44,7 @@ func Hold() (*Holder, error) {
 	cmd.Args = []string{"hako:[cg-hold]"}
 	cmd.Env = []string{nsenter.EnvCgroupHold + "=1"}
 	cmd.Stdin = r
-	if err := cmd.Start(); err != nil {
+	if err := nsenter.WithCallerSlack(cmd.Start); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("systemd: cgroup placeholder: start /proc/self/exe: %w", err)
 	}
