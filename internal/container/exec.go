@@ -47,9 +47,6 @@ type ExecOpts struct {
 	config *specs.Spec
 	// timeline, when --debug is on, gathers exec's breakdown.
 	timeline *timing.Timeline
-	// afterPlan, if set, runs once the process has its plan (exec's
-	// signal subscription, forwardAhead).
-	afterPlan func()
 }
 
 // Exec starts a process beside the init: in exactly the namespaces the
@@ -153,7 +150,7 @@ func (c *Container) Exec(o *ExecOpts) (int, error) {
 		c.rt.debug("exec %s: the plan runs in nsexec.c, without Go", c.State.ID)
 	}
 	tl.Mark("plan")
-	so := &spawnOpts{timeline: tl, cplan: cplan, afterSend: o.afterPlan,
+	so := &spawnOpts{timeline: tl, cplan: cplan,
 		req: req, cgroup2Dir: cgroup2, place: place, plan: pl, preserved: preserved, console: console,
 		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr, sealDir: c.rt.sealDir(), rootless: c.rt.Rootless, warn: c.rt.Warn,
 		stuck: stuck,

@@ -10,15 +10,16 @@ import (
 )
 
 // forwardAhead subscribes to the forwarded signals on a goroutine of its
-// own, started once the plan is sent (spawnOpts.afterSend): the container
-// process applies it while hako only waits, and the channel gives the
-// subscription. signal.Notify costs a round trip to the Go runtime's
-// signal-mask thread per signal (~30 µs each here, 0.4 ms for the list),
-// which otherwise sat between the process's start and the wait, on run's
-// and exec's path; started with create, it competed with create's own
-// work for the two CPUs instead. Subscribed before the process runs
-// anything of its own, as runc subscribes before the container runs: a
-// signal hako gets meanwhile is queued for the process.
+// own, while the caller makes the process it will wait for; the channel
+// gives the subscription. signal.Notify costs a round trip to the Go
+// runtime's signal-mask thread per signal (~30 µs each here, 0.4 ms for
+// the list), which otherwise sat between the process's start and the wait,
+// on run's and exec's path. run starts it once the init has its plan
+// (spawnOpts.afterSend), while hako only waits: started with create, it
+// competed with create's own work for the two CPUs and cost more than it
+// saved. exec starts it at once. Either way the subscription is made
+// before the process runs anything of its own, as runc subscribes before
+// the container runs: a signal hako gets meanwhile is queued for it.
 func forwardAhead() <-chan chan os.Signal {
 	ch := make(chan chan os.Signal, 1)
 	go func() { ch <- notifyForwarded() }()
