@@ -1,8 +1,12 @@
 package spec
 
 import (
+	"bytes"
 	"encoding/json"
+	"reflect"
 	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // brokenSeeds are hand-written configs that each stop at a different check;
@@ -44,6 +48,11 @@ func FuzzParseValidate(f *testing.F) {
 			}
 			checkErrShape(t, err)
 			return
+		}
+		// The Linux-only decode is the whole one (specLinux).
+		var whole specs.Spec
+		if json.NewDecoder(bytes.NewReader(data)).Decode(&whole) != nil || !reflect.DeepEqual(s, &whole) {
+			t.Fatalf("Parse gives %+v, a whole decode %+v", s, whole)
 		}
 		if err := Validate(s, bundle); err != nil {
 			checkErrShape(t, err)

@@ -44,10 +44,55 @@ func LoadBytes(bundle string) (*specs.Spec, []byte, error) {
 	return s, data, nil
 }
 
+// specLinux is specs.Spec with the other systems' sections left as raw
+// JSON. On a type's first decode, encoding/json builds the encoders of
+// every type the type reaches (typeFields), and the sections of Solaris,
+// Windows, VMs, z/OS and FreeBSD are a good part of runtime-spec's types:
+// ~0.15 ms of every create (0.64 -> 0.49 ms for runc's default config, a
+// fresh process each), for sections a Linux config does not have. A config
+// that has one is decoded whole, as before, so that Validate and the
+// errors see it as they always did. TestSpecLinuxIsSpec holds the two
+// types equal field for field.
+type specLinux struct {
+	Version     string            `json:"ociVersion"`
+	Process     *specs.Process    `json:"process,omitempty"`
+	Root        *specs.Root       `json:"root,omitempty"`
+	Hostname    string            `json:"hostname,omitempty"`
+	Domainname  string            `json:"domainname,omitempty"`
+	Mounts      []specs.Mount     `json:"mounts,omitempty"`
+	Hooks       *specs.Hooks      `json:"hooks,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	Linux       *specs.Linux      `json:"linux,omitempty"`
+	Solaris     json.RawMessage   `json:"solaris,omitempty"`
+	Windows     json.RawMessage   `json:"windows,omitempty"`
+	VM          json.RawMessage   `json:"vm,omitempty"`
+	ZOS         json.RawMessage   `json:"zos,omitempty"`
+	FreeBSD     json.RawMessage   `json:"freebsd,omitempty"`
+}
+
+// linuxOnly returns the spec if no other system's section is there.
+func (l *specLinux) linuxOnly() (*specs.Spec, bool) {
+	for _, raw := range []json.RawMessage{l.Solaris, l.Windows, l.VM, l.ZOS, l.FreeBSD} {
+		if raw != nil && string(raw) != "null" {
+			return nil, false
+		}
+	}
+	return &specs.Spec{Version: l.Version, Process: l.Process, Root: l.Root, Hostname: l.Hostname, Domainname: l.Domainname,
+		Mounts: l.Mounts, Hooks: l.Hooks, Annotations: l.Annotations, Linux: l.Linux}, true
+}
+
 // Parse decodes config.json bytes. Unknown fields are ignored like runc; a
 // wrong JSON type gives an error naming the field path, e.g.
 // "config.json: process.args: cannot unmarshal string into []string".
 func Parse(data []byte) (*specs.Spec, error) {
+	var l specLinux
+	if json.NewDecoder(bytes.NewReader(data)).Decode(&l) == nil {
+		if s, ok := l.linuxOnly(); ok {
+			return s, nil
+		}
+	}
+	// Another system's section, or an error: the whole decode, whose
+	// errors name fields as they always have.
 	var s specs.Spec
 	// A Decoder rather than json.Unmarshal because runc uses one: trailing
 	// bytes after the top-level object are ignored, and configs that runc

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -172,4 +173,52 @@ func TestRootfsPath(t *testing.T) {
 	s.Root = &specs.Root{}
 	_, err = RootfsPath(s, bundle)
 	checkErr(t, err, "root.path: must not be empty")
+}
+
+// specLinux is specs.Spec field for field, the other systems' sections as
+// raw JSON: a field runtime-spec adds must be added to it, or Parse would
+// drop it.
+func TestSpecLinuxIsSpec(t *testing.T) {
+	st, lt := reflect.TypeFor[specs.Spec](), reflect.TypeFor[specLinux]()
+	if st.NumField() != lt.NumField() {
+		t.Fatalf("specs.Spec has %d fields, specLinux %d", st.NumField(), lt.NumField())
+	}
+	others := map[string]bool{"Solaris": true, "Windows": true, "VM": true, "ZOS": true, "FreeBSD": true}
+	for i := range st.NumField() {
+		sf, lf := st.Field(i), lt.Field(i)
+		if sf.Name != lf.Name || sf.Tag.Get("json") != lf.Tag.Get("json") {
+			t.Errorf("field %d: specs.Spec has %s %q, specLinux %s %q", i, sf.Name, sf.Tag.Get("json"), lf.Name, lf.Tag.Get("json"))
+		}
+		want := sf.Type
+		if others[sf.Name] {
+			want = reflect.TypeFor[json.RawMessage]()
+		}
+		if lf.Type != want {
+			t.Errorf("%s: specLinux has %s, want %s", sf.Name, lf.Type, want)
+		}
+	}
+}
+
+// Parse's Linux-only decode and the whole one give the same spec, and a
+// config with another system's section takes the whole decode.
+func TestParseLinuxOnlyIsWhole(t *testing.T) {
+	for _, in := range []string{
+		`{"ociVersion":"1.0.0","process":{"args":["sh"],"cwd":"/"},"root":{"path":"rootfs"},"linux":{"namespaces":[{"type":"pid"}]}}`,
+		`{"ociVersion":"1.0.0","windows":null,"vm":null}`,
+		`{"ociVersion":"1.0.0","windows":{"layerFolders":["a"]}}`,
+		`{"ociVersion":"1.0.0","solaris":{"milestone":"m"},"linux":{}}`,
+		`{"ociVersion":"1.0.0","Linux":{"sysctl":{"a":"b"}},"PROCESS":{"args":["x"]}}`,
+	} {
+		got, err := Parse([]byte(in))
+		if err != nil {
+			t.Fatalf("%s: %v", in, err)
+		}
+		var want specs.Spec
+		if err := json.Unmarshal([]byte(in), &want); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, &want) {
+			t.Errorf("%s: got %+v, want %+v", in, got, want)
+		}
+	}
 }
