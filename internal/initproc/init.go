@@ -61,7 +61,7 @@ func cResume(a *applier, r *nsenter.CResume, err error, mainAt time.Time) {
 		a.fail(fmt.Errorf("go on with the plan nsexec.c began: %w", err))
 	}
 	a.plan, a.fds, a.number = r.Plan, r.Fds, r.Step
-	if err := checkFds(r.Plan, r.Fds); err != nil {
+	if err := checkFds(r.Plan, r.Fds, "the plan"); err != nil {
 		a.fail(err)
 	}
 	if r.Root >= 0 {
@@ -81,10 +81,12 @@ func cResume(a *applier, r *nsenter.CResume, err error, mainAt time.Time) {
 	a.fail(apply(a, r.Plan.Steps[r.Step:], handlers))
 }
 
-func checkFds(p *plan.Plan, fds []int) error {
+// checkFds refuses a plan whose steps name more fds than came with it
+// (with: what they came with), before any step runs.
+func checkFds(p *plan.Plan, fds []int, with string) error {
 	for i, s := range p.Steps {
 		if s.FD >= len(fds) {
-			return fmt.Errorf("plan step %d %s: fd #%d, but %d fds came with the plan", i+1, s.Op, s.FD, len(fds))
+			return fmt.Errorf("plan step %d %s: fd #%d, but %d fds came with %s", i+1, s.Op, s.FD, len(fds), with)
 		}
 	}
 	return nil
@@ -104,7 +106,7 @@ func (a *applier) receive() (*plan.Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read plan: %w", err)
 	}
-	return p, checkFds(p, a.fds)
+	return p, checkFds(p, a.fds, "the plan")
 }
 
 func (a *applier) send(t frame.Type, payload []byte) error {

@@ -205,10 +205,8 @@ func readResume(env string) (*resume, error) {
 		return nil, fmt.Errorf("fd %d: %w", fd, err)
 	}
 	r.Plan, r.Wire = *p, nil
-	for i, s := range r.Plan.Steps {
-		if s.FD >= len(r.Fds) {
-			return nil, fmt.Errorf("plan step %d %s: fd #%d, but %d fds came with it", i+1, s.Op, s.FD, len(r.Fds))
-		}
+	if err := checkFds(&r.Plan, r.Fds, "it"); err != nil {
+		return nil, err
 	}
 	return &r, nil
 }

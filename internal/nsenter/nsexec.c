@@ -218,21 +218,6 @@ int hako_recv_with_fds(void *buf, size_t len, int *fds, int max, int *nfds)
 	return recv_fds(buf, len, fds, max, nfds);
 }
 
-// hako_recv_exact reads len bytes that must come without fds.
-int hako_recv_exact(void *buf, size_t len)
-{
-	struct frame f = {.nfds = 0};
-	if (recv_full(buf, len, &f) < 0)
-		return -1;
-	if (f.nfds != 0) {
-		for (int i = 0; i < f.nfds; i++)
-			close(f.fds[i]);
-		errno = EPROTO;
-		return -1;
-	}
-	return 0;
-}
-
 // expect_fd checks that a request frame brought exactly one fd.
 static int expect_fd(struct frame *f)
 {

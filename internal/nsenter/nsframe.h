@@ -91,7 +91,6 @@ static inline void hako_put_le32(unsigned char *p, uint32_t v)
 
 // Shared by nsexec.c and cplan.c.
 int hako_send_frame(int type, const void *payload, size_t len);
-int hako_recv_exact(void *buf, size_t len);
 int hako_recv_with_fds(void *buf, size_t len, int *fds, int max, int *nfds);
 void hako_run_cplan(void);
 
