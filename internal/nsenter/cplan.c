@@ -534,15 +534,27 @@ static int plan_fds[HAKO_MAX_FDS];
 static int plan_nfds;
 static int root_fd = -1;
 
-static int take_fd(int32_t i)
+// step_fd is a copy of the plan's fd i for a mount step to use up (-1 for
+// none, -2 if it could not be had). The plan keeps its own until the step
+// has worked (drop_fd): a step handed to Go runs again there, with it.
+static int step_fd(int32_t i)
 {
 	if (i < 0)
 		return -1;
 	if (i >= plan_nfds)
 		fail(EPROTO, "", "malformed c-plan: fd #%d, but %d fds came with the plan", i, plan_nfds);
-	int fd = plan_fds[i];
-	plan_fds[i] = -1;
-	return fd;
+	if (plan_fds[i] < 0)
+		return -2;
+	int fd = fcntl(plan_fds[i], F_DUPFD_CLOEXEC, 0);
+	return fd < 0 ? -2 : fd;
+}
+
+static void drop_fd(int32_t i)
+{
+	if (i >= 0 && i < plan_nfds && plan_fds[i] >= 0) {
+		close(plan_fds[i]);
+		plan_fds[i] = -1;
+	}
 }
 
 // close_host_fds is applier.closeHostFds: nothing of the host stays open
@@ -684,9 +696,18 @@ void hako_run_cplan(void)
 			break;
 		case HAKO_C_MOUNT: {
 			struct hako_cmount m = {0};
-			int fd = take_fd((int32_t)u32(&b));
+			int32_t i = (int32_t)u32(&b);
 			read_mount(&b, &m);
-			res = root_fd < 0 ? -1 : hako_c_mount(root_fd, &m, fd);
+			int fd = step_fd(i);
+			if (root_fd < 0 || fd == -2) {
+				if (fd >= 0)
+					close(fd);
+				res = -1;
+				break;
+			}
+			res = hako_c_mount(root_fd, &m, fd);
+			if (res == 0)
+				drop_fd(i);
 			break;
 		}
 		case HAKO_C_DEV: {

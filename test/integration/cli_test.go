@@ -438,3 +438,42 @@ func TestTimerSlackIsTheCallers(t *testing.T) {
 		t.Errorf("hako run's own timer slack is %s ns, want 1000000", own)
 	}
 }
+
+// A mount step nsexec.c hands to Go after it failed runs again in Go with
+// everything it had: here the bind source the parent opened for an init in
+// a user namespace (the directory is root's alone, out of the mapped
+// root's reach by path). The failure reads as it does with the plan in Go
+// from the start.
+func TestInitPlanHandOverKeepsStepFd(t *testing.T) {
+	e := newEnv(t)
+	openUp(t, e.bundle)
+	e.addNS(specs.UserNamespace)
+	e.spec.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 430000, Size: 65536}}
+	e.spec.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 430000, Size: 65536}}
+	// Below a directory only root may search.
+	hidden := t.TempDir()
+	if err := os.Chmod(hidden, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(hidden, "src")
+	if err := os.Mkdir(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// A directory bound over a file: the step fails once it has its fd.
+	e.spec.Mounts = append(e.spec.Mounts, specs.Mount{Destination: "/etc/passwd", Type: "bind", Source: src, Options: []string{"rbind"}})
+	e.spec.Process.Args = []string{"true"}
+	e.write()
+	var got [2]string
+	for i, env := range [][]string{nil, {"_HAKO_TEST_NO_C_PLAN=1"}} {
+		hakoEnv = env
+		_, se, code := e.hako("run", "handfd")
+		hakoEnv = nil
+		if code == 0 {
+			t.Fatalf("a directory bound over a file: exit 0 (env %v)", env)
+		}
+		got[i] = se
+	}
+	if got[0] != got[1] {
+		t.Errorf("the plan begun in C fails with\n%s\nthe plan in Go with\n%s", got[0], got[1])
+	}
+}
